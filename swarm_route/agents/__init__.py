@@ -1,0 +1,1 @@
+"""Agent backends: how one (agent, model) hop is actually called."""

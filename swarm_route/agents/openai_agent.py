@@ -1,0 +1,54 @@
+"""Agents behind an OpenAI-compatible chat-completions endpoint (vLLM, OpenAI, …), through ``openai``."""
+
+from __future__ import annotations
+
+import os
+
+import openai
+
+from swarm_route.agents.base import AgentAnswer, AgentError
+from swarm_route.core.registry import AgentSpec
+
+
+class OpenAIBackend:
+    """One ``AsyncOpenAI`` client per (endpoint, key); retries are dispatch's job, so the client makes none."""
+
+    def __init__(self, timeout_s: float = 30.0) -> None:
+        self._timeout = timeout_s
+        self._clients: dict[tuple[str, str | None], openai.AsyncOpenAI] = {}
+
+    def _client(self, spec: AgentSpec) -> openai.AsyncOpenAI:
+        key = (spec.endpoint, spec.api_key_env)
+        if key not in self._clients:
+            api_key = os.environ.get(spec.api_key_env, "") if spec.api_key_env else ""
+            self._clients[key] = openai.AsyncOpenAI(
+                base_url=spec.endpoint, api_key=api_key or "unused", timeout=self._timeout, max_retries=0
+            )
+        return self._clients[key]
+
+    async def answer(self, spec: AgentSpec, model: str, query: str) -> AgentAnswer:
+        price = next(m.cost_per_1k_tokens for m in spec.models if m.name == model)
+        try:
+            completion = await self._client(spec).chat.completions.create(
+                model=model,
+                messages=[
+                    {"role": "system", "content": spec.description},
+                    {"role": "user", "content": query},
+                ],
+            )
+        except (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError) as exc:
+            raise AgentError(f"{type(exc).__name__}: {exc}", retryable=True) from exc
+        except openai.APIStatusError as exc:
+            raise AgentError(
+                f"HTTP {exc.status_code} from {spec.endpoint}", retryable=exc.status_code >= 500
+            ) from exc
+        if not completion.choices or not completion.choices[0].message.content:
+            raise AgentError(f"empty answer from {spec.endpoint}", retryable=True)
+        usage = completion.usage
+        prompt, answer = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
+        return AgentAnswer(
+            text=completion.choices[0].message.content,
+            cost_usd=(prompt + answer) * price / 1000,
+            prompt_tokens=prompt,
+            completion_tokens=answer,
+        )

@@ -1,0 +1,121 @@
+"""Replay agents: answer from a recorded routing matrix instead of a live LLM.
+
+A routing-matrix CSV holds, for every prompt, each model's recorded score, response and USD cost
+(columns ``<model>``, ``<model>|model_response``, ``<model>|total_cost``). A replay agent returns exactly
+what its model did on that prompt, so benchmarks and demos exercise the real router and dispatch with real
+answers, scores and prices, and no hosted LLM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from swarm_route.agents.base import AgentAnswer, AgentError
+from swarm_route.core.registry import AgentSpec
+
+RESPONSE_SUFFIX = "|model_response"
+COST_SUFFIX = "|total_cost"
+_SPACE = re.compile(r"\s+")
+
+
+def prompt_key(prompt: str) -> str:
+    return _SPACE.sub(" ", prompt).strip()
+
+
+def _float(value: str | None) -> float | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        x = float(value)
+    except ValueError:
+        return None
+    return None if math.isnan(x) else x
+
+
+@dataclass(frozen=True)
+class Record:
+    score: float | None
+    response: str
+    cost_usd: float | None
+
+
+@dataclass
+class Row:
+    sample_id: str
+    prompt: str
+    task: str
+    records: dict[str, Record] = field(default_factory=dict)
+
+
+@dataclass
+class RoutingMatrix:
+    """Rows of one or more routing-matrix CSVs; models are whatever columns have a cost column beside them."""
+
+    rows: list[Row]
+    models: list[str]
+
+    @classmethod
+    def load(cls, *paths: str | Path) -> RoutingMatrix:
+        csv.field_size_limit(sys.maxsize)
+        rows: list[Row] = []
+        models: list[str] = []
+        for path in paths:
+            with open(path, newline="", encoding="utf-8") as fh:
+                reader = csv.DictReader(fh)
+                header = reader.fieldnames or []
+                file_models = [c[: -len(COST_SUFFIX)] for c in header if c.endswith(COST_SUFFIX)]
+                file_models = [m for m in file_models if m in header]
+                if not file_models or "prompt" not in header:
+                    raise ValueError(
+                        f"{path}: not a routing matrix (needs 'prompt' and '<model>|total_cost')"
+                    )
+                models += [m for m in file_models if m not in models]
+                for i, raw in enumerate(reader):
+                    row = Row(
+                        raw.get("sample_id") or f"{Path(path).stem}:{i}",
+                        raw["prompt"],
+                        raw.get("eval_name", ""),
+                    )
+                    for m in file_models:
+                        row.records[m] = Record(
+                            _float(raw.get(m)),
+                            raw.get(m + RESPONSE_SUFFIX) or "",
+                            _float(raw.get(m + COST_SUFFIX)),
+                        )
+                    rows.append(row)
+        return cls(rows, models)
+
+    def index(self) -> dict[str, Row]:
+        return {prompt_key(r.prompt): r for r in self.rows}
+
+
+@lru_cache(maxsize=16)
+def _indexed(path: str) -> tuple[dict[str, Row], tuple[str, ...]]:
+    matrix = RoutingMatrix.load(path)
+    return matrix.index(), tuple(matrix.models)
+
+
+class ReplayBackend:
+    """The agent's ``endpoint`` is the CSV path; its models are columns of that file."""
+
+    async def answer(self, spec: AgentSpec, model: str, query: str) -> AgentAnswer:
+        try:
+            index, models = await asyncio.to_thread(_indexed, spec.endpoint)
+        except (OSError, ValueError) as exc:
+            raise AgentError(f"replay file unusable: {exc}") from exc
+        if model not in models:
+            raise AgentError(f"model {model!r} is not recorded in {spec.endpoint}")
+        row = index.get(prompt_key(query))
+        if row is None:
+            raise AgentError("this prompt is not in the recording")
+        record = row.records[model]
+        if not record.response:
+            raise AgentError(f"{model} has no recorded response for this prompt")
+        return AgentAnswer(text=record.response, cost_usd=record.cost_usd or 0.0, score=record.score)

@@ -1,0 +1,305 @@
+"""The FastAPI ingress: validation, request ids, and the walk of a query through the stages.
+
+This is the only module that knows HTTP. It calls each stage through its Serve handle, answers the client,
+and only then, in the background, appends the finished request to the stream the updater learns from.
+No ``from __future__ import annotations`` here: Serve rewrites endpoint signatures and needs real types.
+"""
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from swarm_route.agents.builtin import default_pool
+from swarm_route.api.schemas import (
+    ErrorBody,
+    FeedbackAccepted,
+    FeedbackRequest,
+    QueryRequest,
+    QueryResponse,
+    Trace,
+    Trails,
+)
+from swarm_route.config import Settings
+from swarm_route.core.records import Feedback, FinishedRequest, PathOutcome
+from swarm_route.core.registry import AgentExists, AgentNotFound, AgentRegistry, AgentSpec
+from swarm_route.core.stream import EventStream
+from swarm_route.keys import Keys
+from swarm_route.serve.deployments import pheromone_store
+from swarm_route.store import connect
+from swarm_route.timing import ms_since
+
+log = logging.getLogger(__name__)
+
+api = FastAPI(
+    title="swarm_route",
+    version="0.1.0",
+    description="Routes each query to the cheapest agent path that answers it well, and shows why.",
+)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@api.exception_handler(ApiError)
+async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+    return JSONResponse(
+        status_code=exc.status, content=ErrorBody(error=exc.message).model_dump(exclude_none=True)
+    )
+
+
+@api.exception_handler(RequestValidationError)
+async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = [
+        {"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "problem": e["msg"]}
+        for e in exc.errors()
+    ]
+    summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+    return JSONResponse(status_code=422, content={"error": f"invalid request: {summary}", "detail": problems})
+
+
+@api.exception_handler(Exception)
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error")
+    return JSONResponse(
+        status_code=500, content={"error": f"internal error ({type(exc).__name__}); see server log"}
+    )
+
+
+def _field_error(field: str, problem: str) -> JSONResponse:
+    return JSONResponse(
+        status_code=422,
+        content={
+            "error": f"invalid request: {field}: {problem}",
+            "detail": [{"field": field, "problem": problem}],
+        },
+    )
+
+
+@serve.deployment
+@serve.ingress(api)
+class Ingress:
+    async def __init__(
+        self,
+        settings: Settings,
+        classifier: DeploymentHandle,
+        router: DeploymentHandle,
+        dispatcher: DeploymentHandle,
+        aggregator: DeploymentHandle,
+        updater: DeploymentHandle,
+    ) -> None:
+        self._settings = settings
+        if not settings.redis_url:
+            raise RuntimeError(
+                "settings.redis_url is unset: set REDIS_URL, or start through `swarm-route serve`"
+            )
+        self._redis = connect(settings.redis_url)
+        self._keys = Keys(settings.namespace)
+        self._registry = AgentRegistry(self._redis, self._keys)
+        self._stream = EventStream(self._redis, self._keys)
+        self._pheromones = pheromone_store(settings, self._redis)
+        self._classifier, self._router = classifier, router
+        self._dispatcher, self._aggregator, self._updater = dispatcher, aggregator, updater
+        self._background: set[asyncio.Task[None]] = set()
+        await self._register_configured_agents()
+
+    async def _register_configured_agents(self) -> None:
+        """Default pool only where absent (an operator's edits win); configured agents replace their entry."""
+        for spec in default_pool() if self._settings.default_pool else []:
+            try:
+                await self._registry.register(spec)
+            except AgentExists:
+                pass
+        for spec in self._settings.agents:
+            await self._registry.register(spec, replace=True)
+
+    # ------------------------------------------------------------------ queries
+
+    @api.post("/v1/query", response_model=QueryResponse, responses={422: {"model": ErrorBody}})
+    async def query(self, body: QueryRequest) -> Any:
+        limits = self._settings.limits
+        if len(body.query) > limits.max_query_chars:
+            return _field_error(
+                "query", f"is {len(body.query)} characters; at most {limits.max_query_chars} allowed"
+            )
+        if body.max_agents > limits.max_agents:
+            return _field_error("max_agents", f"at most {limits.max_agents} allowed")
+        if body.budget_usd is not None and body.budget_usd > limits.max_budget_usd:
+            return _field_error("budget_usd", f"at most {limits.max_budget_usd} allowed")
+
+        request_id = uuid.uuid4().hex
+        started = time.perf_counter()
+        stages: dict[str, float] = {}
+
+        t = time.perf_counter()
+        intent = await self._classifier.classify.remote(body.query)
+        stages["classify"] = ms_since(t)
+        t = time.perf_counter()
+        decision = await self._router.route.remote(body.query, intent, body.budget_usd, body.max_agents)
+        stages["route"] = ms_since(t)
+        if decision.declined and decision.candidates and body.budget_usd is not None:
+            cheapest = min(c.expected_cost_usd for c in decision.candidates if c.ability >= 0.01)
+            return _field_error(
+                "budget_usd", f"too low: the cheapest path that serves this query costs ${cheapest:.6f}"
+            )
+
+        t = time.perf_counter()
+        if decision.declined:
+            answers, attempts, reason = [], [], decision.declined
+        else:
+            result = await self._dispatcher.run.remote(body.query, decision)
+            answers, attempts = result.answers, result.attempts
+            reason = "every agent chosen for it failed" if not answers else ""
+        stages["dispatch"] = ms_since(t)
+        t = time.perf_counter()
+        probs = [decision.candidates[a.candidate].probability for a in answers]
+        merged = await self._aggregator.merge.remote(answers, probs, reason)
+        stages["aggregate"] = ms_since(t)
+
+        response = QueryResponse(
+            request_id=request_id,
+            answer=merged.text,
+            declined=merged.declined,
+            agents=[agent for a in answers for agent in a.agents],
+            models=[model for a in answers for model in a.models],
+            cost_usd=sum(a.cost_usd for a in answers),
+            latency_ms=ms_since(started),
+            trace=Trace(
+                intent_weights=decision.intent_weights,
+                out_of_scope=decision.out_of_scope,
+                oos_score=decision.oos_score,
+                candidates=decision.candidates,
+                chosen=[a.candidate for a in answers],
+                reasoning=decision.reasoning,
+                attempts=attempts,
+                conflicts=merged.conflicts,
+                stages_ms=stages,
+            ),
+        )
+        if answers:
+            event = FinishedRequest(
+                request_id=request_id,
+                intent_weights=decision.intent_weights,
+                paths=[
+                    PathOutcome(
+                        edges=a.edges,
+                        nodes=[f"{ag}/{m}" for ag, m in zip(a.agents, a.models, strict=True)],
+                        cost_usd=a.cost_usd,
+                        latency_ms=a.latency_ms,
+                        score=a.score,
+                    )
+                    for a in answers
+                ],
+                cost_usd=response.cost_usd,
+            )
+            self._in_background(self._stream.publish(event, self._settings.updater.record_ttl_s))
+        return response
+
+    def _in_background(self, coro: Any) -> None:
+        """The client never waits for learning; a store error here is logged, not raised."""
+
+        async def guarded() -> None:
+            try:
+                await coro
+            except Exception:
+                log.exception("background publish failed")
+
+        task = asyncio.create_task(guarded())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    @api.post(
+        "/v1/feedback",
+        response_model=FeedbackAccepted,
+        status_code=202,
+        responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    )
+    async def feedback(self, body: FeedbackRequest) -> FeedbackAccepted:
+        if await self._stream.record(body.request_id) is None:
+            raise ApiError(
+                404, f"unknown request_id {body.request_id!r} (never answered, or older than its TTL)"
+            )
+        await self._stream.publish(Feedback(request_id=body.request_id, score=body.score))
+        return FeedbackAccepted(request_id=body.request_id)
+
+    # ------------------------------------------------------------------ agents
+
+    @api.post(
+        "/v1/agents",
+        response_model=AgentSpec,
+        status_code=201,
+        responses={409: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    )
+    async def register_agent(self, spec: AgentSpec) -> AgentSpec:
+        try:
+            await self._registry.register(spec)
+        except AgentExists:
+            raise ApiError(
+                409, f"an agent named {spec.name!r} exists; DELETE it first or pick another name"
+            ) from None
+        return spec
+
+    @api.get("/v1/agents", response_model=list[AgentSpec])
+    async def list_agents(self) -> list[AgentSpec]:
+        return await self._registry.all()
+
+    @api.get("/v1/agents/{name}", response_model=AgentSpec, responses={404: {"model": ErrorBody}})
+    async def get_agent(self, name: str) -> AgentSpec:
+        try:
+            return await self._registry.get(name)
+        except AgentNotFound:
+            raise ApiError(404, f"no agent named {name!r}; GET /v1/agents lists them") from None
+
+    @api.delete("/v1/agents/{name}", status_code=204, responses={404: {"model": ErrorBody}})
+    async def delete_agent(self, name: str) -> None:
+        try:
+            await self._registry.remove(name)
+        except AgentNotFound:
+            raise ApiError(404, f"no agent named {name!r}; GET /v1/agents lists them") from None
+
+    # ------------------------------------------------------------------ evidence and health
+
+    @api.get("/v1/pheromones/{intent}", response_model=Trails, responses={404: {"model": ErrorBody}})
+    async def pheromones(self, intent: str) -> Trails:
+        known = {t for a in await self._registry.all() for t in a.intents()} | set(
+            await self._pheromones.intents()
+        )
+        if intent not in known:
+            raise ApiError(404, f"no intent {intent!r}; known: {', '.join(sorted(known)) or 'none'}")
+        p = self._pheromones
+        return Trails(
+            intent=intent,
+            tau_init=p.tau_init,
+            tau_min=p.tau_min,
+            tau_max=p.tau_max,
+            trails=await p.trails(intent),
+        )
+
+    @api.get("/v1/updater/stats")
+    async def updater_stats(self) -> dict[str, int]:
+        """Counters of the quality-gated updater: finished, graded, rejected, deposited, feedback, …"""
+        return await self._updater.stats.remote()
+
+    @api.get("/healthz")
+    async def healthz(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/readyz", responses={503: {"model": ErrorBody}})
+    async def readyz(self) -> dict[str, Any]:
+        try:
+            await self._redis.ping()
+            agents = len(await self._registry.all())
+        except Exception as exc:
+            raise ApiError(503, f"store unreachable: {type(exc).__name__}") from None
+        return {"status": "ready", "agents": agents}

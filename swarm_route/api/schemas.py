@@ -1,0 +1,74 @@
+"""Request and response bodies of the REST API; their limits are part of the contract a client sees."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from swarm_route.core.dispatch import Attempt
+from swarm_route.core.router import Candidate
+
+REQUEST_ID = r"^[0-9a-f]{32}$"
+
+
+class QueryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(
+        min_length=1, description="the user's question; longer than the configured limit is refused"
+    )
+    budget_usd: float | None = Field(
+        None, gt=0, description="hard limit on the expected cost of the chosen paths"
+    )
+    max_agents: int = Field(
+        1, ge=1, description="how many agents may answer independently (merged afterwards)"
+    )
+
+
+class Trace(BaseModel):
+    intent_weights: dict[str, float]
+    out_of_scope: bool
+    oos_score: float
+    candidates: list[Candidate]
+    chosen: list[int]
+    reasoning: str
+    attempts: list[Attempt]
+    conflicts: list[str]
+    stages_ms: dict[str, float]
+
+
+class QueryResponse(BaseModel):
+    request_id: str
+    answer: str
+    declined: bool
+    agents: list[str]
+    models: list[str]
+    cost_usd: float
+    latency_ms: float
+    trace: Trace
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(pattern=REQUEST_ID, description="the request_id of a /v1/query response")
+    score: float = Field(ge=0, le=1, description="quality of the answer, 0 (useless) to 1 (perfect)")
+
+
+class FeedbackAccepted(BaseModel):
+    request_id: str
+    accepted: bool = True
+
+
+class Trails(BaseModel):
+    intent: str
+    tau_init: float
+    tau_min: float
+    tau_max: float
+    trails: dict[str, float] = Field(description="edge 'u>v' → τ; edges not listed read as tau_init")
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: list[dict[str, Any]] | None = None

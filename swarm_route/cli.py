@@ -1,0 +1,146 @@
+"""The ``swarm-route`` command: start the service on embedded defaults, or inspect a running one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Sequence
+
+from swarm_route.config import Settings, load_settings
+
+
+def _wait_ready(url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise TimeoutError(f"{url}/readyz not ready after {timeout_s:.0f} s")
+
+
+class LocalService:
+    """Local Ray + (embedded Redis unless REDIS_URL) + the Serve app; ``stop`` undoes all it started."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._redis = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.serve.host}:{self.settings.serve.port}"
+
+    def start(self, ready_timeout_s: float = 120.0) -> None:
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        import ray
+        from ray import serve
+
+        from swarm_route.serve.app import build_app
+        from swarm_route.store import EmbeddedRedis
+
+        if not self.settings.redis_url:
+            self._redis = EmbeddedRedis()
+            self.settings = self.settings.model_copy(update={"redis_url": self._redis.url})
+        s = self.settings.serve
+        ray.init(num_cpus=s.num_cpus, include_dashboard=False, log_to_driver=False)
+        serve.start(http_options={"host": s.host, "port": s.port})
+        serve.run(build_app(self.settings), name=s.app_name, route_prefix="/", blocking=False)
+        _wait_ready(self.url, ready_timeout_s)
+
+    def stop(self) -> None:
+        import ray
+        from ray import serve
+
+        try:
+            if ray.is_initialized():
+                serve.shutdown()
+                ray.shutdown()
+        finally:
+            if self._redis is not None:
+                self._redis.stop()
+                self._redis = None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    serve_opts = settings.serve.model_copy(
+        update={k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
+    )
+    settings = settings.model_copy(update={"serve": serve_opts})
+    service = LocalService(settings)
+    started = time.monotonic()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        service.start()
+        store = "embedded Redis" if service._redis else "Redis at REDIS_URL"
+        print(
+            f"swarm_route ready at {service.url} in {time.monotonic() - started:.1f} s ({store}); Ctrl-C stops",
+            flush=True,
+        )
+        stop.wait()
+    finally:
+        print("stopping…", flush=True)
+        service.stop()
+    return 0
+
+
+def _request(method: str, url: str, body: dict | None = None) -> tuple[int, object]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def _agents(args: argparse.Namespace) -> int:
+    base = args.url.rstrip("/")
+    if args.action == "list":
+        status, body = _request("GET", f"{base}/v1/agents")
+    elif args.action == "add":
+        with open(args.file) as fh:
+            status, body = _request("POST", f"{base}/v1/agents", json.load(fh))
+    else:
+        status, body = _request("DELETE", f"{base}/v1/agents/{args.name}")
+    print(json.dumps(body, indent=2) if body is not None else f"HTTP {status}")
+    return 0 if status < 400 else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="swarm-route", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser(
+        "serve", help="start local Ray, Redis (embedded unless REDIS_URL) and the app; Ctrl-C stops"
+    )
+    p.add_argument("--config", help="YAML settings file (see deployments/local.yaml)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=_serve)
+    p = sub.add_parser("agents", help="list, add or remove agents of a running service")
+    p.add_argument("action", choices=["list", "add", "remove"])
+    p.add_argument("target", nargs="?", help="add: a JSON file with the agent; remove: the agent's name")
+    p.add_argument("--url", default="http://127.0.0.1:8000")
+    p.set_defaults(func=_agents)
+    args = parser.parse_args(argv)
+    if args.command == "agents":
+        args.file = args.name = args.target
+        if args.action != "list" and not args.target:
+            parser.error(f"agents {args.action} needs a {'file' if args.action == 'add' else 'name'}")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

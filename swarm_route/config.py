@@ -1,0 +1,135 @@
+"""One settings model for every way the service starts.
+
+The same values come from the environment (``SWARM_*``, nested with ``__``), from an optional YAML file
+(``SWARM_CONFIG``) and from the ``args`` of a Serve config, so a local run, ``serve run`` and the KubeRay
+manifest cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import AliasChoices, BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from swarm_route.core.registry import AgentSpec
+
+
+class AcoSettings(BaseModel):
+    """AMRO-S transition and update parameters; see ``core.aco`` and ``core.pheromone``."""
+
+    alpha: float = Field(1.0, ge=0, description="weight of pheromone τ in p ∝ τ^α·η^β")
+    beta: float = Field(2.0, ge=0, description="weight of the heuristic η")
+    q0: float = Field(0.8, ge=0, le=1, description="ACS exploitation probability: argmax instead of sampling")
+    rho: float = Field(0.1, gt=0, lt=1, description="evaporation rate")
+    deposit_q: float = Field(0.05, gt=0, description="Q in Δτ = w·Q/(cost+ε)")
+    epsilon: float = Field(0.01, gt=0, description="ε in Δτ = w·Q/(cost+ε), in USD")
+    tau_init: float = Field(1.0, gt=0, description="trail of an edge nothing has deposited on yet")
+    tau_min: float = Field(0.1, gt=0)
+    tau_max: float = Field(5.0, gt=0)
+    cost_weight: float = Field(0.5, ge=0, description="λ: how strongly expected cost lowers η")
+    multi_agent_ratio: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="with max_agents > 1, add agents whose p is at least this share of the best",
+    )
+
+
+class UpdaterSettings(BaseModel):
+    """The quality gate and the asynchronous pheromone updater."""
+
+    sample_rate: float = Field(1.0, ge=0, le=1, description="share of finished requests that are graded")
+    gate_threshold: float = Field(0.7, ge=0, le=1, description="minimum quality score that earns pheromone")
+    min_intent_weight: float = Field(0.05, ge=0, le=1, description="intents below this weight get no deposit")
+    evaporate_interval_s: float = Field(60.0, gt=0)
+    block_ms: int = Field(500, ge=10, description="how long one stream read waits for new entries")
+    record_ttl_s: int = Field(7 * 24 * 3600, gt=0, description="how long feedback can still reach a request")
+
+
+class DispatchSettings(BaseModel):
+    timeout_s: float = Field(30.0, gt=0, description="per agent call")
+    retries: int = Field(2, ge=0, description="extra attempts on retryable errors")
+    backoff_s: float = Field(0.2, ge=0)
+    fallbacks: int = Field(2, ge=0, description="next-best paths tried when every chosen agent failed")
+
+
+class LimitSettings(BaseModel):
+    max_query_chars: int = Field(8000, gt=0)
+    max_agents: int = Field(3, ge=1, le=10)
+    max_budget_usd: float = Field(100.0, gt=0)
+
+
+class IntentSettings(BaseModel):
+    oos_threshold: float = Field(
+        0.12, ge=0, le=1, description="below this best similarity a query is out of scope for every agent"
+    )
+    temperature: float = Field(0.05, gt=0, description="softmax temperature over intent similarities")
+
+
+class ServeSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    app_name: str = "swarm_route"
+    num_cpus: int | None = Field(None, description="CPUs for a local Ray; None lets Ray count them")
+    max_ongoing_requests: int = Field(256, ge=1, description="per replica, for every deployment")
+    ingress_replicas: int = Field(1, ge=1)
+
+
+class Settings(BaseSettings):
+    """Everything swarm_route reads at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="SWARM_", env_nested_delimiter="__", extra="ignore")
+
+    redis_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("redis_url", "REDIS_URL", "SWARM_REDIS_URL"),
+        description="external Redis; when unset `swarm-route serve` starts an embedded one",
+    )
+    namespace: str = Field("swarm", pattern=r"^[A-Za-z0-9_.-]{1,40}$", description="Redis key prefix")
+    default_pool: bool = Field(True, description="register the built-in agents at start-up if absent")
+    agents: list[AgentSpec] = Field(default_factory=list, description="agents registered at start-up")
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+    aco: AcoSettings = Field(default_factory=AcoSettings)
+    updater: UpdaterSettings = Field(default_factory=UpdaterSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    intent: IntentSettings = Field(default_factory=IntentSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get("SWARM_CONFIG")
+        if path:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(path)))
+        return tuple(sources)
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from an explicit YAML file, then the environment; ``overrides`` win over both.
+
+    An explicit file is what the operator pointed at on the command line, so it outranks ``SWARM_*``
+    variables; a file named only by ``SWARM_CONFIG`` ranks below them.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: the top level of a settings file must be a mapping")
+    data.update(overrides)
+    return Settings(**data)

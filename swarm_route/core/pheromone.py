@@ -1,0 +1,115 @@
+"""Pheromone specialists: one trail set per intent, kept in Redis, fused per query by intent weights.
+
+Only the updater writes. A deposit evaporates and reinforces the path's edges in one Lua call, bounded to
+[τ_min, τ_max] (MAX-MIN ant system) so no path starves and none monopolises; a scheduled evaporation
+decays every stored edge. An edge nothing has deposited on reads as τ_init, so a newly registered agent
+starts above agents whose trails have decayed and gets tried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import redis.asyncio as aioredis
+
+from swarm_route.keys import Keys
+
+Trails = dict[str, float]
+
+_DEPOSIT = """
+local rho, tmin, tmax, tinit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local n = tonumber(ARGV[6])
+for i = 1, n do
+  local edge = ARGV[6 + i]
+  local delta = tonumber(ARGV[6 + n + i])
+  local tau = tonumber(redis.call('HGET', KEYS[1], edge) or tinit)
+  tau = (1 - rho) * tau + delta
+  if tau < tmin then tau = tmin end
+  if tau > tmax then tau = tmax end
+  redis.call('HSET', KEYS[1], edge, string.format('%.6g', tau))
+end
+redis.call('SADD', KEYS[2], ARGV[5])
+return n
+"""
+
+_EVAPORATE = """
+local rho, tmin = tonumber(ARGV[1]), tonumber(ARGV[2])
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do
+  local tau = (1 - rho) * tonumber(flat[i + 1])
+  if tau < tmin then tau = tmin end
+  redis.call('HSET', KEYS[1], flat[i], string.format('%.6g', tau))
+end
+return #flat / 2
+"""
+
+
+class PheromoneStore:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: Keys,
+        *,
+        rho: float,
+        tau_init: float,
+        tau_min: float,
+        tau_max: float,
+    ) -> None:
+        if not tau_min <= tau_init <= tau_max:
+            raise ValueError("pheromone bounds need tau_min <= tau_init <= tau_max")
+        self._r = client
+        self._k = keys
+        self.rho, self.tau_init, self.tau_min, self.tau_max = rho, tau_init, tau_min, tau_max
+        self._deposit = client.register_script(_DEPOSIT)
+        self._evaporate = client.register_script(_EVAPORATE)
+
+    async def read(self, intents: Iterable[str]) -> dict[str, Trails]:
+        """Every requested specialist in one round trip."""
+        names = list(intents)
+        if not names:
+            return {}
+        async with self._r.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(self._k.pheromone(name))
+            raw = await pipe.execute()
+        return {
+            name: {e: float(t) for e, t in trails.items()} for name, trails in zip(names, raw, strict=True)
+        }
+
+    async def trails(self, intent: str) -> Trails:
+        return (await self.read([intent]))[intent]
+
+    async def intents(self) -> list[str]:
+        return sorted(await self._r.smembers(self._k.pheromone_intents))
+
+    async def deposit(self, intent: str, deltas: Mapping[str, float]) -> None:
+        """τ ← clamp((1−ρ)·τ + Δ) on each edge given, atomically."""
+        edges = list(deltas)
+        args = [self.rho, self.tau_min, self.tau_max, self.tau_init, intent, len(edges)]
+        await self._deposit(
+            keys=[self._k.pheromone(intent), self._k.pheromone_intents],
+            args=[*args, *edges, *(deltas[e] for e in edges)],
+        )
+
+    async def evaporate(self, rho: float | None = None) -> int:
+        """τ ← max(τ_min, (1−ρ)·τ) on every stored edge of every specialist; returns edges touched."""
+        touched = 0
+        for intent in await self.intents():
+            touched += int(
+                await self._evaporate(keys=[self._k.pheromone(intent)], args=[rho or self.rho, self.tau_min])
+            )
+        return touched
+
+    def fuse(
+        self, weights: Mapping[str, float], specialists: Mapping[str, Trails], edges: Iterable[str]
+    ) -> float:
+        """τ_q of a path: the mean over its edges of Σ_t w_t·τ_t(edge)."""
+        edges = list(edges)
+        if not edges:
+            return self.tau_init
+        total_w = sum(weights.values()) or 1.0
+        per_edge = [
+            sum(w * specialists.get(t, {}).get(e, self.tau_init) for t, w in weights.items()) / total_w
+            for e in edges
+        ]
+        return sum(per_edge) / len(per_edge)

@@ -1,0 +1,150 @@
+"""The agent registry: who can answer, on which models, at what price; shared by every replica through Redis.
+
+Every change bumps a version counter in the same MULTI, so a replica re-reads the registry only when it
+changed and a newly registered agent is routable by the very next query.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from urllib.parse import urlparse
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from swarm_route.keys import Keys
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class AgentKind(StrEnum):
+    builtin = "builtin"  # a tool agent served by the BuiltinAgents deployment
+    openai = "openai"  # an OpenAI-compatible chat-completions endpoint
+    replay = "replay"  # recorded answers of one model from a routing-matrix CSV
+
+
+class Skill(BaseModel):
+    """A task type the agent handles; its name is an intent of the classifier, its examples train it."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = Field("", max_length=2000)
+    examples: list[str] = Field(default_factory=list, max_length=200)
+
+    @field_validator("examples")
+    @classmethod
+    def _examples_not_empty(cls, v: list[str]) -> list[str]:
+        if any(not e.strip() or len(e) > 2000 for e in v):
+            raise ValueError("every example must be a non-empty string of at most 2000 characters")
+        return v
+
+
+class ModelOption(BaseModel):
+    """One model (replica) an agent may run on; the router picks among them per query."""
+
+    name: str = Field(min_length=1, max_length=200)
+    cost_per_1k_tokens: float = Field(0.0, ge=0, le=1000, description="USD per 1k tokens, prompt and answer")
+
+
+class AgentSpec(BaseModel):
+    """What ``POST /v1/agents`` accepts and the registry stores."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="unique; letters, digits, '_', '.', '-'")
+    description: str = Field(min_length=1, max_length=4000)
+    kind: AgentKind
+    endpoint: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="builtin: the tool name; openai: the base URL (http/https); replay: the CSV path",
+    )
+    models: list[ModelOption] = Field(min_length=1, max_length=32)
+    skills: list[Skill] = Field(default_factory=list, max_length=64)
+    api_key_env: str | None = Field(
+        None, pattern=r"^[A-Z_][A-Z0-9_]{0,127}$", description="env var holding the key (openai kind)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> AgentSpec:
+        if self.kind is AgentKind.openai:
+            url = urlparse(self.endpoint)
+            if url.scheme not in ("http", "https") or not url.netloc:
+                raise ValueError(
+                    "endpoint of an openai agent must be an http(s) base URL, e.g. http://host:8000/v1"
+                )
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError("model names of one agent must be unique")
+        if not self.skills:
+            self.skills = [Skill(name=self.name, description=self.description)]
+        return self
+
+    def intents(self) -> list[str]:
+        return [s.name for s in self.skills]
+
+
+class AgentExists(Exception):
+    pass
+
+
+class AgentNotFound(Exception):
+    pass
+
+
+def _safe_field(name: str) -> str:
+    if not re.match(NAME_PATTERN, name):
+        raise AgentNotFound(name)
+    return name
+
+
+class AgentRegistry:
+    """Redis-backed registry with a version-checked local cache."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+        self._r = client
+        self._k = keys
+        self._cache: dict[str, AgentSpec] = {}
+        self._version: int | None = None
+
+    async def register(self, spec: AgentSpec, *, replace: bool = False) -> bool:
+        """Add an agent; False if it exists and ``replace`` is off. HSETNX + version bump in one MULTI."""
+        payload = spec.model_dump_json()
+        async with self._r.pipeline(transaction=True) as pipe:
+            if replace:
+                pipe.hset(self._k.agents, spec.name, payload)
+            else:
+                pipe.hsetnx(self._k.agents, spec.name, payload)
+            pipe.incr(self._k.agents_version)
+            added, _ = await pipe.execute()
+        if not replace and not added:
+            raise AgentExists(spec.name)
+        return bool(added)
+
+    async def remove(self, name: str) -> None:
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._k.agents, _safe_field(name))
+            pipe.incr(self._k.agents_version)
+            removed, _ = await pipe.execute()
+        if not removed:
+            raise AgentNotFound(name)
+
+    async def get(self, name: str) -> AgentSpec:
+        raw = await self._r.hget(self._k.agents, _safe_field(name))
+        if raw is None:
+            raise AgentNotFound(name)
+        return AgentSpec.model_validate_json(raw)
+
+    async def version(self) -> int:
+        return int(await self._r.get(self._k.agents_version) or 0)
+
+    async def snapshot(self) -> tuple[int, dict[str, AgentSpec]]:
+        """All agents and the version they belong to; re-read from Redis only when the version moved."""
+        version = await self.version()
+        if version != self._version:
+            raw = await self._r.hgetall(self._k.agents)
+            self._cache = {n: AgentSpec.model_validate_json(v) for n, v in sorted(raw.items())}
+            self._version = version
+        return version, self._cache
+
+    async def all(self) -> list[AgentSpec]:
+        _, agents = await self.snapshot()
+        return list(agents.values())

@@ -1,0 +1,74 @@
+"""The finished-request stream: the ingress appends, the updater group consumes, nothing waits on it."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from pydantic import TypeAdapter
+from redis.exceptions import ResponseError
+
+from swarm_route.core.records import Event, FinishedRequest
+from swarm_route.keys import UPDATER_GROUP, Keys
+
+_EVENT: TypeAdapter[Event] = TypeAdapter(Event)
+MAX_LEN = 100_000  # approximate cap; graded entries are acknowledged long before they age out
+
+
+class EventStream:
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+        self._r = client
+        self._k = keys
+
+    async def publish(self, event: Event, record_ttl_s: int | None = None) -> None:
+        """Append an event; a finished request's record is kept beside it (one MULTI) for late feedback."""
+        payload = event.model_dump_json()
+        async with self._r.pipeline(transaction=True) as pipe:
+            if isinstance(event, FinishedRequest) and record_ttl_s:
+                pipe.set(self._k.request(event.request_id), payload, ex=record_ttl_s)
+            pipe.xadd(self._k.finished, {"data": payload}, maxlen=MAX_LEN, approximate=True)
+            await pipe.execute()
+
+    async def record(self, request_id: str) -> FinishedRequest | None:
+        raw = await self._r.get(self._k.request(request_id))
+        return FinishedRequest.model_validate_json(raw) if raw else None
+
+    async def ensure_group(self) -> None:
+        try:
+            await self._r.xgroup_create(self._k.finished, UPDATER_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def read(self, consumer: str, count: int, block_ms: int) -> list[tuple[str, Event | None]]:
+        """New entries for this consumer, plus entries another consumer took and never acknowledged."""
+        reply = await self._r.xautoclaim(
+            self._k.finished, UPDATER_GROUP, consumer, min_idle_time=30_000, start_id="0-0", count=count
+        )
+        entries = [e for e in reply[1] if e[1] is not None]  # Redis 7 adds a third element: deleted ids
+        if len(entries) < count:
+            got = await self._r.xreadgroup(
+                UPDATER_GROUP, consumer, {self._k.finished: ">"}, count=count - len(entries), block=block_ms
+            )
+            for _, batch in got or []:
+                entries.extend(batch)
+        return [(entry_id, self._parse(fields)) for entry_id, fields in entries]
+
+    @staticmethod
+    def _parse(fields: dict[str, str] | None) -> Event | None:
+        try:
+            return _EVENT.validate_json(fields["data"]) if fields else None
+        except (KeyError, ValueError):
+            return None
+
+    async def ack(self, *entry_ids: str) -> None:
+        if entry_ids:
+            await self._r.xack(self._k.finished, UPDATER_GROUP, *entry_ids)
+
+    async def backlog(self) -> int:
+        """Entries not yet acknowledged by the updater group."""
+        try:
+            info = await self._r.xpending(self._k.finished, UPDATER_GROUP)
+        except ResponseError:
+            return 0
+        groups = await self._r.xinfo_groups(self._k.finished)
+        lag = next((g.get("lag") or 0 for g in groups if g["name"] == UPDATER_GROUP), 0)
+        return int(info["pending"]) + int(lag)

@@ -1,0 +1,127 @@
+"""The asynchronous, quality-gated pheromone updater (AMRO-S's learning loop, off the request path).
+
+It consumes the finished-request stream, keeps each request's record for late feedback, grades a sample,
+and deposits Δτ = w_t(q)·Q/(cost(P)+ε) on the path's edges in every intent specialist the query carried,
+only when the score passes the gate. Scheduled evaporation runs from the same loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from swarm_route.core.pheromone import PheromoneStore
+from swarm_route.core.quality import QualityGate
+from swarm_route.core.records import Event, Feedback, FinishedRequest, PathOutcome
+from swarm_route.core.stream import EventStream
+from swarm_route.keys import Keys
+
+log = logging.getLogger(__name__)
+LATENCY_EWMA = 0.2  # weight of the newest latency sample
+
+
+class PheromoneUpdater:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: Keys,
+        store: PheromoneStore,
+        gate: QualityGate,
+        *,
+        deposit_q: float,
+        epsilon: float,
+        min_intent_weight: float,
+        consumer: str = "updater-0",
+    ) -> None:
+        self._r = client
+        self._k = keys
+        self.store = store
+        self.gate = gate
+        self.stream = EventStream(client, keys)
+        self.deposit_q, self.epsilon, self.min_intent_weight = deposit_q, epsilon, min_intent_weight
+        self.consumer = consumer
+
+    async def step(self, count: int = 64, block_ms: int = 500) -> int:
+        """Read, handle and acknowledge one batch; returns how many entries it handled."""
+        entries = await self.stream.read(self.consumer, count, block_ms)
+        for _, event in entries:
+            if event is None:
+                await self._count("malformed")
+            else:
+                await self.handle(event)
+        await self.stream.ack(*(entry_id for entry_id, _ in entries))
+        return len(entries)
+
+    async def handle(self, event: Event) -> None:
+        if isinstance(event, FinishedRequest):
+            await self._finished(event)
+        else:
+            await self._feedback(event)
+
+    async def _finished(self, event: FinishedRequest) -> None:
+        await self._count("finished")
+        await self._record_latency(event.paths)
+        if not self.gate.sampled(event.request_id):
+            return
+        for path in event.paths:
+            if path.score is not None:
+                await self._grade(event, path, path.score)
+
+    async def _feedback(self, event: Feedback) -> None:
+        record = await self.stream.record(event.request_id)
+        if record is None:  # expired between the feedback's acceptance and now
+            await self._count("feedback_orphaned")
+            return
+        await self._count("feedback")
+        for path in record.paths:
+            await self._grade(record, path, event.score)
+
+    async def _grade(self, record: FinishedRequest, path: PathOutcome, score: float) -> None:
+        await self._count("graded")
+        if not self.gate.passes(score):
+            await self._count("rejected")
+            return
+        amount = self.deposit_q / (path.cost_usd + self.epsilon)
+        for intent, weight in record.intent_weights.items():
+            if weight >= self.min_intent_weight:
+                await self.store.deposit(intent, {e: weight * amount for e in path.edges})
+        await self._count("deposited")
+
+    async def _record_latency(self, paths: list[PathOutcome]) -> None:
+        for path in paths:
+            for node in path.nodes:
+                old = await self._r.hget(self._k.latency, node)
+                seconds = path.latency_ms / 1000
+                new = seconds if old is None else (1 - LATENCY_EWMA) * float(old) + LATENCY_EWMA * seconds
+                await self._r.hset(self._k.latency, node, f"{new:.6g}")
+
+    async def _count(self, name: str) -> None:
+        await self._r.hincrby(self._k.updater_stats, name, 1)
+
+    async def run(self, stop: asyncio.Event, evaporate_interval_s: float, block_ms: int = 500) -> None:
+        """Until ``stop`` is set: consume, and evaporate on schedule. Store errors are logged and retried."""
+        await self.stream.ensure_group()
+        next_evaporation = time.monotonic() + evaporate_interval_s
+        while not stop.is_set():
+            try:
+                await self.step(block_ms=block_ms)
+                if time.monotonic() >= next_evaporation:
+                    touched = await self.store.evaporate()
+                    await self._count("evaporations")
+                    log.info("evaporated %d edges", touched)
+                    next_evaporation = time.monotonic() + evaporate_interval_s
+            except RedisError as exc:
+                log.warning("updater: store error, retrying in 1 s: %s", exc)
+                await asyncio.sleep(1.0)
+                try:
+                    await self.stream.ensure_group()
+                except RedisError:
+                    pass
+
+    async def stats(self) -> dict[str, int]:
+        raw = await self._r.hgetall(self._k.updater_stats)
+        return {k: int(v) for k, v in raw.items()}

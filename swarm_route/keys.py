@@ -1,0 +1,56 @@
+"""The Redis key layout, written down once.
+
+Every key lives under ``{namespace}:`` so several deployments can share one Redis.
+
+| key | type | holds |
+|---|---|---|
+| ``{ns}:agents`` | hash | agent name → AgentSpec JSON |
+| ``{ns}:agents:version`` | string (int) | bumped with every registry change, in the same MULTI |
+| ``{ns}:pheromone:{intent}`` | hash | edge id (``u>v``) → τ of that intent's specialist |
+| ``{ns}:pheromone:intents`` | set | intents that have a specialist |
+| ``{ns}:finished`` | stream | finished requests and feedback, consumed by the updater group |
+| ``{ns}:request:{id}`` | hash | a finished request's record, kept ``record_ttl_s`` for late feedback |
+| ``{ns}:updater:stats`` | hash | counters of the updater (graded, rejected, deposited, …) |
+| ``{ns}:latency`` | hash | node (``agent/model``) → recent latency in seconds (EWMA), written by the updater |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+UPDATER_GROUP = "updaters"
+
+
+@dataclass(frozen=True)
+class Keys:
+    namespace: str
+
+    @property
+    def agents(self) -> str:
+        return f"{self.namespace}:agents"
+
+    @property
+    def agents_version(self) -> str:
+        return f"{self.namespace}:agents:version"
+
+    def pheromone(self, intent: str) -> str:
+        return f"{self.namespace}:pheromone:{intent}"
+
+    @property
+    def pheromone_intents(self) -> str:
+        return f"{self.namespace}:pheromone:intents"
+
+    @property
+    def finished(self) -> str:
+        return f"{self.namespace}:finished"
+
+    def request(self, request_id: str) -> str:
+        return f"{self.namespace}:request:{request_id}"
+
+    @property
+    def updater_stats(self) -> str:
+        return f"{self.namespace}:updater:stats"
+
+    @property
+    def latency(self) -> str:
+        return f"{self.namespace}:latency"

@@ -1,0 +1,197 @@
+"""Thin Serve deployments: each builds one core object from the settings and exposes its methods.
+
+Replicas keep their own Redis client and a version-checked registry cache, so a registration made through
+any ingress replica is seen by every stage on the next query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from swarm_route.agents.base import AgentAnswer, AgentError
+from swarm_route.agents.builtin import BuiltinBackend
+from swarm_route.agents.openai_agent import OpenAIBackend
+from swarm_route.agents.replay import ReplayBackend
+from swarm_route.config import Settings
+from swarm_route.core.aggregate import Aggregate, RefiningAggregator
+from swarm_route.core.dispatch import Dispatcher, DispatchResult, PathAnswer
+from swarm_route.core.intent import IntentClassifier, IntentResult, LabelledExamples
+from swarm_route.core.pheromone import PheromoneStore
+from swarm_route.core.quality import QualityGate
+from swarm_route.core.registry import AgentKind, AgentRegistry, AgentSpec
+from swarm_route.core.router import ReasoningRouter, RouteDecision
+from swarm_route.core.updater import PheromoneUpdater
+from swarm_route.keys import Keys
+from swarm_route.store import connect
+
+log = logging.getLogger(__name__)
+
+
+def pheromone_store(settings: Settings, client: Any) -> PheromoneStore:
+    aco = settings.aco
+    return PheromoneStore(
+        client,
+        Keys(settings.namespace),
+        rho=aco.rho,
+        tau_init=aco.tau_init,
+        tau_min=aco.tau_min,
+        tau_max=aco.tau_max,
+    )
+
+
+def _redis(settings: Settings) -> Any:
+    if not settings.redis_url:
+        raise RuntimeError("settings.redis_url is unset: set REDIS_URL, or start through `swarm-route serve`")
+    return connect(settings.redis_url)
+
+
+@serve.deployment
+class IntentClassifierDeployment:
+    """Refits when the registry version moves; the fit runs in a thread so the event loop stays free."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._registry = AgentRegistry(_redis(settings), Keys(settings.namespace))
+        self._settings = settings.intent
+        self._classifier = IntentClassifier(self._settings.oos_threshold, self._settings.temperature)
+        self._version: int | None = None
+        self._lock = asyncio.Lock()
+
+    async def _refresh(self) -> None:
+        version, agents = await self._registry.snapshot()
+        if version == self._version:
+            return
+        async with self._lock:
+            if version == self._version:
+                return
+            fresh = IntentClassifier(self._settings.oos_threshold, self._settings.temperature)
+            await asyncio.to_thread(fresh.fit, LabelledExamples.from_agents(agents.values()))
+            self._classifier, self._version = fresh, version
+
+    async def classify(self, query: str) -> IntentResult:
+        await self._refresh()
+        return self._classifier.classify(query)
+
+
+@serve.deployment
+class RouterDeployment:
+    def __init__(self, settings: Settings) -> None:
+        client = _redis(settings)
+        self._keys = Keys(settings.namespace)
+        self._client = client
+        self._registry = AgentRegistry(client, self._keys)
+        a = settings.aco
+        self._router = ReasoningRouter(
+            pheromone_store(settings, client),
+            alpha=a.alpha,
+            beta=a.beta,
+            q0=a.q0,
+            cost_weight=a.cost_weight,
+            multi_agent_ratio=a.multi_agent_ratio,
+        )
+
+    async def route(
+        self, query: str, intent: IntentResult, budget_usd: float | None, max_agents: int
+    ) -> RouteDecision:
+        _, agents = await self._registry.snapshot()
+        latency = {k: float(v) for k, v in (await self._client.hgetall(self._keys.latency)).items()}
+        return await self._router.route(
+            query, intent, agents, budget_usd=budget_usd, max_agents=max_agents, latency_s=latency
+        )
+
+
+@serve.deployment
+class BuiltinAgentsDeployment:
+    """The default pool's tool agents, as a Serve deployment of their own (scaled like any model replica)."""
+
+    def __init__(self) -> None:
+        self._backend = BuiltinBackend()
+
+    async def answer(self, spec: AgentSpec, model: str, query: str) -> dict[str, Any]:
+        # Exceptions cross the handle as plain data: dispatch must know whether a retry can help.
+        try:
+            return {"answer": await self._backend.answer(spec, model, query)}
+        except AgentError as exc:
+            return {"error": str(exc), "retryable": exc.retryable}
+
+
+class ServeBuiltinBackend:
+    """The dispatcher's view of the BuiltinAgents deployment: an AgentBackend over a handle."""
+
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self._handle = handle
+
+    async def answer(self, spec: AgentSpec, model: str, query: str) -> AgentAnswer:
+        result = await self._handle.answer.remote(spec, model, query)
+        if "error" in result:
+            raise AgentError(result["error"], retryable=result["retryable"])
+        return result["answer"]
+
+
+@serve.deployment
+class DispatchDeployment:
+    def __init__(self, settings: Settings, builtin: DeploymentHandle) -> None:
+        self._registry = AgentRegistry(_redis(settings), Keys(settings.namespace))
+        d = settings.dispatch
+        self._dispatcher = Dispatcher(
+            {
+                AgentKind.builtin: ServeBuiltinBackend(builtin),
+                AgentKind.openai: OpenAIBackend(d.timeout_s),
+                AgentKind.replay: ReplayBackend(),
+            },
+            timeout_s=d.timeout_s,
+            retries=d.retries,
+            backoff_s=d.backoff_s,
+            fallbacks=d.fallbacks,
+        )
+
+    async def run(self, query: str, decision: RouteDecision) -> DispatchResult:
+        _, agents = await self._registry.snapshot()
+        return await self._dispatcher.run(query, decision, agents)
+
+
+@serve.deployment
+class AggregatorDeployment:
+    def __init__(self) -> None:
+        self._aggregator = RefiningAggregator()
+
+    async def merge(self, answers: list[PathAnswer], probabilities: list[float], reason: str) -> Aggregate:
+        return self._aggregator.merge(answers, probabilities, reason)
+
+
+@serve.deployment
+class UpdaterDeployment:
+    """Runs the quality-gated pheromone update loop in the background of its replica."""
+
+    async def __init__(self, settings: Settings) -> None:
+        client = _redis(settings)
+        u = settings.updater
+        a = settings.aco
+        replica = serve.get_replica_context().replica_tag
+        self._updater = PheromoneUpdater(
+            client,
+            Keys(settings.namespace),
+            pheromone_store(settings, client),
+            QualityGate(u.gate_threshold, u.sample_rate),
+            deposit_q=a.deposit_q,
+            epsilon=a.epsilon,
+            min_intent_weight=u.min_intent_weight,
+            consumer=f"updater-{replica}",
+        )
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._updater.run(self._stop, u.evaporate_interval_s, u.block_ms))
+
+    async def stats(self) -> dict[str, int]:
+        return await self._updater.stats()
+
+    def check_health(self) -> None:
+        if self._task.done():
+            raise RuntimeError(f"updater loop ended: {self._task.exception()!r}")
+
+    def __del__(self) -> None:
+        self._stop.set()
+        self._task.cancel()
