@@ -70,7 +70,7 @@ class LimitSettings(BaseModel):
 
 class IntentSettings(BaseModel):
     oos_threshold: float = Field(
-        0.12, ge=0, le=1, description="below this best similarity a query is out of scope for every agent"
+        0.3, ge=0, le=1, description="below this best similarity a query is out of scope for every agent"
     )
     temperature: float = Field(0.05, gt=0, description="softmax temperature over intent similarities")
 

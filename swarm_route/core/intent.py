@@ -54,7 +54,7 @@ class IntentClassifier:
 
     MIN_WEIGHT = 0.01
 
-    def __init__(self, oos_threshold: float = 0.12, temperature: float = 0.05) -> None:
+    def __init__(self, oos_threshold: float = 0.3, temperature: float = 0.05) -> None:
         self.oos_threshold = oos_threshold
         self.temperature = temperature
         self._intents: list[str] = []

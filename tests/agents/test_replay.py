@@ -1,0 +1,50 @@
+import csv
+
+import pytest
+
+from swarm_route.agents.base import AgentError
+from swarm_route.agents.replay import ReplayBackend, RoutingMatrix
+from swarm_route.core.registry import AgentSpec
+
+
+@pytest.fixture
+def matrix_csv(tmp_path):
+    path = tmp_path / "tiny_train.csv"
+    cols = ["", "sample_id", "prompt", "eval_name", "big", "small", "big|model_response", "small|model_response",
+            "big|total_cost", "small|total_cost", "oracle_model_to_route_to"]
+    rows = [
+        [0, "t.1", "What is 2+2?\nAnswer:", "arith", 1.0, 0.0, "4", "5", 0.01, 0.001, "big"],
+        [1, "t.2", "Capital of France?", "geo", 1.0, 1.0, "Paris", "Paris", 0.02, 0.002, "small"],
+        [2, "t.3", "Unrecorded small", "geo", 0.5, "", "maybe", "", 0.02, 0.0, "big"],
+    ]
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(cols)
+        w.writerows(rows)
+    return path
+
+
+def test_matrix_finds_models_from_their_cost_columns(matrix_csv):
+    m = RoutingMatrix.load(matrix_csv)
+    assert m.models == ["big", "small"] and len(m.rows) == 3
+    assert m.rows[0].records["small"].score == 0.0 and m.rows[2].records["small"].score is None
+    assert m.rows[1].task == "geo"
+
+
+def test_a_file_that_is_not_a_matrix_is_refused(tmp_path):
+    bad = tmp_path / "x.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="routing matrix"):
+        RoutingMatrix.load(bad)
+
+
+async def test_replay_returns_the_recorded_answer_score_and_cost(matrix_csv):
+    spec = AgentSpec(name="r", description="replay", kind="replay", endpoint=str(matrix_csv),
+                     models=[{"name": "big"}, {"name": "small"}])
+    backend = ReplayBackend()
+    a = await backend.answer(spec, "small", "What is 2+2?   \nAnswer:")
+    assert (a.text, a.score, a.cost_usd) == ("5", 0.0, 0.001)
+    with pytest.raises(AgentError, match="not in the recording"):
+        await backend.answer(spec, "big", "never asked")
+    with pytest.raises(AgentError, match="no recorded response"):
+        await backend.answer(spec, "small", "Unrecorded small")

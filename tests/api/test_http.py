@@ -1,0 +1,178 @@
+"""The service end to end over HTTP, on real Ray Serve, a real Redis and a real OpenAI-compatible server."""
+
+import csv
+import time
+import uuid
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def http(service):
+    with httpx.Client(base_url=service.url, timeout=30) as client:
+        yield client
+
+
+def llm_agent(openai_server, name, skill, examples, model="echo-1", price=0.0):
+    return {
+        "name": name,
+        "description": f"An LLM agent for {skill}.",
+        "kind": "openai",
+        "endpoint": openai_server.base_url,
+        "models": [{"name": model, "cost_per_1k_tokens": price}],
+        "skills": [{"name": skill, "description": skill, "examples": examples}],
+    }
+
+
+def wait_for(predicate, timeout_s=15.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_health_readiness_and_docs(http):
+    assert http.get("/healthz").json() == {"status": "ok"}
+    assert http.get("/readyz").json()["agents"] >= 3
+    assert http.get("/docs").status_code == 200
+    assert "/v1/query" in http.get("/openapi.json").json()["paths"]
+
+
+def test_default_pool_answers_with_a_full_trace(http):
+    r = http.post("/v1/query", json={"query": "what is 6 * 7"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["answer"].endswith("= 42") and body["agents"] == ["calculator"] and not body["declined"]
+    trace = body["trace"]
+    assert trace["intent_weights"]["arithmetic"] > 0.5
+    chosen = trace["candidates"][trace["chosen"][0]]
+    assert chosen["path"] == [{"agent": "calculator", "model": "ast-eval"}]
+    assert {"tau", "eta", "probability"} <= chosen.keys() and "Chose calculator" in trace["reasoning"]
+    assert set(trace["stages_ms"]) == {"classify", "route", "dispatch", "aggregate"}
+    other = http.post("/v1/query", json={"query": "what time is it in Tokyo"}).json()
+    assert other["agents"] == ["clock"] and "Asia/Tokyo" in other["answer"]
+
+
+def test_out_of_scope_query_is_declined_politely(http):
+    body = http.post("/v1/query", json={"query": "qwertyuiop zxcvbnm"}).json()
+    assert body["declined"] and body["agents"] == [] and body["trace"]["out_of_scope"]
+    assert "Sorry" in body["answer"]
+
+
+def test_register_query_feedback_and_the_trail_moves(http, openai_server):
+    skill = f"poetry{uuid.uuid4().hex[:6]}"
+    spec = llm_agent(openai_server, f"poet-{skill}", skill,
+                     ["write a haiku about the sea", "compose a sonnet about love", "a limerick about a cat"])
+    assert http.post("/v1/agents", json=spec).status_code == 201
+    assert http.get(f"/v1/agents/{spec['name']}").json()["endpoint"] == openai_server.base_url
+
+    body = http.post("/v1/query", json={"query": "write a haiku about autumn leaves"}).json()
+    assert body["agents"] == [spec["name"]], body["trace"]["reasoning"]
+    assert body["answer"] == "[echo-1] you asked: write a haiku about autumn leaves"
+    assert http.get(f"/v1/pheromones/{skill}").json()["trails"] == {}
+
+    r = http.post("/v1/feedback", json={"request_id": body["request_id"], "score": 0.95})
+    assert r.status_code == 202, r.text
+    trails = wait_for(lambda: http.get(f"/v1/pheromones/{skill}").json()["trails"])
+    node = f"{spec['name']}/echo-1"
+    assert trails[f"source>{node}"] > 1.0 and trails[f"{node}>sink"] > 1.0
+    assert http.get("/v1/updater/stats").json()["deposited"] >= 1
+
+    assert http.delete(f"/v1/agents/{spec['name']}").status_code == 204
+    after = http.post("/v1/query", json={"query": "write a haiku about autumn leaves"}).json()
+    assert spec["name"] not in after["agents"]
+
+
+def test_low_feedback_deposits_nothing(http, openai_server):
+    skill = f"cook{uuid.uuid4().hex[:6]}"
+    spec = llm_agent(openai_server, f"chef-{skill}", skill, ["a recipe for pancakes", "how do I bake bread"])
+    http.post("/v1/agents", json=spec)
+    body = http.post("/v1/query", json={"query": "a recipe for lemon pancakes"}).json()
+    assert body["agents"] == [spec["name"]]
+    before = http.get("/v1/updater/stats").json().get("rejected", 0)
+    http.post("/v1/feedback", json={"request_id": body["request_id"], "score": 0.1})
+    wait_for(lambda: http.get("/v1/updater/stats").json().get("rejected", 0) > before)
+    assert http.get(f"/v1/pheromones/{skill}").json()["trails"] == {}
+
+
+def test_replay_agent_learns_from_its_recorded_score_without_feedback(http, tmp_path_factory):
+    path = tmp_path_factory.mktemp("replay") / "quiz_train.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["sample_id", "prompt", "eval_name", "m1", "m1|model_response", "m1|total_cost"])
+        w.writerow(["q.1", "Which planet is known as the red planet? quiz", "quiz", "1.0", "Mars", "0.0001"])
+    skill = f"quiz{uuid.uuid4().hex[:6]}"
+    http.post("/v1/agents", json={
+        "name": f"replay-{skill}", "description": "astronomy quiz answers", "kind": "replay",
+        "endpoint": str(path), "models": [{"name": "m1", "cost_per_1k_tokens": 0.0001}],
+        "skills": [{"name": skill, "examples": ["Which planet is known as the red planet? quiz", "planet quiz"]}],
+    })
+    body = http.post("/v1/query", json={"query": "Which planet is known as the red planet? quiz"}).json()
+    assert body["answer"] == "Mars" and body["cost_usd"] == pytest.approx(0.0001)
+    trails = wait_for(lambda: http.get(f"/v1/pheromones/{skill}").json()["trails"])
+    assert max(trails.values()) > 1.0
+
+
+def test_failing_agent_is_retried_then_failed_over(http, openai_server):
+    skill = f"trivia{uuid.uuid4().hex[:6]}"
+    examples = ["trivia question about history", "a trivia fact about rivers"]
+    http.post("/v1/agents", json=llm_agent(openai_server, f"bad-{skill}", skill, examples, model="broken"))
+    http.post("/v1/agents", json=llm_agent(openai_server, f"good-{skill}", skill, examples, price=5.0))
+    body = http.post("/v1/query", json={"query": "trivia question about the nile"}).json()
+    assert body["agents"] == [f"good-{skill}"] and not body["declined"]
+    attempts = body["trace"]["attempts"]
+    bad = [a for a in attempts if a["agent"] == f"bad-{skill}"]
+    assert len(bad) == 2 and not any(a["ok"] for a in bad) and "HTTP 500" in bad[0]["error"]
+    assert attempts[-1]["ok"] and attempts[-1]["fallback"]
+
+
+def test_new_agent_is_routable_by_the_next_query(http, openai_server):
+    skill = f"garden{uuid.uuid4().hex[:6]}"
+    query = "when should I prune my rose bushes"
+    assert http.post("/v1/query", json={"query": query}).json()["agents"] == []
+    http.post("/v1/agents", json=llm_agent(openai_server, f"gardener-{skill}", skill,
+                                           ["how do I prune roses", "when to plant tulip bulbs"]))
+    assert http.post("/v1/query", json={"query": query}).json()["agents"] == [f"gardener-{skill}"]
+
+
+@pytest.mark.parametrize(
+    "path, body, status, words",
+    [
+        ("/v1/query", {}, 422, ["query", "required"]),
+        ("/v1/query", {"query": ""}, 422, ["query"]),
+        ("/v1/query", {"query": "x" * 9000}, 422, ["query", "at most"]),
+        ("/v1/query", {"query": "hi", "max_agents": 50}, 422, ["max_agents"]),
+        ("/v1/query", {"query": "hi", "budget_usd": -1}, 422, ["budget_usd"]),
+        ("/v1/query", {"query": "hi", "colour": "red"}, 422, ["colour"]),
+        ("/v1/query", {"query": "what is 2 * 3", "budget_usd": 1e-12}, 200, []),
+        ("/v1/feedback", {"request_id": "0" * 32, "score": 0.5}, 404, ["unknown request_id"]),
+        ("/v1/feedback", {"request_id": "abc", "score": 0.5}, 422, ["request_id"]),
+        ("/v1/feedback", {"request_id": "0" * 32, "score": 2}, 422, ["score"]),
+        ("/v1/agents", {"name": "calculator", "description": "d", "kind": "builtin", "endpoint": "calculator",
+                        "models": [{"name": "m"}]}, 409, ["exists"]),
+        ("/v1/agents", {"name": "x y", "description": "d", "kind": "openai", "endpoint": "http://h/v1",
+                        "models": [{"name": "m"}]}, 422, ["name", "pattern"]),
+        ("/v1/agents", {"name": "xy", "description": "d", "kind": "openai", "endpoint": "file:///etc/passwd",
+                        "models": [{"name": "m"}]}, 422, ["endpoint", "http(s)"]),
+        ("/v1/agents", {"name": "nokind", "description": "d", "endpoint": "e", "models": [{"name": "m"}]},
+         422, ["kind"]),
+    ],
+)
+def test_bad_input_gets_a_4xx_that_says_what_to_fix(http, path, body, status, words):
+    r = http.post(path, json=body)
+    assert r.status_code == status, r.text
+    for word in words:
+        assert word in r.json()["error"]
+
+
+def test_unknown_things_are_404s(http):
+    assert "no agent named" in http.get("/v1/agents/nobody").json()["error"]
+    assert http.delete("/v1/agents/nobody").status_code == 404
+    assert "known:" in http.get("/v1/pheromones/nothing-like-this").json()["error"]
+    assert http.post("/v1/query", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422

@@ -1,0 +1,63 @@
+"""Session-wide real parts: one Redis server, one OpenAI-compatible server, and (for integration tests) one
+local Ray with the Serve app. Each test gets its own Redis namespace instead of its own server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from swarm_route.keys import Keys
+from swarm_route.store import connect
+from tests.support.openai_server import OpenAIServer, free_port
+from tests.support.redis_server import RedisServer
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def openai_server() -> Iterator[OpenAIServer]:
+    server = OpenAIServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def keys() -> Keys:
+    return Keys(f"t{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture
+async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    client = connect(redis_server.url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def service(redis_server: RedisServer, openai_server: OpenAIServer):  # type: ignore[no-untyped-def]
+    """The whole app on real Ray Serve, started once for the session."""
+    from swarm_route.cli import LocalService
+    from swarm_route.config import Settings
+
+    settings = Settings(
+        redis_url=redis_server.url,
+        namespace="itest",
+        serve={"port": free_port(), "num_cpus": 2, "max_ongoing_requests": 64},
+        updater={"sample_rate": 1.0, "gate_threshold": 0.5, "block_ms": 50, "evaporate_interval_s": 3600},
+        dispatch={"timeout_s": 2.0, "retries": 1, "backoff_s": 0.05},
+    )
+    local = LocalService(settings)
+    local.start(ready_timeout_s=180)
+    yield local
+    local.stop()

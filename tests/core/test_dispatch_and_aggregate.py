@@ -1,0 +1,95 @@
+import asyncio
+
+from swarm_route.agents.base import AgentAnswer, AgentError
+from swarm_route.core.aggregate import RefiningAggregator
+from swarm_route.core.dispatch import Dispatcher, PathAnswer
+from swarm_route.core.registry import AgentKind
+from swarm_route.core.router import Candidate, HopOut, RouteDecision
+from tests.core.helpers import MATH, agent
+
+
+class ScriptedBackend:
+    """Per agent name, a list of outcomes consumed call by call (an exception, 'hang', or an answer text)."""
+
+    def __init__(self, script):
+        self.script = script
+        self.calls: list[str] = []
+
+    async def answer(self, spec, model, query):
+        self.calls.append(spec.name)
+        outcome = self.script[spec.name].pop(0)
+        if outcome == "hang":
+            await asyncio.sleep(10)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return AgentAnswer(text=outcome, cost_usd=0.01)
+
+
+def decision(*names: str, chosen=(0,), fallbacks=()) -> RouteDecision:
+    cands = [
+        Candidate(path=[HopOut(agent=n, model="m")], edges=[f"source>{n}/m", f"{n}/m>sink"], tau=1, eta=1,
+                  ability=1, expected_cost_usd=0, probability=0.5)
+        for n in names
+    ]
+    return RouteDecision(intent_weights={"x": 1}, out_of_scope=False, oos_score=0, candidates=cands,
+                         chosen=list(chosen), fallbacks=list(fallbacks), reasoning="")
+
+
+def dispatcher(backend) -> Dispatcher:
+    return Dispatcher({AgentKind.openai: backend}, timeout_s=0.2, retries=2, backoff_s=0.001, fallbacks=2)
+
+
+AGENTS = {n: agent(n, "x", MATH) for n in ("a", "b", "c")}
+
+
+async def test_retryable_errors_are_retried_and_recorded():
+    backend = ScriptedBackend({"a": [AgentError("503", retryable=True), "hang", "fine"]})
+    result = await dispatcher(backend).run("q", decision("a"), AGENTS)
+    assert [a.text for a in result.answers] == ["fine"]
+    assert [(x.attempt, x.ok) for x in result.attempts] == [(1, False), (2, False), (3, True)]
+    assert result.attempts[1].error == "timed out"
+
+
+async def test_non_retryable_error_falls_back_to_the_next_best_path():
+    backend = ScriptedBackend({"a": [AgentError("bad request")], "b": [AgentError("no")], "c": ["from c"]})
+    result = await dispatcher(backend).run("q", decision("a", "b", "c", fallbacks=(1, 2)), AGENTS)
+    assert backend.calls == ["a", "b", "c"]
+    assert result.answers[0].agents == ["c"] and result.failed == [0, 1]
+    assert [x.fallback for x in result.attempts] == [False, True, True]
+
+
+async def test_chosen_paths_run_concurrently():
+    backend = ScriptedBackend({"a": ["A"], "b": ["B"]})
+
+    async def slow_answer(spec, model, query):
+        await asyncio.sleep(0.1)
+        return AgentAnswer(text=spec.name)
+
+    backend.answer = slow_answer
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    result = await dispatcher(backend).run("q", decision("a", "b", chosen=(0, 1)), AGENTS)
+    assert loop.time() - t0 < 0.18 and sorted(a.text for a in result.answers) == ["a", "b"]
+
+
+def answer(text: str, agent_name: str, score=None) -> PathAnswer:
+    return PathAnswer(candidate=0, agents=[agent_name], models=["m"], edges=[], text=text, cost_usd=0,
+                      latency_ms=1, score=score)
+
+
+def test_single_answer_passes_through_untouched():
+    merged = RefiningAggregator().merge([answer("exactly this", "a")], [1.0])
+    assert merged.text == "exactly this" and not merged.declined
+
+
+def test_disagreeing_answers_are_merged_with_the_conflict_stated():
+    merged = RefiningAggregator().merge(
+        [answer("Paris is the capital", "a", 0.4), answer("Lyon obviously", "b", 0.9)], [0.6, 0.4]
+    )
+    assert merged.text.startswith("[b] Lyon") and merged.conflicts == ["a disagrees with b"]
+    assert "disagrees" in merged.text
+
+
+def test_no_answer_is_a_polite_decline_that_says_why():
+    merged = RefiningAggregator().merge([], [], "every agent chosen for it failed")
+    assert merged.declined and "every agent chosen for it failed" in merged.text and "Sorry" in merged.text

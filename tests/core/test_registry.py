@@ -1,0 +1,60 @@
+import pytest
+from pydantic import ValidationError
+
+from swarm_route.core.registry import AgentExists, AgentNotFound, AgentRegistry, AgentSpec
+from tests.core.helpers import MATH, WEATHER, agent
+
+
+async def test_register_get_remove_and_version(redis_client, keys):
+    registry = AgentRegistry(redis_client, keys)
+    assert await registry.all() == []
+    await registry.register(agent("weather", "weather", WEATHER))
+    v1 = await registry.version()
+    await registry.register(agent("math", "math", MATH))
+    assert await registry.version() == v1 + 1
+    assert [a.name for a in await registry.all()] == ["math", "weather"]
+    assert (await registry.get("math")).intents() == ["math"]
+    await registry.remove("math")
+    assert [a.name for a in await registry.all()] == ["weather"]
+    with pytest.raises(AgentNotFound):
+        await registry.get("math")
+    with pytest.raises(AgentNotFound):
+        await registry.remove("math")
+
+
+async def test_duplicate_name_is_refused_unless_replacing(redis_client, keys):
+    registry = AgentRegistry(redis_client, keys)
+    await registry.register(agent("weather", "weather", WEATHER))
+    with pytest.raises(AgentExists):
+        await registry.register(agent("weather", "other", MATH))
+    await registry.register(agent("weather", "other", MATH), replace=True)
+    assert (await registry.get("weather")).intents() == ["other"]
+
+
+async def test_snapshot_sees_a_change_made_by_another_registry(redis_client, keys):
+    reader, writer = AgentRegistry(redis_client, keys), AgentRegistry(redis_client, keys)
+    _, before = await reader.snapshot()
+    await writer.register(agent("weather", "weather", WEATHER))
+    _, after = await reader.snapshot()
+    assert before == {} and list(after) == ["weather"]
+
+
+def test_spec_without_skills_gets_one_named_after_the_agent():
+    spec = AgentSpec(name="x", description="does x", kind="builtin", endpoint="calculator", models=[{"name": "m"}])
+    assert spec.intents() == ["x"]
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"name": "bad name!"}, "name"),
+        ({"endpoint": "ftp://host/v1"}, "endpoint"),
+        ({"models": []}, "models"),
+        ({"models": [{"name": "a"}, {"name": "a"}]}, "unique"),
+        ({"description": ""}, "description"),
+    ],
+)
+def test_invalid_specs_are_refused(change, field):
+    base = {"name": "ok", "description": "d", "kind": "openai", "endpoint": "http://h/v1", "models": [{"name": "m"}]}
+    with pytest.raises(ValidationError, match=field):
+        AgentSpec(**(base | change))

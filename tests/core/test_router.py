@@ -1,0 +1,73 @@
+import random
+
+import pytest
+
+from swarm_route.core.intent import IntentResult
+from swarm_route.core.pheromone import PheromoneStore
+from swarm_route.core.router import ReasoningRouter
+from tests.core.helpers import MATH, WEATHER, agent
+
+
+def make_router(client, keys, q0: float = 1.0) -> ReasoningRouter:
+    store = PheromoneStore(client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0)
+    return ReasoningRouter(
+        store, alpha=1, beta=2, q0=q0, cost_weight=1.0, multi_agent_ratio=0.5, rng=random.Random(1)
+    )
+
+
+def intent(**weights: float) -> IntentResult:
+    return IntentResult(weights, {k: 0.8 for k in weights}, 0.2, False)
+
+
+AGENTS = {
+    "math": agent("math", "math", MATH, {"small": 0.001, "large": 0.003}),
+    "weather": agent("weather", "weather", WEATHER),
+}
+
+
+async def test_picks_an_agent_that_serves_the_intent_and_explains_why(redis_client, keys):
+    d = await make_router(redis_client, keys).route("what is 2+2", intent(math=1.0), AGENTS)
+    chosen = d.candidates[d.chosen[0]]
+    assert chosen.agents == ["math"]
+    assert all(c.excluded for c in d.candidates if c.agents == ["weather"])
+    assert "math" in d.reasoning and "τ=" in d.reasoning and "p=" in d.reasoning
+    assert sum(c.probability for c in d.candidates) == pytest.approx(1.0, abs=1e-4)
+
+
+async def test_cheaper_model_wins_on_equal_trails_and_pheromone_can_overturn_it(redis_client, keys):
+    router = make_router(redis_client, keys)
+    d = await router.route("what is 2+2", intent(math=1.0), AGENTS)
+    assert d.candidates[d.chosen[0]].path[0].model == "small"
+    large = next(c for c in d.candidates if c.path[0].model == "large")
+    for _ in range(20):
+        await router.pheromones.deposit("math", {e: 5.0 for e in large.edges})
+    d = await router.route("what is 2+2", intent(math=1.0), AGENTS)
+    assert d.candidates[d.chosen[0]].path[0].model == "large"
+
+
+async def test_budget_is_a_hard_limit(redis_client, keys):
+    router = make_router(redis_client, keys)
+    d = await router.route("what is 2+2", intent(math=1.0), AGENTS, budget_usd=0.0005)
+    assert all(d.candidates[i].path[0].model == "small" for i in d.chosen)
+    assert any("budget" in (c.excluded or "") for c in d.candidates)
+    d = await router.route("what is 2+2", intent(math=1.0), AGENTS, budget_usd=1e-9)
+    assert d.declined and not d.chosen
+
+
+async def test_out_of_scope_is_declined_with_the_closest_intent(redis_client, keys):
+    oos = IntentResult({}, {"math": 0.05}, 0.95, True)
+    d = await make_router(redis_client, keys).route("hello", oos, AGENTS)
+    assert d.declined and "math" in d.declined and d.chosen == []
+
+
+async def test_mixed_intent_can_ask_several_agents(redis_client, keys):
+    free = {"math": agent("math", "math", MATH), "weather": agent("weather", "weather", WEATHER)}
+    d = await make_router(redis_client, keys).route(
+        "weather and math", intent(math=0.5, weather=0.5), free, max_agents=2
+    )
+    assert {a for i in d.chosen for a in d.candidates[i].agents} == {"math", "weather"}
+    d = await make_router(redis_client, keys).route(
+        "weather and math", intent(math=0.5, weather=0.5), AGENTS, max_agents=3
+    )
+    assert len(d.chosen) == 1, "a paid agent far below the best p is not added"
+    assert d.fallbacks and not set(d.fallbacks) & set(d.chosen)

@@ -1,0 +1,84 @@
+import pytest
+
+from swarm_route.core.pheromone import PheromoneStore
+from swarm_route.core.quality import QualityGate
+from swarm_route.core.records import Feedback, FinishedRequest, PathOutcome
+from swarm_route.core.stream import EventStream
+from swarm_route.core.updater import PheromoneUpdater
+
+EDGES = ["source>a/m", "a/m>sink"]
+
+
+def updater(client, keys, sample_rate=1.0) -> PheromoneUpdater:
+    store = PheromoneStore(client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0)
+    return PheromoneUpdater(client, keys, store, QualityGate(0.7, sample_rate), deposit_q=0.01, epsilon=0.01,
+                            min_intent_weight=0.05)
+
+
+def finished(rid: str, score=None, weights=None) -> FinishedRequest:
+    return FinishedRequest(
+        request_id=rid, intent_weights=weights or {"qa": 0.9, "chat": 0.1, "noise": 0.01},
+        paths=[PathOutcome(edges=EDGES, nodes=["a/m"], cost_usd=0.0, latency_ms=200, score=score)], cost_usd=0.0,
+    )
+
+
+async def drain(u: PheromoneUpdater) -> None:
+    while await u.step(block_ms=20):
+        pass
+
+
+async def test_passing_score_deposits_in_each_weighted_specialist(redis_client, keys):
+    u = updater(redis_client, keys)
+    stream = EventStream(redis_client, keys)
+    await stream.ensure_group()
+    await stream.publish(finished("r1", score=1.0), record_ttl_s=60)
+    await drain(u)
+    qa, chat, noise = (await u.store.read(["qa", "chat", "noise"])).values()
+    assert qa[EDGES[0]] == pytest.approx(0.9 * 1.0 + 0.9)  # (1-ρ)·τ_init + w·Q/(0+ε)
+    assert chat[EDGES[0]] == pytest.approx(0.9 + 0.1)
+    assert noise == {}  # below min_intent_weight
+    assert (await u.stats())["deposited"] == 1
+
+
+async def test_failing_score_and_unsampled_requests_deposit_nothing(redis_client, keys):
+    u = updater(redis_client, keys)
+    await u.stream.ensure_group()
+    await u.stream.publish(finished("r1", score=0.2), record_ttl_s=60)
+    await drain(u)
+    assert await u.store.trails("qa") == {}
+    assert (await u.stats())["rejected"] == 1
+    u0 = updater(redis_client, keys, sample_rate=0.0)
+    await u0.stream.publish(finished("r2", score=1.0), record_ttl_s=60)
+    await drain(u0)
+    assert await u0.store.trails("qa") == {}
+
+
+async def test_late_feedback_grades_the_recorded_path(redis_client, keys):
+    u = updater(redis_client, keys)
+    await u.stream.ensure_group()
+    await u.stream.publish(finished("r1"), record_ttl_s=60)  # no score known at answer time
+    await drain(u)
+    assert await u.store.trails("qa") == {}
+    await u.stream.publish(Feedback(request_id="r1", score=0.9))
+    await u.stream.publish(Feedback(request_id="gone", score=0.9))
+    await drain(u)
+    assert (await u.store.trails("qa"))[EDGES[1]] > 1.0
+    stats = await u.stats()
+    assert stats["feedback"] == 1 and stats["feedback_orphaned"] == 1
+
+
+async def test_latency_is_tracked_per_node(redis_client, keys):
+    u = updater(redis_client, keys)
+    await u.stream.ensure_group()
+    await u.stream.publish(finished("r1"), record_ttl_s=60)
+    await drain(u)
+    assert float(await redis_client.hget(keys.latency, "a/m")) == pytest.approx(0.2)
+
+
+async def test_malformed_entries_are_acknowledged_not_retried(redis_client, keys):
+    u = updater(redis_client, keys)
+    await u.stream.ensure_group()
+    await redis_client.xadd(keys.finished, {"data": "{not json"})
+    await drain(u)
+    assert (await u.stats())["malformed"] == 1
+    assert await u.stream.backlog() == 0

@@ -1,0 +1,83 @@
+"""A real HTTP server that speaks the OpenAI chat-completions protocol, for agents of kind ``openai``.
+
+It answers deterministically from the request, so tests can check what the agent was sent. Model names
+steer failure modes: ``broken`` answers HTTP 500, ``slow`` sleeps past any sane timeout, ``flaky`` fails
+every other call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+import threading
+import time
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+
+def make_app() -> FastAPI:
+    app = FastAPI()
+    calls = itertools.count()
+    app.state.requests = []
+
+    @app.get("/v1/models")
+    async def models() -> dict:
+        return {"object": "list", "data": [{"id": "echo-1", "object": "model", "created": 0, "owned_by": "test"}]}
+
+    @app.post("/v1/chat/completions")
+    async def chat(body: dict) -> JSONResponse:
+        app.state.requests.append(body)
+        model = body.get("model", "")
+        n = next(calls)
+        if model == "broken" or (model == "flaky" and n % 2 == 0):
+            return JSONResponse(status_code=500, content={"error": {"message": "upstream exploded"}})
+        if model == "slow":
+            await asyncio.sleep(30)
+        question = body["messages"][-1]["content"]
+        text = f"[{model}] you asked: {question}"
+        return JSONResponse(
+            {
+                "id": f"chatcmpl-{n}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30},
+            }
+        )
+
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class OpenAIServer:
+    def __init__(self) -> None:
+        self.app = make_app()
+        self.port = free_port()
+        self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> OpenAIServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise TimeoutError("test OpenAI server did not start")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=5)
