@@ -122,9 +122,7 @@ def _agents(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="swarm-route", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser(
-        "serve", help="start local Ray, Redis (embedded unless REDIS_URL) and the app; Ctrl-C stops"
-    )
+    p = sub.add_parser("serve", help="start local Ray, Redis (embedded unless REDIS_URL) and the app; Ctrl-C stops")
     p.add_argument("--config", help="YAML settings file (see deployments/local.yaml)")
     p.add_argument("--host")
     p.add_argument("--port", type=int)

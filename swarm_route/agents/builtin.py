@@ -127,11 +127,7 @@ def _zone_in(query: str) -> str | None:
     q = query.lower()
     best = None
     for place, zone in _zones_by_place().items():
-        if (
-            len(place) > 2
-            and re.search(rf"\b{re.escape(place)}\b", q)
-            and (best is None or len(place) > len(best[0]))
-        ):
+        if len(place) > 2 and re.search(rf"\b{re.escape(place)}\b", q) and (best is None or len(place) > len(best[0])):
             best = (place, zone)
     return best[1] if best else None
 
@@ -165,9 +161,7 @@ def tell_time(query: str, now: dt.datetime | None = None) -> str:
 _DOTTED = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+|[A-Za-z_][A-Za-z0-9_]*)\b")
 
 
-_STDLIB = frozenset(
-    sys.stdlib_module_names - {"antigravity", "this", "idlelib", "turtledemo", "tkinter", "turtle"}
-) | {
+_STDLIB = frozenset(sys.stdlib_module_names - {"antigravity", "this", "idlelib", "turtledemo", "tkinter", "turtle"}) | {
     "str",
     "int",
     "float",

@@ -39,9 +39,7 @@ class OpenAIBackend:
         except (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError) as exc:
             raise AgentError(f"{type(exc).__name__}: {exc}", retryable=True) from exc
         except openai.APIStatusError as exc:
-            raise AgentError(
-                f"HTTP {exc.status_code} from {spec.endpoint}", retryable=exc.status_code >= 500
-            ) from exc
+            raise AgentError(f"HTTP {exc.status_code} from {spec.endpoint}", retryable=exc.status_code >= 500) from exc
         if not completion.choices or not completion.choices[0].message.content:
             raise AgentError(f"empty answer from {spec.endpoint}", retryable=True)
         usage = completion.usage

@@ -73,9 +73,7 @@ class RoutingMatrix:
                 file_models = [c[: -len(COST_SUFFIX)] for c in header if c.endswith(COST_SUFFIX)]
                 file_models = [m for m in file_models if m in header]
                 if not file_models or "prompt" not in header:
-                    raise ValueError(
-                        f"{path}: not a routing matrix (needs 'prompt' and '<model>|total_cost')"
-                    )
+                    raise ValueError(f"{path}: not a routing matrix (needs 'prompt' and '<model>|total_cost')")
                 models += [m for m in file_models if m not in models]
                 for i, raw in enumerate(reader):
                     row = Row(

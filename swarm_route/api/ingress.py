@@ -6,6 +6,7 @@ No ``from __future__ import annotations`` here: Serve rewrites endpoint signatur
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -54,9 +55,7 @@ class ApiError(Exception):
 
 @api.exception_handler(ApiError)
 async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-    return JSONResponse(
-        status_code=exc.status, content=ErrorBody(error=exc.message).model_dump(exclude_none=True)
-    )
+    return JSONResponse(status_code=exc.status, content=ErrorBody(error=exc.message).model_dump(exclude_none=True))
 
 
 @api.exception_handler(RequestValidationError)
@@ -72,9 +71,7 @@ async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
 @api.exception_handler(Exception)
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error")
-    return JSONResponse(
-        status_code=500, content={"error": f"internal error ({type(exc).__name__}); see server log"}
-    )
+    return JSONResponse(status_code=500, content={"error": f"internal error ({type(exc).__name__}); see server log"})
 
 
 def _field_error(field: str, problem: str) -> JSONResponse:
@@ -101,9 +98,7 @@ class Ingress:
     ) -> None:
         self._settings = settings
         if not settings.redis_url:
-            raise RuntimeError(
-                "settings.redis_url is unset: set REDIS_URL, or start through `swarm-route serve`"
-            )
+            raise RuntimeError("settings.redis_url is unset: set REDIS_URL, or start through `swarm-route serve`")
         self._redis = connect(settings.redis_url)
         self._keys = Keys(settings.namespace)
         self._registry = AgentRegistry(self._redis, self._keys)
@@ -117,10 +112,8 @@ class Ingress:
     async def _register_configured_agents(self) -> None:
         """Default pool only where absent (an operator's edits win); configured agents replace their entry."""
         for spec in default_pool() if self._settings.default_pool else []:
-            try:
+            with contextlib.suppress(AgentExists):
                 await self._registry.register(spec)
-            except AgentExists:
-                pass
         for spec in self._settings.agents:
             await self._registry.register(spec, replace=True)
 
@@ -130,9 +123,7 @@ class Ingress:
     async def query(self, body: QueryRequest) -> Any:
         limits = self._settings.limits
         if len(body.query) > limits.max_query_chars:
-            return _field_error(
-                "query", f"is {len(body.query)} characters; at most {limits.max_query_chars} allowed"
-            )
+            return _field_error("query", f"is {len(body.query)} characters; at most {limits.max_query_chars} allowed")
         if body.max_agents > limits.max_agents:
             return _field_error("max_agents", f"at most {limits.max_agents} allowed")
         if body.budget_usd is not None and body.budget_usd > limits.max_budget_usd:
@@ -227,9 +218,7 @@ class Ingress:
     )
     async def feedback(self, body: FeedbackRequest) -> FeedbackAccepted:
         if await self._stream.record(body.request_id) is None:
-            raise ApiError(
-                404, f"unknown request_id {body.request_id!r} (never answered, or older than its TTL)"
-            )
+            raise ApiError(404, f"unknown request_id {body.request_id!r} (never answered, or older than its TTL)")
         await self._stream.publish(Feedback(request_id=body.request_id, score=body.score))
         return FeedbackAccepted(request_id=body.request_id)
 
@@ -245,9 +234,7 @@ class Ingress:
         try:
             await self._registry.register(spec)
         except AgentExists:
-            raise ApiError(
-                409, f"an agent named {spec.name!r} exists; DELETE it first or pick another name"
-            ) from None
+            raise ApiError(409, f"an agent named {spec.name!r} exists; DELETE it first or pick another name") from None
         return spec
 
     @api.get("/v1/agents", response_model=list[AgentSpec])
@@ -272,9 +259,7 @@ class Ingress:
 
     @api.get("/v1/pheromones/{intent}", response_model=Trails, responses={404: {"model": ErrorBody}})
     async def pheromones(self, intent: str) -> Trails:
-        known = {t for a in await self._registry.all() for t in a.intents()} | set(
-            await self._pheromones.intents()
-        )
+        known = {t for a in await self._registry.all() for t in a.intents()} | set(await self._pheromones.intents())
         if intent not in known:
             raise ApiError(404, f"no intent {intent!r}; known: {', '.join(sorted(known)) or 'none'}")
         p = self._pheromones

@@ -15,15 +15,9 @@ REQUEST_ID = r"^[0-9a-f]{32}$"
 class QueryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(
-        min_length=1, description="the user's question; longer than the configured limit is refused"
-    )
-    budget_usd: float | None = Field(
-        None, gt=0, description="hard limit on the expected cost of the chosen paths"
-    )
-    max_agents: int = Field(
-        1, ge=1, description="how many agents may answer independently (merged afterwards)"
-    )
+    query: str = Field(min_length=1, description="the user's question; longer than the configured limit is refused")
+    budget_usd: float | None = Field(None, gt=0, description="hard limit on the expected cost of the chosen paths")
+    max_agents: int = Field(1, ge=1, description="how many agents may answer independently (merged afterwards)")
 
 
 class Trace(BaseModel):

@@ -34,9 +34,7 @@ class RefiningAggregator:
     def __init__(self, agreement: float = 0.5) -> None:
         self.agreement = agreement
 
-    def merge(
-        self, answers: Sequence[PathAnswer], probabilities: Sequence[float], reason: str = ""
-    ) -> Aggregate:
+    def merge(self, answers: Sequence[PathAnswer], probabilities: Sequence[float], reason: str = "") -> Aggregate:
         if not answers:
             why = reason or "no agent produced an answer"
             return Aggregate(

@@ -69,9 +69,7 @@ class Dispatcher:
             fallbacks,
         )
 
-    async def run(
-        self, query: str, decision: RouteDecision, agents: Mapping[str, AgentSpec]
-    ) -> DispatchResult:
+    async def run(self, query: str, decision: RouteDecision, agents: Mapping[str, AgentSpec]) -> DispatchResult:
         attempts: list[Attempt] = []
         results = await asyncio.gather(
             *(self._path(query, i, decision.candidates[i], agents, attempts) for i in decision.chosen)
@@ -167,9 +165,7 @@ class Dispatcher:
                     try:
                         answer = await asyncio.wait_for(backend.answer(spec, model, query), self.timeout_s)
                     except Exception as exc:
-                        error = (
-                            "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
-                        )
+                        error = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
                         attempts.append(
                             Attempt(
                                 agent=spec.name,

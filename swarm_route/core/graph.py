@@ -6,6 +6,7 @@ default; a multi-stage graph (e.g. solver then verifier) is built from explicit 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -46,7 +47,7 @@ class Path:
     @property
     def edges(self) -> tuple[str, ...]:
         n = self.nodes
-        return tuple(edge_id(u, v) for u, v in zip(n, n[1:], strict=False))
+        return tuple(edge_id(u, v) for u, v in itertools.pairwise(n))
 
     @property
     def agents(self) -> tuple[str, ...]:

@@ -72,9 +72,7 @@ class PheromoneStore:
             for name in names:
                 pipe.hgetall(self._k.pheromone(name))
             raw = await pipe.execute()
-        return {
-            name: {e: float(t) for e, t in trails.items()} for name, trails in zip(names, raw, strict=True)
-        }
+        return {name: {e: float(t) for e, t in trails.items()} for name, trails in zip(names, raw, strict=True)}
 
     async def trails(self, intent: str) -> Trails:
         return (await self.read([intent]))[intent]
@@ -100,16 +98,13 @@ class PheromoneStore:
             )
         return touched
 
-    def fuse(
-        self, weights: Mapping[str, float], specialists: Mapping[str, Trails], edges: Iterable[str]
-    ) -> float:
+    def fuse(self, weights: Mapping[str, float], specialists: Mapping[str, Trails], edges: Iterable[str]) -> float:
         """τ_q of a path: the mean over its edges of Σ_t w_t·τ_t(edge)."""
         edges = list(edges)
         if not edges:
             return self.tau_init
         total_w = sum(weights.values()) or 1.0
         per_edge = [
-            sum(w * specialists.get(t, {}).get(e, self.tau_init) for t, w in weights.items()) / total_w
-            for e in edges
+            sum(w * specialists.get(t, {}).get(e, self.tau_init) for t, w in weights.items()) / total_w for e in edges
         ]
         return sum(per_edge) / len(per_edge)

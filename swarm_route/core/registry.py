@@ -68,9 +68,7 @@ class AgentSpec(BaseModel):
         if self.kind is AgentKind.openai:
             url = urlparse(self.endpoint)
             if url.scheme not in ("http", "https") or not url.netloc:
-                raise ValueError(
-                    "endpoint of an openai agent must be an http(s) base URL, e.g. http://host:8000/v1"
-                )
+                raise ValueError("endpoint of an openai agent must be an http(s) base URL, e.g. http://host:8000/v1")
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
             raise ValueError("model names of one agent must be unique")

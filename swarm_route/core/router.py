@@ -81,9 +81,7 @@ class ReasoningRouter:
         max_agents: int = 1,
         latency_s: Mapping[str, float] | None = None,
     ) -> RouteDecision:
-        base = dict(
-            intent_weights=intent.weights, out_of_scope=intent.out_of_scope, oos_score=intent.oos_score
-        )
+        base = dict(intent_weights=intent.weights, out_of_scope=intent.out_of_scope, oos_score=intent.oos_score)
         if intent.out_of_scope or not intent.weights:
             best = max(intent.similarity.items(), key=lambda kv: kv[1], default=None)
             why = (
@@ -91,9 +89,7 @@ class ReasoningRouter:
                 if best
                 else "no agent is registered"
             )
-            return RouteDecision(
-                **base, candidates=[], chosen=[], fallbacks=[], reasoning=why + ".", declined=why
-            )
+            return RouteDecision(**base, candidates=[], chosen=[], fallbacks=[], reasoning=why + ".", declined=why)
 
         specialists = await self.pheromones.read(intent.weights)
         paths = PathGraph.single_stage(agents.values()).paths()

@@ -8,6 +8,7 @@ only when the score passes the gate. Scheduled evaporation runs from the same lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -117,10 +118,8 @@ class PheromoneUpdater:
             except RedisError as exc:
                 log.warning("updater: store error, retrying in 1 s: %s", exc)
                 await asyncio.sleep(1.0)
-                try:
+                with contextlib.suppress(RedisError):
                     await self.stream.ensure_group()
-                except RedisError:
-                    pass
 
     async def stats(self) -> dict[str, int]:
         raw = await self._r.hgetall(self._k.updater_stats)

@@ -94,9 +94,7 @@ class RouterDeployment:
             multi_agent_ratio=a.multi_agent_ratio,
         )
 
-    async def route(
-        self, query: str, intent: IntentResult, budget_usd: float | None, max_agents: int
-    ) -> RouteDecision:
+    async def route(self, query: str, intent: IntentResult, budget_usd: float | None, max_agents: int) -> RouteDecision:
         _, agents = await self._registry.snapshot()
         latency = {k: float(v) for k, v in (await self._client.hgetall(self._keys.latency)).items()}
         return await self._router.route(

@@ -6,8 +6,14 @@ from swarm_route.core.registry import AgentSpec
 
 
 def spec(base_url: str, model: str, price: float = 2.0) -> AgentSpec:
-    return AgentSpec(name="llm", description="You answer briefly.", kind="openai", endpoint=base_url,
-                     models=[{"name": model, "cost_per_1k_tokens": price}], api_key_env="TEST_LLM_KEY")
+    return AgentSpec(
+        name="llm",
+        description="You answer briefly.",
+        kind="openai",
+        endpoint=base_url,
+        models=[{"name": model, "cost_per_1k_tokens": price}],
+        api_key_env="TEST_LLM_KEY",
+    )
 
 
 async def test_chat_completion_through_the_real_client(openai_server, monkeypatch):

@@ -10,8 +10,19 @@ from swarm_route.core.registry import AgentSpec
 @pytest.fixture
 def matrix_csv(tmp_path):
     path = tmp_path / "tiny_train.csv"
-    cols = ["", "sample_id", "prompt", "eval_name", "big", "small", "big|model_response", "small|model_response",
-            "big|total_cost", "small|total_cost", "oracle_model_to_route_to"]
+    cols = [
+        "",
+        "sample_id",
+        "prompt",
+        "eval_name",
+        "big",
+        "small",
+        "big|model_response",
+        "small|model_response",
+        "big|total_cost",
+        "small|total_cost",
+        "oracle_model_to_route_to",
+    ]
     rows = [
         [0, "t.1", "What is 2+2?\nAnswer:", "arith", 1.0, 0.0, "4", "5", 0.01, 0.001, "big"],
         [1, "t.2", "Capital of France?", "geo", 1.0, 1.0, "Paris", "Paris", 0.02, 0.002, "small"],
@@ -39,8 +50,13 @@ def test_a_file_that_is_not_a_matrix_is_refused(tmp_path):
 
 
 async def test_replay_returns_the_recorded_answer_score_and_cost(matrix_csv):
-    spec = AgentSpec(name="r", description="replay", kind="replay", endpoint=str(matrix_csv),
-                     models=[{"name": "big"}, {"name": "small"}])
+    spec = AgentSpec(
+        name="r",
+        description="replay",
+        kind="replay",
+        endpoint=str(matrix_csv),
+        models=[{"name": "big"}, {"name": "small"}],
+    )
     backend = ReplayBackend()
     a = await backend.answer(spec, "small", "What is 2+2?   \nAnswer:")
     assert (a.text, a.score, a.cost_usd) == ("5", 0.0, 0.001)

@@ -67,8 +67,12 @@ def test_out_of_scope_query_is_declined_politely(http):
 
 def test_register_query_feedback_and_the_trail_moves(http, openai_server):
     skill = f"poetry{uuid.uuid4().hex[:6]}"
-    spec = llm_agent(openai_server, f"poet-{skill}", skill,
-                     ["write a haiku about the sea", "compose a sonnet about love", "a limerick about a cat"])
+    spec = llm_agent(
+        openai_server,
+        f"poet-{skill}",
+        skill,
+        ["write a haiku about the sea", "compose a sonnet about love", "a limerick about a cat"],
+    )
     assert http.post("/v1/agents", json=spec).status_code == 201
     assert http.get(f"/v1/agents/{spec['name']}").json()["endpoint"] == openai_server.base_url
 
@@ -108,11 +112,17 @@ def test_replay_agent_learns_from_its_recorded_score_without_feedback(http, tmp_
         w.writerow(["sample_id", "prompt", "eval_name", "m1", "m1|model_response", "m1|total_cost"])
         w.writerow(["q.1", "Which planet is known as the red planet? quiz", "quiz", "1.0", "Mars", "0.0001"])
     skill = f"quiz{uuid.uuid4().hex[:6]}"
-    http.post("/v1/agents", json={
-        "name": f"replay-{skill}", "description": "astronomy quiz answers", "kind": "replay",
-        "endpoint": str(path), "models": [{"name": "m1", "cost_per_1k_tokens": 0.0001}],
-        "skills": [{"name": skill, "examples": ["Which planet is known as the red planet? quiz", "planet quiz"]}],
-    })
+    http.post(
+        "/v1/agents",
+        json={
+            "name": f"replay-{skill}",
+            "description": "astronomy quiz answers",
+            "kind": "replay",
+            "endpoint": str(path),
+            "models": [{"name": "m1", "cost_per_1k_tokens": 0.0001}],
+            "skills": [{"name": skill, "examples": ["Which planet is known as the red planet? quiz", "planet quiz"]}],
+        },
+    )
     body = http.post("/v1/query", json={"query": "Which planet is known as the red planet? quiz"}).json()
     assert body["answer"] == "Mars" and body["cost_usd"] == pytest.approx(0.0001)
     trails = wait_for(lambda: http.get(f"/v1/pheromones/{skill}").json()["trails"])
@@ -136,8 +146,12 @@ def test_new_agent_is_routable_by_the_next_query(http, openai_server):
     skill = f"garden{uuid.uuid4().hex[:6]}"
     query = "when should I prune my rose bushes"
     assert http.post("/v1/query", json={"query": query}).json()["agents"] == []
-    http.post("/v1/agents", json=llm_agent(openai_server, f"gardener-{skill}", skill,
-                                           ["how do I prune roses", "when to plant tulip bulbs"]))
+    http.post(
+        "/v1/agents",
+        json=llm_agent(
+            openai_server, f"gardener-{skill}", skill, ["how do I prune roses", "when to plant tulip bulbs"]
+        ),
+    )
     assert http.post("/v1/query", json={"query": query}).json()["agents"] == [f"gardener-{skill}"]
 
 
@@ -154,14 +168,42 @@ def test_new_agent_is_routable_by_the_next_query(http, openai_server):
         ("/v1/feedback", {"request_id": "0" * 32, "score": 0.5}, 404, ["unknown request_id"]),
         ("/v1/feedback", {"request_id": "abc", "score": 0.5}, 422, ["request_id"]),
         ("/v1/feedback", {"request_id": "0" * 32, "score": 2}, 422, ["score"]),
-        ("/v1/agents", {"name": "calculator", "description": "d", "kind": "builtin", "endpoint": "calculator",
-                        "models": [{"name": "m"}]}, 409, ["exists"]),
-        ("/v1/agents", {"name": "x y", "description": "d", "kind": "openai", "endpoint": "http://h/v1",
-                        "models": [{"name": "m"}]}, 422, ["name", "pattern"]),
-        ("/v1/agents", {"name": "xy", "description": "d", "kind": "openai", "endpoint": "file:///etc/passwd",
-                        "models": [{"name": "m"}]}, 422, ["endpoint", "http(s)"]),
-        ("/v1/agents", {"name": "nokind", "description": "d", "endpoint": "e", "models": [{"name": "m"}]},
-         422, ["kind"]),
+        (
+            "/v1/agents",
+            {
+                "name": "calculator",
+                "description": "d",
+                "kind": "builtin",
+                "endpoint": "calculator",
+                "models": [{"name": "m"}],
+            },
+            409,
+            ["exists"],
+        ),
+        (
+            "/v1/agents",
+            {"name": "x y", "description": "d", "kind": "openai", "endpoint": "http://h/v1", "models": [{"name": "m"}]},
+            422,
+            ["name", "pattern"],
+        ),
+        (
+            "/v1/agents",
+            {
+                "name": "xy",
+                "description": "d",
+                "kind": "openai",
+                "endpoint": "file:///etc/passwd",
+                "models": [{"name": "m"}],
+            },
+            422,
+            ["endpoint", "http(s)"],
+        ),
+        (
+            "/v1/agents",
+            {"name": "nokind", "description": "d", "endpoint": "e", "models": [{"name": "m"}]},
+            422,
+            ["kind"],
+        ),
     ],
 )
 def test_bad_input_gets_a_4xx_that_says_what_to_fix(http, path, body, status, words):

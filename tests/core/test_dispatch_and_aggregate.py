@@ -27,12 +27,26 @@ class ScriptedBackend:
 
 def decision(*names: str, chosen=(0,), fallbacks=()) -> RouteDecision:
     cands = [
-        Candidate(path=[HopOut(agent=n, model="m")], edges=[f"source>{n}/m", f"{n}/m>sink"], tau=1, eta=1,
-                  ability=1, expected_cost_usd=0, probability=0.5)
+        Candidate(
+            path=[HopOut(agent=n, model="m")],
+            edges=[f"source>{n}/m", f"{n}/m>sink"],
+            tau=1,
+            eta=1,
+            ability=1,
+            expected_cost_usd=0,
+            probability=0.5,
+        )
         for n in names
     ]
-    return RouteDecision(intent_weights={"x": 1}, out_of_scope=False, oos_score=0, candidates=cands,
-                         chosen=list(chosen), fallbacks=list(fallbacks), reasoning="")
+    return RouteDecision(
+        intent_weights={"x": 1},
+        out_of_scope=False,
+        oos_score=0,
+        candidates=cands,
+        chosen=list(chosen),
+        fallbacks=list(fallbacks),
+        reasoning="",
+    )
 
 
 def dispatcher(backend) -> Dispatcher:
@@ -73,8 +87,9 @@ async def test_chosen_paths_run_concurrently():
 
 
 def answer(text: str, agent_name: str, score=None) -> PathAnswer:
-    return PathAnswer(candidate=0, agents=[agent_name], models=["m"], edges=[], text=text, cost_usd=0,
-                      latency_ms=1, score=score)
+    return PathAnswer(
+        candidate=0, agents=[agent_name], models=["m"], edges=[], text=text, cost_usd=0, latency_ms=1, score=score
+    )
 
 
 def test_single_answer_passes_through_untouched():

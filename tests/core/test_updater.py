@@ -11,14 +11,17 @@ EDGES = ["source>a/m", "a/m>sink"]
 
 def updater(client, keys, sample_rate=1.0) -> PheromoneUpdater:
     store = PheromoneStore(client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0)
-    return PheromoneUpdater(client, keys, store, QualityGate(0.7, sample_rate), deposit_q=0.01, epsilon=0.01,
-                            min_intent_weight=0.05)
+    return PheromoneUpdater(
+        client, keys, store, QualityGate(0.7, sample_rate), deposit_q=0.01, epsilon=0.01, min_intent_weight=0.05
+    )
 
 
 def finished(rid: str, score=None, weights=None) -> FinishedRequest:
     return FinishedRequest(
-        request_id=rid, intent_weights=weights or {"qa": 0.9, "chat": 0.1, "noise": 0.01},
-        paths=[PathOutcome(edges=EDGES, nodes=["a/m"], cost_usd=0.0, latency_ms=200, score=score)], cost_usd=0.0,
+        request_id=rid,
+        intent_weights=weights or {"qa": 0.9, "chat": 0.1, "noise": 0.01},
+        paths=[PathOutcome(edges=EDGES, nodes=["a/m"], cost_usd=0.0, latency_ms=200, score=score)],
+        cost_usd=0.0,
     )
 
 

@@ -1,0 +1,21 @@
+"""The Serve config in deployments/ is accepted by Serve's own schema and builds the same app."""
+
+from pathlib import Path
+
+import yaml
+from ray.serve.schema import ServeDeploySchema
+
+from swarm_route.serve.app import app_builder
+
+CONFIG = Path(__file__).parents[2] / "deployments" / "serve_config.yaml"
+
+
+def test_serve_config_validates_and_builds_the_app():
+    schema = ServeDeploySchema.model_validate(yaml.safe_load(CONFIG.read_text()))
+    (app,) = schema.applications
+    module, func = app.import_path.split(":")
+    assert (module, func) == ("swarm_route.serve.app", "app_builder")
+    built = app_builder(app.args)
+    assert built._bound_deployment.name == "Ingress"
+    settings = built._bound_deployment.init_args[0]
+    assert settings.redis_url == app.args["redis_url"] and settings.updater.gate_threshold == 0.7

@@ -1,0 +1,29 @@
+import pytest
+from pydantic import ValidationError
+
+from swarm_route.config import Settings, load_settings
+
+
+def test_environment_and_yaml_file_drive_the_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://env:6379/0")
+    monkeypatch.setenv("SWARM_ACO__RHO", "0.3")
+    assert Settings().redis_url == "redis://env:6379/0" and Settings().aco.rho == 0.3
+    f = tmp_path / "s.yaml"
+    f.write_text(
+        "namespace: fromfile\naco:\n  rho: 0.2\nagents:\n  - {name: a, description: d, kind: builtin,"
+        " endpoint: clock, models: [{name: m}]}\n"
+    )
+    s = load_settings(f)
+    assert s.namespace == "fromfile" and s.aco.rho == 0.2 and s.agents[0].intents() == ["a"]
+    monkeypatch.setenv("SWARM_CONFIG", str(f))
+    monkeypatch.setenv("SWARM_NAMESPACE", "fromenv")
+    assert Settings().namespace == "fromenv"  # env outranks a file named only by SWARM_CONFIG
+
+
+def test_bad_settings_are_refused(tmp_path):
+    with pytest.raises(ValidationError):
+        Settings(namespace="has space")
+    f = tmp_path / "list.yaml"
+    f.write_text("- 1\n")
+    with pytest.raises(ValueError, match="mapping"):
+        load_settings(f)
