@@ -79,10 +79,11 @@ def _serve(args: argparse.Namespace) -> int:
     service = LocalService(settings)
     started = time.monotonic()
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     try:
         service.start()
+        # After ray.init: Ray installs its own SIGTERM handler, which would kill us before cleanup.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
         store = "embedded Redis" if service._redis else "Redis at REDIS_URL"
         print(
             f"swarm_route ready at {service.url} in {time.monotonic() - started:.1f} s ({store}); Ctrl-C stops",
