@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import signal
@@ -120,6 +121,94 @@ def _agents(args: argparse.Namespace) -> int:
     return 0 if status < 400 else 1
 
 
+def _bench_routing(args: argparse.Namespace) -> int:
+    from swarm_route.bench import routing
+
+    lambdas = [float(x) for x in args.lambdas.split(",")] if args.lambdas else routing.DEFAULT_LAMBDAS
+    asyncio.run(
+        routing.run(
+            args.train,
+            args.test,
+            holdout=args.holdout,
+            lambdas=lambdas,
+            json_path=args.json,
+            plot_path=args.plot,
+            seed=args.seed,
+            settings=load_settings(args.config),
+        )
+    )
+    return 0
+
+
+def _store_settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    if not settings.redis_url:
+        raise SystemExit("needs the service's Redis: set REDIS_URL (the URL `swarm-route serve` prints)")
+    return settings
+
+
+def _warmup(args: argparse.Namespace) -> int:
+    from swarm_route.agents.replay import RoutingMatrix, replay_pool
+    from swarm_route.core.outcomes import OutcomeLog
+    from swarm_route.core.quality import QualityGate
+    from swarm_route.core.registry import AgentRegistry
+    from swarm_route.core.warmup import warm_up
+    from swarm_route.keys import Keys
+    from swarm_route.serve.deployments import pheromone_store
+    from swarm_route.store import connect
+
+    settings = _store_settings(args)
+    matrix = RoutingMatrix.load(*args.files)
+
+    async def go() -> None:
+        client = connect(settings.redis_url or "")
+        keys = Keys(settings.namespace)
+        registry = AgentRegistry(client, keys)
+        for spec in replay_pool(matrix, args.files):
+            await registry.register(spec, replace=True)
+        report = await warm_up(
+            matrix.rows,
+            pheromone_store(settings, client),
+            QualityGate(settings.updater.gate_threshold, 1.0),
+            deposit_q=settings.aco.deposit_q,
+            epsilon=settings.aco.epsilon,
+            outcomes=OutcomeLog(client, keys),
+        )
+        await client.aclose()
+        print(
+            f"registered {len(matrix.models)} replay agents; {report.prompts} prompts, "
+            f"{report.deposits} graded events, {report.outcomes} outcomes"
+        )
+
+    asyncio.run(go())
+    return 0
+
+
+def _pheromones(args: argparse.Namespace) -> int:
+    from swarm_route.bench.heatmap import heatmap
+    from swarm_route.serve.deployments import pheromone_store
+    from swarm_route.store import connect
+
+    settings = _store_settings(args)
+
+    async def go() -> dict[str, float]:
+        client = connect(settings.redis_url or "")
+        trails = await pheromone_store(settings, client).trails(args.intent)
+        await client.aclose()
+        return trails
+
+    trails = asyncio.run(go())
+    if not trails:
+        print(f"no trails for intent {args.intent!r}")
+        return 1
+    for edge, tau in sorted(trails.items(), key=lambda kv: -kv[1]):
+        print(f"{tau:8.4f}  {edge}")
+    if args.png:
+        heatmap(trails, args.intent, args.png)
+        print(f"wrote {args.png}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="swarm-route", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -133,6 +222,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("target", nargs="?", help="add: a JSON file with the agent; remove: the agent's name")
     p.add_argument("--url", default="http://127.0.0.1:8000")
     p.set_defaults(func=_agents)
+    p = sub.add_parser("warmup", help="register replay agents and warm trails and ability from routing matrices")
+    p.add_argument("files", nargs="+", help="routing-matrix CSVs")
+    p.add_argument("--config")
+    p.set_defaults(func=_warmup)
+    p = sub.add_parser("pheromones", help="print an intent's trails; --png draws them as a heatmap")
+    p.add_argument("intent")
+    p.add_argument("--png")
+    p.add_argument("--config")
+    p.set_defaults(func=_pheromones)
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
+    p = bench.add_parser("routing", help="quality/cost frontier on routing matrices, against baselines")
+    p.add_argument("--train", nargs="+", required=True, help="routing-matrix CSVs to learn from")
+    p.add_argument("--test", nargs="*", help="CSVs to route; omitted or equal to --train: a held-out slice")
+    p.add_argument("--holdout", type=float, default=0.3, help="share of --train held out when no --test")
+    p.add_argument("--lambdas", help="comma-separated cost weights λ to sweep")
+    p.add_argument("--json")
+    p.add_argument("--plot")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--config")
+    p.set_defaults(func=_bench_routing)
     args = parser.parse_args(argv)
     if args.command == "agents":
         args.file = args.name = args.target

@@ -27,21 +27,36 @@ class AcoSettings(BaseModel):
     """AMRO-S transition and update parameters; see ``core.aco`` and ``core.pheromone``."""
 
     alpha: float = Field(1.0, ge=0, description="weight of pheromone τ in p ∝ τ^α·η^β")
-    beta: float = Field(2.0, ge=0, description="weight of the heuristic η")
+    beta: float = Field(1.0, ge=0, description="weight of the heuristic η")
     q0: float = Field(0.8, ge=0, le=1, description="ACS exploitation probability: argmax instead of sampling")
-    rho: float = Field(0.1, gt=0, lt=1, description="evaporation rate")
-    deposit_q: float = Field(0.05, gt=0, description="Q in Δτ = w·Q/(cost+ε)")
-    epsilon: float = Field(0.01, gt=0, description="ε in Δτ = w·Q/(cost+ε), in USD")
+    rho: float = Field(0.02, gt=0, lt=1, description="evaporation per graded event (and per scheduled tick)")
+    deposit_q: float = Field(0.01, gt=0, description="Q in Δτ = w·Q/(cost+ε)")
+    epsilon: float = Field(
+        0.1,
+        gt=0,
+        description="ε in Δτ = w·Q/(cost+ε), USD: above typical per-query cost, so trails mostly rank pass rate "
+        "and λ alone prices cost; only paths dearer than ε are discounted by the trail itself",
+    )
     tau_init: float = Field(1.0, gt=0, description="trail of an edge nothing has deposited on yet")
     tau_min: float = Field(0.1, gt=0)
     tau_max: float = Field(5.0, gt=0)
-    cost_weight: float = Field(0.5, ge=0, description="λ: how strongly expected cost lowers η")
+    cost_weight: float = Field(
+        0.02, ge=0, description="λ: η falls by e^(−λ·cost/mean cost of the candidates); per request too"
+    )
     multi_agent_ratio: float = Field(
         0.5,
         gt=0,
         le=1,
         description="with max_agents > 1, add agents whose p is at least this share of the best",
     )
+
+
+class AbilitySettings(BaseModel):
+    """The per-query ability model behind η: k nearest graded queries, shrunk toward each node's mean."""
+
+    k: int = Field(50, ge=1, description="neighbours consulted per query")
+    shrinkage: float = Field(5.0, ge=0, description="pseudo-count of the node's mean in each prediction")
+    prior: float = Field(0.7, ge=0, le=1, description="predicted score of a node never graded")
 
 
 class UpdaterSettings(BaseModel):
@@ -99,6 +114,7 @@ class Settings(BaseSettings):
     agents: list[AgentSpec] = Field(default_factory=list, description="agents registered at start-up")
     serve: ServeSettings = Field(default_factory=ServeSettings)
     aco: AcoSettings = Field(default_factory=AcoSettings)
+    ability: AbilitySettings = Field(default_factory=AbilitySettings)
     updater: UpdaterSettings = Field(default_factory=UpdaterSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)

@@ -11,6 +11,8 @@ Every key lives under ``{namespace}:`` so several deployments can share one Redi
 | ``{ns}:finished`` | stream | finished requests and feedback, consumed by the updater group |
 | ``{ns}:request:{id}`` | hash | a finished request's record, kept ``record_ttl_s`` for late feedback |
 | ``{ns}:updater:stats`` | hash | counters of the updater (graded, rejected, deposited, …) |
+| ``{ns}:outcomes`` | list | graded outcomes (query, node, score, cost) JSON, capped; feeds the ability model |
+| ``{ns}:outcomes:total`` | string (int) | outcomes ever appended, so readers can tail a capped list |
 | ``{ns}:latency`` | hash | node (``agent/model``) → recent latency in seconds (EWMA), written by the updater |
 """
 
@@ -54,3 +56,11 @@ class Keys:
     @property
     def latency(self) -> str:
         return f"{self.namespace}:latency"
+
+    @property
+    def outcomes(self) -> str:
+        return f"{self.namespace}:outcomes"
+
+    @property
+    def outcomes_total(self) -> str:
+        return f"{self.namespace}:outcomes:total"

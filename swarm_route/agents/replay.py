@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from swarm_route.agents.base import AgentAnswer, AgentError
-from swarm_route.core.registry import AgentSpec
+from swarm_route.agents.base import AgentAnswer, AgentError, estimate_tokens
+from swarm_route.core.registry import AgentKind, AgentSpec, ModelOption, Skill
 
 RESPONSE_SUFFIX = "|model_response"
 COST_SUFFIX = "|total_cost"
@@ -95,13 +95,46 @@ class RoutingMatrix:
 
 
 @lru_cache(maxsize=16)
-def _indexed(path: str) -> tuple[dict[str, Row], tuple[str, ...]]:
-    matrix = RoutingMatrix.load(path)
+def _indexed(endpoint: str) -> tuple[dict[str, Row], tuple[str, ...]]:
+    matrix = RoutingMatrix.load(*endpoint.split(","))
     return matrix.index(), tuple(matrix.models)
 
 
+def agent_name(model: str) -> str:
+    """A registry-safe agent name for a model column (``meta/llama-2-70b-chat`` → ``meta_llama-2-70b-chat``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", model).lstrip("_.-")[:64] or "model"
+
+
+def replay_pool(matrix: RoutingMatrix, files: list[str | Path], examples_per_task: int = 5) -> list[AgentSpec]:
+    """One replay agent per model of the matrix, priced from what it recorded.
+
+    The price per 1k tokens is the model's recorded spend over the estimated tokens of the prompts and
+    responses it answered: what a router may know before calling, unlike the cost of this very prompt.
+    Every agent serves every task of the files; the task names become its skills, with a few prompts each.
+    """
+    by_task: dict[str, list[str]] = {}
+    for row in matrix.rows:
+        by_task.setdefault(row.task or "default", []).append(row.prompt[:1500])
+    skills = [Skill(name=agent_name(t), examples=p[:examples_per_task]) for t, p in sorted(by_task.items())]
+    agents = []
+    for model in matrix.models:
+        spent = sum(r.records[model].cost_usd or 0.0 for r in matrix.rows)
+        tokens = sum(estimate_tokens(r.prompt) + estimate_tokens(r.records[model].response) for r in matrix.rows)
+        agents.append(
+            AgentSpec(
+                name=agent_name(model),
+                description=f"Recorded answers of {model}.",
+                kind=AgentKind.replay,
+                endpoint=",".join(str(Path(f).resolve()) for f in files),
+                models=[ModelOption(name=model, cost_per_1k_tokens=1000 * spent / max(tokens, 1))],
+                skills=skills,
+            )
+        )
+    return agents
+
+
 class ReplayBackend:
-    """The agent's ``endpoint`` is the CSV path; its models are columns of that file."""
+    """The agent's ``endpoint`` is the CSV path (or several, comma-separated); its models are their columns."""
 
     async def answer(self, spec: AgentSpec, model: str, query: str) -> AgentAnswer:
         try:

@@ -137,7 +137,9 @@ class Ingress:
         intent = await self._classifier.classify.remote(body.query)
         stages["classify"] = ms_since(t)
         t = time.perf_counter()
-        decision = await self._router.route.remote(body.query, intent, body.budget_usd, body.max_agents)
+        decision = await self._router.route.remote(
+            body.query, intent, body.budget_usd, body.max_agents, body.cost_weight
+        )
         stages["route"] = ms_since(t)
         if decision.declined and decision.candidates and body.budget_usd is not None:
             cheapest = min(c.expected_cost_usd for c in decision.candidates if c.ability >= 0.01)
@@ -181,6 +183,7 @@ class Ingress:
         if answers:
             event = FinishedRequest(
                 request_id=request_id,
+                query=body.query,
                 intent_weights=decision.intent_weights,
                 paths=[
                     PathOutcome(

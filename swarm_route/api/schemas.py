@@ -18,6 +18,9 @@ class QueryRequest(BaseModel):
     query: str = Field(min_length=1, description="the user's question; longer than the configured limit is refused")
     budget_usd: float | None = Field(None, gt=0, description="hard limit on the expected cost of the chosen paths")
     max_agents: int = Field(1, ge=1, description="how many agents may answer independently (merged afterwards)")
+    cost_weight: float | None = Field(
+        None, ge=0, le=100, description="λ for this request: 0 ignores cost, higher trades quality for price"
+    )
 
 
 class Trace(BaseModel):

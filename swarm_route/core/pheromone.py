@@ -1,9 +1,11 @@
 """Pheromone specialists: one trail set per intent, kept in Redis, fused per query by intent weights.
 
-Only the updater writes. A deposit evaporates and reinforces the path's edges in one Lua call, bounded to
-[τ_min, τ_max] (MAX-MIN ant system) so no path starves and none monopolises; a scheduled evaporation
-decays every stored edge. An edge nothing has deposited on reads as τ_init, so a newly registered agent
-starts above agents whose trails have decayed and gets tried.
+Only the updater (and warm-up) writes. One graded event is one Lua call that evaporates every stored
+edge of the specialist, τ ← (1−ρ)·τ, and deposits on the passing path's edges, τ += Δ: the AMRO-S update,
+atomic, bounded to [τ_min, τ_max] (MAX-MIN ant system) so no path starves and none monopolises. At
+equilibrium an edge holds about (pass rate × Δ)/ρ, so trails rank paths by how often they pass, per unit
+cost. A scheduled evaporation also decays trails with time. An edge nothing has deposited on reads as
+τ_init, so a newly registered agent starts above agents whose trails have decayed and gets tried.
 """
 
 from __future__ import annotations
@@ -19,11 +21,18 @@ Trails = dict[str, float]
 _DEPOSIT = """
 local rho, tmin, tmax, tinit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local n = tonumber(ARGV[6])
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do
+  local tau = (1 - rho) * tonumber(flat[i + 1])
+  if tau < tmin then tau = tmin end
+  redis.call('HSET', KEYS[1], flat[i], string.format('%.6g', tau))
+end
 for i = 1, n do
   local edge = ARGV[6 + i]
   local delta = tonumber(ARGV[6 + n + i])
-  local tau = tonumber(redis.call('HGET', KEYS[1], edge) or tinit)
-  tau = (1 - rho) * tau + delta
+  local stored = redis.call('HGET', KEYS[1], edge)
+  local tau = stored and tonumber(stored) or (1 - rho) * tinit
+  tau = tau + delta
   if tau < tmin then tau = tmin end
   if tau > tmax then tau = tmax end
   redis.call('HSET', KEYS[1], edge, string.format('%.6g', tau))
@@ -81,7 +90,7 @@ class PheromoneStore:
         return sorted(await self._r.smembers(self._k.pheromone_intents))
 
     async def deposit(self, intent: str, deltas: Mapping[str, float]) -> None:
-        """τ ← clamp((1−ρ)·τ + Δ) on each edge given, atomically."""
+        """One graded event: evaporate the whole specialist, then τ += Δ on each edge given; atomic."""
         edges = list(deltas)
         args = [self.rho, self.tau_min, self.tau_max, self.tau_init, intent, len(edges)]
         await self._deposit(

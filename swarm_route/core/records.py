@@ -19,6 +19,7 @@ class PathOutcome(BaseModel):
 class FinishedRequest(BaseModel):
     type: Literal["finished"] = "finished"
     request_id: str
+    query: str = ""  # kept so graded outcomes can teach the ability model; empty when not to be stored
     intent_weights: dict[str, float]
     paths: list[PathOutcome]
     cost_usd: float

@@ -1,8 +1,8 @@
-"""The reasoning router: from intent weights, registry and pheromone specialists to a chosen path.
+"""The reasoning router: from intent weights, registry, pheromone specialists and learned ability to a path.
 
 Without an LLM the "reasoning" is the evidence itself, written out: which intents the query carries, which
-candidates serve them, their fused τ, η and p, and why the chosen one won. Everything the decision used is
-returned, so a client can see why its query went where it went.
+candidates serve them, their fused τ, η (ability, expected cost) and p, and why the chosen one won.
+Everything the decision used is returned, so a client can see why its query went where it went.
 """
 
 from __future__ import annotations
@@ -10,16 +10,19 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from swarm_route.agents.base import estimate_tokens
 from swarm_route.core import aco
-from swarm_route.core.graph import Hop, Path, PathGraph
+from swarm_route.core.ability import AbilityModel
+from swarm_route.core.graph import Path, PathGraph
 from swarm_route.core.intent import IntentResult
 from swarm_route.core.pheromone import PheromoneStore
 from swarm_route.core.registry import AgentSpec
 
 EXPECTED_ANSWER_TOKENS = 300
+MIN_MATCH = 0.01  # below this share of the query's intent weight an agent does not serve the query
 
 
 class HopOut(BaseModel):
@@ -32,7 +35,8 @@ class Candidate(BaseModel):
     edges: list[str]
     tau: float
     eta: float
-    ability: float
+    ability: float = Field(description="intent match × predicted quality on this query")
+    quality: float = Field(description="predicted score on this query, from graded neighbours")
     expected_cost_usd: float
     latency_s: float | None = None
     probability: float = 0.0
@@ -52,6 +56,23 @@ class RouteDecision(BaseModel):
     fallbacks: list[int] = Field(description="indices tried in order if every chosen path fails")
     reasoning: str
     declined: str | None = None
+    cost_weight: float = 0.0
+
+
+class _Pool:
+    """Paths of one registry snapshot and their static facts, rebuilt only when the snapshot changes."""
+
+    def __init__(self, agents: Mapping[str, AgentSpec]) -> None:
+        self.agents = agents
+        self.paths: list[Path] = PathGraph.single_stage(agents.values()).paths()
+        self.nodes = sorted({h.node for p in self.paths for h in p.hops})
+        self.node_index = {n: i for i, n in enumerate(self.nodes)}
+        self.hop_nodes = [[self.node_index[h.node] for h in p.hops] for p in self.paths]
+        price = {(a.name, m.name): m.cost_per_1k_tokens for a in agents.values() for m in a.models}
+        self.node_price = np.array([price[tuple(n.split("/", 1))] for n in self.nodes])  # type: ignore[index]
+        self.path_intents = [[agents[h.agent].intents() for h in p.hops] for p in self.paths]
+        self.hops_out = [[HopOut(agent=h.agent, model=h.model) for h in p.hops] for p in self.paths]
+        self.edges = [list(p.edges) for p in self.paths]
 
 
 class ReasoningRouter:
@@ -64,12 +85,20 @@ class ReasoningRouter:
         q0: float,
         cost_weight: float,
         multi_agent_ratio: float,
+        ability: AbilityModel | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.pheromones = pheromones
         self.alpha, self.beta, self.q0 = alpha, beta, q0
         self.cost_weight, self.multi_agent_ratio = cost_weight, multi_agent_ratio
+        self.ability = ability or AbilityModel()
         self._rng = rng or random.Random()
+        self._pool: _Pool | None = None
+
+    def _pool_for(self, agents: Mapping[str, AgentSpec]) -> _Pool:
+        if self._pool is None or self._pool.agents is not agents:
+            self._pool = _Pool(agents)
+        return self._pool
 
     async def route(
         self,
@@ -80,8 +109,13 @@ class ReasoningRouter:
         budget_usd: float | None = None,
         max_agents: int = 1,
         latency_s: Mapping[str, float] | None = None,
+        cost_weight: float | None = None,
+        explore: bool = True,
     ) -> RouteDecision:
-        base = dict(intent_weights=intent.weights, out_of_scope=intent.out_of_scope, oos_score=intent.oos_score)
+        lam = self.cost_weight if cost_weight is None else cost_weight
+        base = dict(
+            intent_weights=intent.weights, out_of_scope=intent.out_of_scope, oos_score=intent.oos_score, cost_weight=lam
+        )
         if intent.out_of_scope or not intent.weights:
             best = max(intent.similarity.items(), key=lambda kv: kv[1], default=None)
             why = (
@@ -91,88 +125,100 @@ class ReasoningRouter:
             )
             return RouteDecision(**base, candidates=[], chosen=[], fallbacks=[], reasoning=why + ".", declined=why)
 
+        pool = self._pool_for(agents)
         specialists = await self.pheromones.read(intent.weights)
-        paths = PathGraph.single_stage(agents.values()).paths()
+        estimate = self.ability.predict(query, pool.nodes)
         tokens = estimate_tokens(query) + EXPECTED_ANSWER_TOKENS
-        costs = [self._path_cost(p, agents, tokens) for p in paths]
-        paid = [c for c in costs if c > 0]
-        scale = min(paid) if paid else 0.0
+        node_cost = np.where(np.isnan(estimate.cost), pool.node_price * tokens / 1000, estimate.cost)
         latency_s = latency_s or {}
+        node_latency = np.array([latency_s.get(n, 0.0) for n in pool.nodes])
 
-        candidates: list[Candidate] = []
-        for path, cost in zip(paths, costs, strict=True):
-            ability = self._ability(path, agents, intent.weights)
-            lat = max((latency_s.get(h.node, 0.0) for h in path.hops), default=0.0) or None
-            h = aco.heuristic(ability, cost, scale, self.cost_weight, lat)
-            excluded = None
-            if ability < 0.01:
-                excluded = "serves none of the query's intents"
-            elif budget_usd is not None and cost > budget_usd:
-                excluded = f"expected cost ${cost:.6f} exceeds budget ${budget_usd:.6f}"
-            candidates.append(
-                Candidate(
-                    path=[HopOut(agent=x.agent, model=x.model) for x in path.hops],
-                    edges=list(path.edges),
-                    tau=round(self.pheromones.fuse(intent.weights, specialists, path.edges), 6),
-                    eta=round(h.eta, 6),
-                    ability=round(ability, 4),
-                    expected_cost_usd=cost,
-                    latency_s=lat,
-                    excluded=excluded,
-                )
+        n = len(pool.paths)
+        match = np.array(
+            [min(sum(intent.weights.get(t, 0.0) for t in hop) for hop in hops) for hops in pool.path_intents]
+        )
+        quality = np.array([min(estimate.score[i] for i in hops) for hops in pool.hop_nodes])
+        cost = np.array([sum(node_cost[i] for i in hops) for hops in pool.hop_nodes])
+        latency = np.array([max(node_latency[i] for i in hops) for hops in pool.hop_nodes])
+        fused_edge: dict[str, float] = {}
+        total_w = sum(intent.weights.values()) or 1.0
+        tau = np.empty(n)
+        for i, edges in enumerate(pool.edges):
+            acc = 0.0
+            for e in edges:
+                if e not in fused_edge:
+                    fused_edge[e] = (
+                        sum(
+                            w * specialists.get(t, {}).get(e, self.pheromones.tau_init)
+                            for t, w in intent.weights.items()
+                        )
+                        / total_w
+                    )
+                acc += fused_edge[e]
+            tau[i] = acc / len(edges)
+
+        excluded: list[str | None] = [None] * n
+        for i in range(n):
+            if match[i] < MIN_MATCH:
+                excluded[i] = "serves none of the query's intents"
+            elif budget_usd is not None and cost[i] > budget_usd:
+                excluded[i] = f"expected cost ${cost[i]:.6f} exceeds budget ${budget_usd:.6f}"
+        eligible = np.array([i for i in range(n) if excluded[i] is None], dtype=int)
+        ability = match * quality
+        eta = np.zeros(n)
+        probs = np.zeros(n)
+        if eligible.size:
+            eta[eligible] = aco.heuristic(ability[eligible], cost[eligible], lam, latency[eligible])
+            probs[eligible] = aco.probabilities(tau[eligible], eta[eligible], self.alpha, self.beta)
+        candidates = [
+            Candidate.model_construct(
+                path=pool.hops_out[i],
+                edges=pool.edges[i],
+                tau=round(float(tau[i]), 6),
+                eta=round(float(eta[i]), 6),
+                ability=round(float(ability[i]), 4),
+                quality=round(float(quality[i]), 4),
+                expected_cost_usd=float(cost[i]),
+                latency_s=float(latency[i]) or None,
+                probability=round(float(probs[i]), 6),
+                excluded=excluded[i],
             )
-
-        eligible = [i for i, c in enumerate(candidates) if c.excluded is None]
-        if not eligible:
+            for i in range(n)
+        ]
+        if not eligible.size:
             why = (
                 "every agent serving this query is over the budget"
-                if any(c.excluded and c.excluded.startswith("expected cost") for c in candidates)
+                if any(e and e.startswith("expected cost") for e in excluded)
                 else "no registered agent serves the query's intents"
             )
             return RouteDecision(
                 **base, candidates=candidates, chosen=[], fallbacks=[], reasoning=why + ".", declined=why
             )
-        probs = aco.probabilities(
-            [candidates[i].tau for i in eligible],
-            [candidates[i].eta for i in eligible],
-            self.alpha,
-            self.beta,
-        )
-        for i, p in zip(eligible, probs, strict=True):
-            candidates[i].probability = round(p, 6)
-        first = eligible[aco.choose(probs, self.q0, self._rng)]
+        first = int(eligible[aco.choose(probs[eligible], self.q0 if explore else 1.0, self._rng)])
         chosen = [first]
-        ranked = sorted(eligible, key=lambda i: candidates[i].probability, reverse=True)
-        spent = candidates[first].expected_cost_usd
+        ranked = [int(i) for i in eligible[np.argsort(-probs[eligible], kind="stable")]]
+        spent = cost[first]
+        used = set(pool.paths[first].agents)
         for i in ranked:
             if len(chosen) >= max_agents:
                 break
-            c = candidates[i]
-            if set(c.agents) & {a for j in chosen for a in candidates[j].agents}:
+            if used & set(pool.paths[i].agents):
                 continue
-            if c.probability < self.multi_agent_ratio * candidates[first].probability:
+            if probs[i] < self.multi_agent_ratio * probs[first]:
                 break
-            if budget_usd is not None and spent + c.expected_cost_usd > budget_usd:
+            if budget_usd is not None and spent + cost[i] > budget_usd:
                 continue
             chosen.append(i)
-            spent += c.expected_cost_usd
+            spent += cost[i]
+            used |= set(pool.paths[i].agents)
         fallbacks = [i for i in ranked if i not in chosen]
         return RouteDecision(
             **base,
             candidates=candidates,
             chosen=chosen,
             fallbacks=fallbacks,
-            reasoning=self._explain(intent, candidates, chosen, len(eligible)),
+            reasoning=self._explain(intent, candidates, chosen, int(eligible.size)),
         )
-
-    @staticmethod
-    def _ability(path: Path, agents: Mapping[str, AgentSpec], weights: Mapping[str, float]) -> float:
-        """Share of the query's intent weight that every agent on the path serves."""
-        return min(sum(weights.get(t, 0.0) for t in agents[h.agent].intents()) for h in path.hops)
-
-    @staticmethod
-    def _path_cost(path: Path, agents: Mapping[str, AgentSpec], tokens: int) -> float:
-        return sum(_price(agents[h.agent], h) * tokens / 1000 for h in path.hops)
 
     @staticmethod
     def _explain(intent: IntentResult, candidates: list[Candidate], chosen: list[int], eligible: int) -> str:
@@ -187,7 +233,3 @@ class ReasoningRouter:
                 f"expected ${c.expected_cost_usd:.6f}), p={c.probability:.2f}."
             )
         return " ".join(lines)
-
-
-def _price(spec: AgentSpec, hop: Hop) -> float:
-    return next(m.cost_per_1k_tokens for m in spec.models if m.name == hop.model)

@@ -15,6 +15,7 @@ import time
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from swarm_route.core.outcomes import Outcome, OutcomeLog
 from swarm_route.core.pheromone import PheromoneStore
 from swarm_route.core.quality import QualityGate
 from swarm_route.core.records import Event, Feedback, FinishedRequest, PathOutcome
@@ -43,6 +44,7 @@ class PheromoneUpdater:
         self.store = store
         self.gate = gate
         self.stream = EventStream(client, keys)
+        self.outcomes = OutcomeLog(client, keys)
         self.deposit_q, self.epsilon, self.min_intent_weight = deposit_q, epsilon, min_intent_weight
         self.consumer = consumer
 
@@ -83,6 +85,11 @@ class PheromoneUpdater:
 
     async def _grade(self, record: FinishedRequest, path: PathOutcome, score: float) -> None:
         await self._count("graded")
+        if record.query:
+            cost = path.cost_usd / max(len(path.nodes), 1)
+            await self.outcomes.append(
+                [Outcome(text=record.query, node=n, score=score, cost_usd=cost) for n in path.nodes]
+            )
         if not self.gate.passes(score):
             await self._count("rejected")
             return

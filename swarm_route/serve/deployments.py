@@ -18,9 +18,11 @@ from swarm_route.agents.builtin import BuiltinBackend
 from swarm_route.agents.openai_agent import OpenAIBackend
 from swarm_route.agents.replay import ReplayBackend
 from swarm_route.config import Settings
+from swarm_route.core.ability import AbilityModel
 from swarm_route.core.aggregate import Aggregate, RefiningAggregator
 from swarm_route.core.dispatch import Dispatcher, DispatchResult, PathAnswer
 from swarm_route.core.intent import IntentClassifier, IntentResult, LabelledExamples
+from swarm_route.core.outcomes import AbilityMemory, OutcomeLog
 from swarm_route.core.pheromone import PheromoneStore
 from swarm_route.core.quality import QualityGate
 from swarm_route.core.registry import AgentKind, AgentRegistry, AgentSpec
@@ -41,6 +43,25 @@ def pheromone_store(settings: Settings, client: Any) -> PheromoneStore:
         tau_init=aco.tau_init,
         tau_min=aco.tau_min,
         tau_max=aco.tau_max,
+    )
+
+
+def ability_model(settings: Settings) -> AbilityModel:
+    a = settings.ability
+    return AbilityModel(k=a.k, shrinkage=a.shrinkage, prior=a.prior)
+
+
+def reasoning_router(settings: Settings, store: PheromoneStore, ability: AbilityModel | None = None) -> ReasoningRouter:
+    """The router as the settings describe it: the service and the benchmark build it here alike."""
+    a = settings.aco
+    return ReasoningRouter(
+        store,
+        alpha=a.alpha,
+        beta=a.beta,
+        q0=a.q0,
+        cost_weight=a.cost_weight,
+        multi_agent_ratio=a.multi_agent_ratio,
+        ability=ability,
     )
 
 
@@ -84,21 +105,29 @@ class RouterDeployment:
         self._keys = Keys(settings.namespace)
         self._client = client
         self._registry = AgentRegistry(client, self._keys)
-        a = settings.aco
-        self._router = ReasoningRouter(
-            pheromone_store(settings, client),
-            alpha=a.alpha,
-            beta=a.beta,
-            q0=a.q0,
-            cost_weight=a.cost_weight,
-            multi_agent_ratio=a.multi_agent_ratio,
-        )
+        self._memory = AbilityMemory(OutcomeLog(client, self._keys), ability_model(settings))
+        self._router = reasoning_router(settings, pheromone_store(settings, client), self._memory.model)
 
-    async def route(self, query: str, intent: IntentResult, budget_usd: float | None, max_agents: int) -> RouteDecision:
+    async def route(
+        self,
+        query: str,
+        intent: IntentResult,
+        budget_usd: float | None,
+        max_agents: int,
+        cost_weight: float | None = None,
+    ) -> RouteDecision:
         _, agents = await self._registry.snapshot()
+        await self._memory.refresh()
+        self._router.ability = self._memory.model
         latency = {k: float(v) for k, v in (await self._client.hgetall(self._keys.latency)).items()}
         return await self._router.route(
-            query, intent, agents, budget_usd=budget_usd, max_agents=max_agents, latency_s=latency
+            query,
+            intent,
+            agents,
+            budget_usd=budget_usd,
+            max_agents=max_agents,
+            latency_s=latency,
+            cost_weight=cost_weight,
         )
 
 

@@ -33,6 +33,7 @@ def decision(*names: str, chosen=(0,), fallbacks=()) -> RouteDecision:
             tau=1,
             eta=1,
             ability=1,
+            quality=1,
             expected_cost_usd=0,
             probability=0.5,
         )

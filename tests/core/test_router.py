@@ -10,7 +10,7 @@ from tests.core.helpers import MATH, WEATHER, agent
 
 def make_router(client, keys, q0: float = 1.0) -> ReasoningRouter:
     store = PheromoneStore(client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0)
-    return ReasoningRouter(store, alpha=1, beta=2, q0=q0, cost_weight=1.0, multi_agent_ratio=0.5, rng=random.Random(1))
+    return ReasoningRouter(store, alpha=1, beta=2, q0=q0, cost_weight=0.5, multi_agent_ratio=0.5, rng=random.Random(1))
 
 
 def intent(**weights: float) -> IntentResult:

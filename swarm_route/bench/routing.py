@@ -1,0 +1,379 @@
+"""``swarm-route bench routing``: quality and cost of ant-colony routing on routing matrices.
+
+It builds a replay pool from the files' models, warms the real router up on ``--train`` (pheromone and the
+ability model, through the same code the service runs, against a real Redis), then routes every ``--test``
+prompt. The router sees only the prompt: ``eval_name`` is a training label for the intent classifier and the
+pheromone specialists, never an input at test time. Quality is the mean recorded score of the chosen model
+(an unrecorded score counts as 0, for every router alike), cost the summed recorded USD.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from swarm_route.agents.replay import RoutingMatrix, Row, agent_name, replay_pool
+from swarm_route.bench.report import console, percentiles, table, write_json
+from swarm_route.config import Settings
+from swarm_route.core.ability import AbilityModel
+from swarm_route.core.graph import node_id
+from swarm_route.core.intent import IntentClassifier, IntentResult, LabelledExamples
+from swarm_route.core.outcomes import AbilityMemory, OutcomeLog
+from swarm_route.core.pheromone import PheromoneStore
+from swarm_route.core.quality import QualityGate
+from swarm_route.core.records import FinishedRequest, PathOutcome
+from swarm_route.core.registry import AgentSpec, ModelOption
+from swarm_route.core.router import ReasoningRouter
+from swarm_route.core.updater import PheromoneUpdater
+from swarm_route.core.warmup import warm_up
+from swarm_route.keys import Keys
+from swarm_route.serve.deployments import ability_model, pheromone_store, reasoning_router
+from swarm_route.store import EmbeddedRedis, connect
+
+# λ is relative to the mean candidate cost, so one geometric sweep fits any price level.
+DEFAULT_LAMBDAS = (0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.07, 0.1, 0.2, 0.5, 1.0)
+ONLINE_EVERY = 3  # the online run re-warms per λ; every third λ of the sweep keeps it to minutes
+
+
+def split_holdout(rows: Sequence[Row], fraction: float) -> tuple[list[Row], list[Row]]:
+    """Deterministic by sample id, so the same prompt lands on the same side in every run."""
+    train, test = [], []
+    for r in rows:
+        bucket = int(hashlib.blake2b(r.sample_id.encode(), digest_size=8).hexdigest(), 16) % 10_000
+        (test if bucket < fraction * 10_000 else train).append(r)
+    return train, test
+
+
+@dataclass
+class Outcomes:
+    """Quality and cost of one router's choices over the test prompts."""
+
+    scores: list[float] = field(default_factory=list)
+    costs: list[float] = field(default_factory=list)
+
+    def add(self, row: Row, model: str) -> tuple[float, float]:
+        rec = row.records[model]
+        score, cost = rec.score or 0.0, rec.cost_usd or 0.0
+        self.scores.append(score)
+        self.costs.append(cost)
+        return score, cost
+
+    def point(self, **extra: Any) -> dict[str, Any]:
+        return {**extra, "quality": round(float(np.mean(self.scores)), 4), "cost": round(float(np.sum(self.costs)), 6)}
+
+
+def _fixed(rows: Sequence[Row], choose) -> Outcomes:  # type: ignore[no-untyped-def]
+    out = Outcomes()
+    for r in rows:
+        out.add(r, choose(r))
+    return out
+
+
+class Bench:
+    def __init__(self, settings: Settings, train: list[Row], test: list[Row], models: list[str], files: list[str]):
+        self.settings, self.train, self.test, self.models = settings, train, test, models
+        self.files = files
+        matrix = RoutingMatrix(train, models)
+        self.agents: dict[str, AgentSpec] = {a.name: a for a in replay_pool(matrix, files)}
+        self.node_model = {node_id(agent_name(m), m): m for m in models}
+        labelled = LabelledExamples()
+        for r in train:
+            labelled.add(agent_name(r.task or "default"), [r.prompt])
+        # Out-of-scope is the intent issue's concern: here every prompt is in scope of the pool.
+        self.classifier = IntentClassifier(oos_threshold=0.0, temperature=settings.intent.temperature).fit(labelled)
+        self.intents: list[IntentResult] = [self.classifier.classify(r.prompt) for r in test]
+
+    # -------------------------------------------------------------- baselines
+
+    def baselines(self, seed: int) -> dict[str, Any]:
+        rng = random.Random(seed)
+        test, train, models = self.test, self.train, self.models
+
+        def mean_score(rows: Sequence[Row], m: str) -> float:
+            return float(np.mean([r.records[m].score or 0.0 for r in rows])) if rows else 0.0
+
+        def mean_cost(rows: Sequence[Row], m: str) -> float:
+            return float(np.mean([r.records[m].cost_usd or 0.0 for r in rows])) if rows else 0.0
+
+        best = max(models, key=lambda m: mean_score(test, m))
+        out: dict[str, Any] = {"best_single": _fixed(test, lambda r: best).point(model=best)}
+        out["oracle"] = _fixed(
+            test, lambda r: max(models, key=lambda m: (r.records[m].score or 0.0, -(r.records[m].cost_usd or 0.0)))
+        ).point()
+        out["random"] = _fixed(test, lambda r: rng.choice(models)).point()
+        cheapest = min(models, key=lambda m: mean_cost(train, m))
+        out["cheapest"] = _fixed(test, lambda r: cheapest).point(model=cheapest)
+        tasks: dict[str, list[Row]] = {}
+        for r in train:
+            tasks.setdefault(agent_name(r.task or "default"), []).append(r)
+        task_best = {t: max(models, key=lambda m, rs=rs: mean_score(rs, m)) for t, rs in tasks.items()}
+        predicted = {id(r): self.intents[i].top() for i, r in enumerate(test)}
+        out["per_task_best"] = _fixed(test, lambda r: task_best.get(predicted[id(r)] or "", best)).point()
+        knn = self._history_model()
+        nodes = list(self.node_model)
+        out["knn"] = _fixed(
+            test, lambda r: self.node_model[nodes[int(np.argmax(knn.predict(r.prompt, nodes).score))]]
+        ).point()
+        return out
+
+    def _history_model(self) -> AbilityModel:
+        nodes = list(self.node_model)
+        scores = np.array([[r.records[self.node_model[n]].score for n in nodes] for r in self.train], dtype=float)
+        costs = np.array([[r.records[self.node_model[n]].cost_usd for n in nodes] for r in self.train], dtype=float)
+        a = self.settings.ability
+        return AbilityModel(a.k, a.shrinkage, a.prior).fit([r.prompt for r in self.train], nodes, scores, costs)
+
+    # -------------------------------------------------------------- swarm_route
+
+    async def _warm(self, client: Any, namespace: str) -> tuple[ReasoningRouter, PheromoneUpdater, AbilityMemory]:
+        s = self.settings
+        keys = Keys(namespace)
+        store: PheromoneStore = pheromone_store(s.model_copy(update={"namespace": namespace}), client)
+        log = OutcomeLog(client, keys)
+        gate = QualityGate(s.updater.gate_threshold, s.updater.sample_rate)
+        await warm_up(self.train, store, gate, deposit_q=s.aco.deposit_q, epsilon=s.aco.epsilon, outcomes=log)
+        memory = AbilityMemory(log, ability_model(s), interval_s=0.0)
+        await memory.refresh(force=True)
+        router = reasoning_router(s, store, memory.model)
+        updater = PheromoneUpdater(
+            client,
+            keys,
+            store,
+            gate,
+            deposit_q=s.aco.deposit_q,
+            epsilon=s.aco.epsilon,
+            min_intent_weight=s.updater.min_intent_weight,
+        )
+        return router, updater, memory
+
+    async def frontier(self, client: Any, lambdas: Sequence[float], online: bool) -> tuple[list[dict], list[float]]:
+        points, latencies = [], []
+        shared = None if online else await self._warm(client, f"bench-{uuid.uuid4().hex[:8]}")
+        for lam in lambdas:
+            router, updater, memory = shared or await self._warm(client, f"bench-{uuid.uuid4().hex[:8]}")
+            out = Outcomes()
+            for i, (row, intent) in enumerate(zip(self.test, self.intents, strict=True)):
+                t0 = time.perf_counter()
+                d = await router.route(row.prompt, intent, self.agents, cost_weight=lam, explore=online)
+                latencies.append((time.perf_counter() - t0) * 1000)
+                chosen = d.candidates[d.chosen[0]]
+                node = node_id(chosen.path[0].agent, chosen.path[0].model)
+                _, cost = out.add(row, self.node_model[node])
+                if online:
+                    recorded = row.records[self.node_model[node]].score
+                    await updater.handle(
+                        FinishedRequest(
+                            request_id=f"{lam}-{i}",
+                            query=row.prompt,
+                            intent_weights=intent.weights,
+                            paths=[
+                                PathOutcome(
+                                    edges=chosen.edges, nodes=[node], cost_usd=cost, latency_ms=0.0, score=recorded
+                                )
+                            ],
+                            cost_usd=cost,
+                        )
+                    )
+                    await memory.refresh(force=True)
+                    router.ability = memory.model
+            points.append(out.point(**{"lambda": lam}))
+        return points, latencies
+
+    async def latency_at_scale(self, client: Any, n_candidates: int, samples: int) -> dict[str, float]:
+        """Decision latency with ``n_candidates`` paths: the pool's models cloned into synthetic agents."""
+        per_agent = len(self.models)
+        clones = -(-n_candidates // per_agent)
+        agents: dict[str, AgentSpec] = {}
+        node_model: dict[str, str] = {}
+        for c in range(clones):
+            for m in self.models:
+                if len(node_model) >= n_candidates:
+                    break
+                base = self.agents[agent_name(m)]
+                name = f"c{c}-{agent_name(m)}"[:64]
+                spec = base.model_copy(update={"name": name, "models": [ModelOption(**base.models[0].model_dump())]})
+                agents[name] = spec
+                node_model[node_id(name, m)] = m
+        nodes = list(node_model)
+        history = self.train[:300]
+        scores = np.array([[r.records[node_model[n]].score for n in nodes] for r in history], dtype=float)
+        a = self.settings.ability
+        model = AbilityModel(a.k, a.shrinkage, a.prior).fit([r.prompt for r in history], nodes, scores)
+        store = pheromone_store(self.settings.model_copy(update={"namespace": f"bench-{uuid.uuid4().hex[:8]}"}), client)
+        for r in history[:50]:
+            await store.deposit(
+                agent_name(r.task or "default"),
+                {f"source>{n}": 0.1 for n in nodes if (r.records[node_model[n]].score or 0) >= 0.5},
+            )
+        router = reasoning_router(self.settings, store, model)
+        times = []
+        for row, intent in list(zip(self.test, self.intents, strict=True))[:samples]:
+            t0 = time.perf_counter()
+            await router.route(row.prompt, intent, agents, explore=False)
+            times.append((time.perf_counter() - t0) * 1000)
+        return percentiles(times[5:] or times)
+
+
+def _plot(path: str, result: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for name in ("frontier", "online"):
+        pts = result["swarm_route"][name]
+        ax.plot(
+            [p["cost"] for p in pts],
+            [p["quality"] for p in pts],
+            marker="o",
+            ms=3,
+            label=f"swarm_route ({'frozen' if name == 'frontier' else 'online'})",
+        )
+    for name, p in result["baselines"].items():
+        ax.scatter([p["cost"]], [p["quality"]], marker="x" if name != "best_single" else "*", s=60)
+        ax.annotate(name if "model" not in p else f"{name}\n{p['model']}", (p["cost"], p["quality"]), fontsize=7)
+    ax.set_xlabel("total cost on the test prompts (USD)")
+    ax.set_ylabel("mean recorded score")
+    ax.set_xscale("symlog", linthresh=0.01)
+    ax.set_title("swarm_route: quality against cost")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    console.print(f"wrote {path}")
+
+
+def _targets(result: dict[str, Any]) -> dict[str, Any]:
+    best = result["baselines"]["best_single"]
+    frontier = result["swarm_route"]["frontier"]
+
+    def reached(dq: float, share: float) -> bool:
+        return any(p["quality"] >= best["quality"] + dq and p["cost"] <= share * best["cost"] for p in frontier)
+
+    def dominated_by_none() -> list[str]:
+        beaten = []
+        for name, b in result["baselines"].items():
+            if name == "oracle":
+                continue
+            if not any(p["quality"] >= b["quality"] and p["cost"] <= b["cost"] for p in frontier):
+                beaten.append(name)
+        return beaten
+
+    lat = result["decision_latency_ms"]
+    return {
+        "quality_ge_best_at_25pct_cost": reached(0.0, 0.25),
+        "quality_ge_best_plus_2pts_at_50pct_cost": reached(0.02, 0.5),
+        "baselines_the_frontier_does_not_dominate": dominated_by_none(),
+        "latency_pool_p50_le_1ms": lat[str(len(result["models"]))]["p50"] <= 1.0,
+        "latency_1000_p50_le_5ms": lat["1000"]["p50"] <= 5.0,
+    }
+
+
+async def run(
+    train_files: Sequence[str],
+    test_files: Sequence[str] | None,
+    *,
+    holdout: float = 0.3,
+    lambdas: Sequence[float] = DEFAULT_LAMBDAS,
+    json_path: str | None = None,
+    plot_path: str | None = None,
+    seed: int = 0,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    settings = settings or Settings()
+    missing = [f for f in [*train_files, *(test_files or [])] if not Path(f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"no such routing matrix: {', '.join(missing)}")
+    train_m = RoutingMatrix.load(*train_files)
+    if test_files and sorted(map(str, test_files)) != sorted(map(str, train_files)):
+        test_m = RoutingMatrix.load(*test_files)
+        held = {r.prompt for r in test_m.rows}
+        train, test = [r for r in train_m.rows if r.prompt not in held], test_m.rows
+        split = "files"
+    else:
+        train, test = split_holdout(train_m.rows, holdout)
+        split = f"holdout {holdout:.0%} by sample_id"
+    models = [m for m in train_m.models if all(m in r.records for r in test)]
+    console.print(f"routing bench: {len(train)} train / {len(test)} test prompts ({split}), {len(models)} models")
+    bench = Bench(settings, train, test, models, [str(f) for f in train_files])
+    embedded = None
+    url = settings.redis_url
+    if not url:
+        embedded = EmbeddedRedis()
+        url = embedded.url
+    client = connect(url)
+    try:
+        baselines = bench.baselines(seed)
+        frontier, lat11 = await bench.frontier(client, lambdas, online=False)
+        online, _ = await bench.frontier(client, list(lambdas)[::ONLINE_EVERY], online=True)
+        latency = {f"{len(models)}": percentiles(lat11), "1000": await bench.latency_at_scale(client, 1000, 200)}
+    finally:
+        await client.aclose()
+        if embedded:
+            embedded.stop()
+    result: dict[str, Any] = {
+        "train_prompts": len(train),
+        "test_prompts": len(test),
+        "split": split,
+        "models": models,
+        "baselines": baselines,
+        "best_single": baselines["best_single"],
+        "oracle": baselines["oracle"],
+        "swarm_route": {"frontier": frontier, "online": online},
+        "decision_latency_ms": latency,
+        "settings": {
+            "aco": settings.aco.model_dump(),
+            "ability": settings.ability.model_dump(),
+            "updater": settings.updater.model_dump(),
+        },
+    }
+    result["targets"] = _targets(result)
+    best = baselines["best_single"]
+    rows = [
+        (name, p.get("model", ""), p["quality"], p["cost"], p["cost"] / best["cost"] if best["cost"] else 0.0)
+        for name, p in baselines.items()
+    ]
+    rows += [
+        (
+            f"swarm_route λ={p['lambda']}",
+            "frozen",
+            p["quality"],
+            p["cost"],
+            p["cost"] / best["cost"] if best["cost"] else 0.0,
+        )
+        for p in frontier
+    ]
+    rows += [
+        (
+            f"swarm_route λ={p['lambda']}",
+            "online",
+            p["quality"],
+            p["cost"],
+            p["cost"] / best["cost"] if best["cost"] else 0.0,
+        )
+        for p in online
+    ]
+    table(
+        "routing: quality and cost on the test prompts",
+        ["router", "model / mode", "quality", "cost USD", "cost / best single"],
+        rows,
+    )
+    table(
+        "decision latency (ms, in-process)",
+        ["candidates", "p50", "p99"],
+        [(k, v["p50"], v["p99"]) for k, v in latency.items()],
+    )
+    console.print(result["targets"])
+    write_json(json_path, result)
+    if plot_path:
+        _plot(plot_path, result)
+    return result

@@ -1,0 +1,150 @@
+"""Per-query ability of each (agent, model) node, learned from past graded outcomes.
+
+AMRO-S's heuristic η needs how well a candidate will do on *this* query, not only on its task. This model
+keeps the graded history (query text, node, score, cost), finds the query's nearest past queries by TF-IDF
+cosine, and predicts each node's score and cost as a similarity-weighted mean of what that node did on
+those neighbours, shrunk toward the node's overall mean (or a prior for a node never graded) so that a
+node with little history is neither trusted nor starved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import csc_matrix, csr_matrix, vstack
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+
+@dataclass(frozen=True)
+class AbilityEstimate:
+    score: np.ndarray  # predicted score per requested node, in [0, 1]
+    cost: np.ndarray  # predicted USD cost per requested node; NaN where the node has no cost history
+    support: np.ndarray  # similarity-weighted number of graded neighbours behind each score
+
+
+class AbilityModel:
+    """kNN over graded history; refit (vocabulary and IDF) explicitly, append online cheaply."""
+
+    def __init__(self, k: int = 50, shrinkage: float = 5.0, prior: float = 0.7) -> None:
+        self.k, self.shrinkage, self.prior = k, shrinkage, prior
+        # vectorizer and the history's vectors, swapped as one so a refit in a thread never mixes them
+        # (CSC, so one query's few terms select a few columns instead of a sparse-by-sparse product)
+        self._index: tuple[TfidfVectorizer, csc_matrix] | None = None
+        self._texts: list[str] = []
+        self._rows: list[csr_matrix] = []
+        self._nodes: dict[str, int] = {}
+        self._scores = np.zeros((0, 0))
+        self._costs = np.zeros((0, 0))
+        self._mean_cache: np.ndarray | None = None
+        self._mean_rows = -1
+
+    @property
+    def size(self) -> int:
+        return len(self._texts)
+
+    def fit(
+        self, texts: Sequence[str], nodes: Sequence[str], scores: np.ndarray, costs: np.ndarray | None = None
+    ) -> AbilityModel:
+        """``scores`` and ``costs`` are (len(texts), len(nodes)), NaN where a node was not graded on a text."""
+        self._texts = list(texts)
+        self._nodes = {n: i for i, n in enumerate(nodes)}
+        self._scores = np.asarray(scores, dtype=float).reshape(len(texts), len(nodes))
+        self._costs = np.full_like(self._scores, np.nan) if costs is None else np.asarray(costs, dtype=float).copy()
+        self._refit_vectors()
+        return self
+
+    def _refit_vectors(self) -> None:
+        texts = list(self._texts)
+        if not texts:
+            self._index, self._rows = None, []
+            return
+        vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1, max_features=200_000)
+        matrix = vectorizer.fit_transform(texts).tocsc()
+        extra = self._texts[len(texts) :]  # appended while fitting
+        self._rows = [vectorizer.transform(extra)] if extra else []
+        self._index = (vectorizer, matrix)
+
+    def add(self, outcomes: Sequence[tuple[str, str, float, float | None]]) -> None:
+        """Append graded outcomes ``(text, node, score, cost)``; consecutive ones on one text share a row.
+
+        The vocabulary stays as it is until ``refit``, so appending is one transform of the new texts.
+        """
+        if not outcomes:
+            return
+        for _, node, _, _ in outcomes:
+            if node not in self._nodes:
+                self._nodes[node] = len(self._nodes)
+        width = len(self._nodes)
+        texts: list[str] = []
+        cells: list[tuple[int, int, float, float | None]] = []
+        for text, node, score, cost in outcomes:
+            if not texts or texts[-1] != text:
+                texts.append(text)
+            cells.append((len(texts) - 1, self._nodes[node], score, cost))
+        block = np.full((len(texts), width), np.nan)
+        cost_block = block.copy()
+        for row, col, score, cost in cells:
+            block[row, col] = score
+            cost_block[row, col] = np.nan if cost is None else cost
+        pad = np.full((self._scores.shape[0], width - self._scores.shape[1]), np.nan)
+        self._scores = np.vstack([np.hstack([self._scores, pad]), block])
+        self._costs = np.vstack([np.hstack([self._costs, pad.copy()]), cost_block])
+        self._texts.extend(texts)
+        if self._index is None:
+            self._refit_vectors()
+        else:
+            self._rows.append(self._index[0].transform(texts))
+
+    def refit(self) -> None:
+        self._refit_vectors()
+
+    def _node_mean(self) -> np.ndarray:
+        """Each node's mean graded score (the prior where it has none), cached until the history grows."""
+        if self._mean_cache is None or len(self._mean_cache) != len(self._nodes) or self._mean_rows != self.size:
+            graded = ~np.isnan(self._scores)
+            counts = graded.sum(axis=0)
+            sums = np.nan_to_num(self._scores).sum(axis=0)
+            self._mean_cache = np.where(counts > 0, sums / np.maximum(counts, 1), self.prior)
+            self._mean_rows = self.size
+        return self._mean_cache
+
+    def _vectors(self) -> tuple[TfidfVectorizer, csc_matrix] | None:
+        if self._index is None:
+            return None
+        if self._rows:
+            vectorizer, matrix = self._index
+            rows, self._rows = self._rows, []
+            self._index = (vectorizer, vstack([matrix, *rows]).tocsc())
+        return self._index
+
+    def predict(self, query: str, nodes: Sequence[str]) -> AbilityEstimate:
+        n = len(nodes)
+        cols = np.array([self._nodes.get(node, -1) for node in nodes])
+        known = cols >= 0
+        score = np.full(n, self.prior)
+        cost = np.full(n, np.nan)
+        support = np.zeros(n)
+        index = self._vectors()
+        if index is None or not known.any():
+            return AbilityEstimate(score, cost, support)
+        vectorizer, matrix = index
+        q = vectorizer.transform([query])
+        sims = np.asarray(matrix[:, q.indices] @ q.data).ravel()
+        k = min(self.k, len(sims))
+        top = np.argpartition(-sims, k - 1)[:k]
+        weights = sims[top] ** 2
+        s = self._scores[np.ix_(top, cols[known])]
+        c = self._costs[np.ix_(top, cols[known])]
+        graded = ~np.isnan(s)
+        node_mean = self._node_mean()[cols[known]]
+        w = weights[:, None] * graded
+        support_k = w.sum(axis=0)
+        score[known] = ((w * np.nan_to_num(s)).sum(axis=0) + self.shrinkage * node_mean) / (support_k + self.shrinkage)
+        has_cost = ~np.isnan(c)
+        wc = weights[:, None] * has_cost
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cost[known] = np.where(wc.sum(axis=0) > 0, (wc * np.nan_to_num(c)).sum(axis=0) / wc.sum(axis=0), np.nan)
+        support[known] = support_k
+        return AbilityEstimate(score, cost, support)

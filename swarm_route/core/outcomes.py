@@ -1,0 +1,80 @@
+"""Graded outcomes (query, node, score, cost) shared through Redis, and the ability model fed from them.
+
+The updater and warm-up append; every router replica tails the list into its own ``AbilityModel``, so
+what one replica's traffic taught is used by all. The list is capped; the oldest outcomes go first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel
+
+from swarm_route.core.ability import AbilityModel
+from swarm_route.keys import Keys
+
+MAX_OUTCOMES = 200_000
+
+
+class Outcome(BaseModel):
+    text: str
+    node: str
+    score: float
+    cost_usd: float | None = None
+
+
+class OutcomeLog:
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+        self._r = client
+        self._k = keys
+
+    async def append(self, outcomes: list[Outcome]) -> None:
+        if not outcomes:
+            return
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.rpush(self._k.outcomes, *(o.model_dump_json() for o in outcomes))
+            pipe.ltrim(self._k.outcomes, -MAX_OUTCOMES, -1)
+            pipe.incrby(self._k.outcomes_total, len(outcomes))
+            await pipe.execute()
+
+    async def total(self) -> int:
+        """Outcomes ever appended (the list itself is capped)."""
+        return int(await self._r.get(self._k.outcomes_total) or 0)
+
+    async def latest(self, n: int) -> list[Outcome]:
+        if n <= 0:
+            return []
+        raw = await self._r.lrange(self._k.outcomes, -min(n, MAX_OUTCOMES), -1)
+        return [Outcome.model_validate_json(r) for r in raw]
+
+
+class AbilityMemory:
+    """A router replica's ability model, tailing the outcome log at most every ``interval_s``."""
+
+    def __init__(self, log: OutcomeLog, model: AbilityModel | None = None, interval_s: float = 1.0) -> None:
+        self.log = log
+        self.model = model or AbilityModel()
+        self.interval_s = interval_s
+        self._seen = 0
+        self._fitted_size = 0
+        self._next = 0.0
+
+    async def refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now < self._next:
+            return
+        self._next = now + self.interval_s
+        total = await self.log.total()
+        if total < self._seen:  # the store was reset: start over
+            self._seen, self._fitted_size = 0, 0
+            self.model = AbilityModel(self.model.k, self.model.shrinkage, self.model.prior)
+        fresh = await self.log.latest(total - self._seen)
+        self._seen = total
+        if not fresh:
+            return
+        self.model.add([(o.text, o.node, o.score, o.cost_usd) for o in fresh])
+        if self.model.size > 2 * self._fitted_size:  # refit off the event loop; new words become neighbours
+            await asyncio.to_thread(self.model.refit)
+            self._fitted_size = self.model.size

@@ -1,0 +1,69 @@
+"""Warm-up from recorded history: the same quality-gated deposits and graded outcomes the updater makes
+online, replayed from a routing matrix so a new deployment does not start from uniform trails.
+
+Each recorded prompt is one graded event in its task's specialist (the task label is a training label,
+never an input at query time): the trails evaporate once and every model whose recorded score passes the
+gate gets Δτ = Q/(cost+ε) on its path's edges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from swarm_route.agents.replay import Row, agent_name
+from swarm_route.core.graph import Hop, Path
+from swarm_route.core.outcomes import Outcome, OutcomeLog
+from swarm_route.core.pheromone import PheromoneStore
+from swarm_route.core.quality import QualityGate
+
+
+@dataclass
+class WarmupReport:
+    prompts: int = 0
+    deposits: int = 0
+    outcomes: int = 0
+
+
+def model_path(model: str) -> Path:
+    return Path((Hop(agent_name(model), model),))
+
+
+async def warm_up(
+    rows: Sequence[Row],
+    store: PheromoneStore,
+    gate: QualityGate,
+    *,
+    deposit_q: float,
+    epsilon: float,
+    outcomes: OutcomeLog | None = None,
+    paths: Mapping[str, Path] | None = None,
+    batch: int = 500,
+) -> WarmupReport:
+    report = WarmupReport()
+    pending: list[Outcome] = []
+    for row in rows:
+        report.prompts += 1
+        deltas: dict[str, float] = {}
+        for model, record in row.records.items():
+            if record.score is None:
+                continue
+            path = (paths or {}).get(model) or model_path(model)
+            if outcomes is not None:
+                pending.append(
+                    Outcome(text=row.prompt, node=path.hops[-1].node, score=record.score, cost_usd=record.cost_usd)
+                )
+            if gate.passes(record.score):
+                for edge in path.edges:
+                    deltas[edge] = deltas.get(edge, 0.0) + deposit_q / ((record.cost_usd or 0.0) + epsilon)
+        if deltas:
+            await store.deposit(agent_name(row.task or "default"), deltas)
+            report.deposits += 1
+        if outcomes is not None and len(pending) >= batch:
+            await outcomes.append(pending)
+            report.outcomes += len(pending)
+            pending = []
+    if outcomes is not None and pending:
+        await outcomes.append(pending)
+        report.outcomes += len(pending)
+    return report

@@ -1,0 +1,69 @@
+"""The routing benchmark on a small matrix it makes itself, where the right answer is known."""
+
+import csv
+import json
+import random
+
+import pytest
+
+from swarm_route.bench import routing
+from swarm_route.config import Settings
+
+TOPICS = {
+    "algebra": ["solve for x in the linear equation", "factor the quadratic polynomial", "simplify the fraction"],
+    "history": ["which empire built the aqueduct", "when did the medieval war end", "who crowned the king"],
+}
+
+
+@pytest.fixture
+def matrix(tmp_path):
+    """Two experts, each cheap and right on its own topic only, and a dear generalist right on both."""
+    rng = random.Random(3)
+    path = tmp_path / "topics_train.csv"
+    models = ["math-expert", "history-expert", "generalist"]
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(
+            [
+                "sample_id",
+                "prompt",
+                "eval_name",
+                *models,
+                *(f"{m}|model_response" for m in models),
+                *(f"{m}|total_cost" for m in models),
+            ]
+        )
+        for i in range(160):
+            topic = "algebra" if i % 2 else "history"
+            prompt = f"{rng.choice(TOPICS[topic])} number {i} {rng.choice(['please', 'now', 'quickly'])}"
+            scores = [float(topic == "algebra"), float(topic == "history"), float(rng.random() < 0.85)]
+            w.writerow([f"t.{i}", prompt, topic, *scores, "a", "b", "c", 0.001, 0.001, 0.02])
+    return path
+
+
+async def test_frontier_beats_the_best_single_model_on_a_matrix_with_experts(matrix, tmp_path, redis_server):
+    out = tmp_path / "r.json"
+    plot = tmp_path / "r.png"
+    result = await routing.run(
+        [str(matrix)],
+        None,
+        holdout=0.3,
+        lambdas=[0.0, 0.5, 2.0],
+        json_path=str(out),
+        plot_path=str(plot),
+        settings=Settings(redis_url=redis_server.url),
+    )
+    assert json.loads(out.read_text())["best_single"]["model"] == "generalist"
+    assert plot.stat().st_size > 0
+    best = result["best_single"]
+    frontier = result["swarm_route"]["frontier"]
+    assert any(p["quality"] >= best["quality"] and p["cost"] <= 0.25 * best["cost"] for p in frontier)
+    assert result["targets"]["quality_ge_best_at_25pct_cost"]
+    assert {"random", "cheapest", "per_task_best", "knn", "oracle"} <= result["baselines"].keys()
+    assert [p["lambda"] for p in result["swarm_route"]["online"]] == [0.0]
+    assert set(result["decision_latency_ms"]) == {"3", "1000"}
+
+
+async def test_missing_files_are_named():
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.csv"):
+        await routing.run(["nowhere.csv"], None)

@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from swarm_route.core.ability import AbilityModel
+from swarm_route.core.outcomes import AbilityMemory, Outcome, OutcomeLog
+
+TEXTS = [
+    "write python code to sort a list",
+    "python function to reverse a string",
+    "what is the capital of france",
+    "which river flows through paris",
+]
+NODES = ["coder/m", "geo/m"]
+SCORES = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+
+
+def test_neighbours_decide_per_query_ability():
+    model = AbilityModel(k=2, shrinkage=0.5).fit(TEXTS, NODES, SCORES, SCORES * 0.01)
+    code = model.predict("python code to reverse a list", NODES)
+    geo = model.predict("the capital city of france", NODES)
+    assert code.score[0] > 0.7 > code.score[1] and geo.score[1] > 0.7 > geo.score[0]
+    assert code.cost[0] == pytest.approx(0.01)
+
+
+def test_unknown_nodes_get_the_prior_and_empty_history_predicts_the_prior():
+    model = AbilityModel(prior=0.6).fit(TEXTS, NODES, SCORES)
+    est = model.predict("python code", ["coder/m", "newcomer/m"])
+    assert est.score[1] == 0.6 and est.support[1] == 0 and np.isnan(est.cost[1])
+    assert AbilityModel(prior=0.4).predict("anything", NODES).score.tolist() == [0.4, 0.4]
+
+
+def test_online_outcomes_move_predictions_and_add_nodes():
+    model = AbilityModel(k=3, shrinkage=1.0).fit(TEXTS, NODES, SCORES)
+    before = model.predict("python code to merge two lists", NODES).score[1]
+    model.add(
+        [("python code to merge two lists", "geo/m", 1.0, None)] * 1
+        + [("python code to merge two sorted lists", "geo/m", 1.0, None)]
+    )
+    assert model.predict("python code to merge two lists", NODES).score[1] > before
+    model.add([("translate hello to german", "translator/m", 1.0, 0.002)])
+    assert model.predict("translate hello to german", ["translator/m"]).score[0] > 0.7
+    model.refit()
+    assert model.size == 7
+
+
+async def test_memory_tails_the_shared_log(redis_client, keys):
+    log = OutcomeLog(redis_client, keys)
+    memory = AbilityMemory(log, AbilityModel(k=2, shrinkage=0.5), interval_s=0.0)
+    await memory.refresh()
+    assert memory.model.size == 0
+    await log.append(
+        [Outcome(text=t, node=n, score=float(SCORES[i, j])) for i, t in enumerate(TEXTS) for j, n in enumerate(NODES)]
+    )
+    await memory.refresh()
+    assert memory.model.size == len(TEXTS) and await log.total() == 8
+    assert memory.model.predict("python code to sort", NODES).score[0] > 0.6
