@@ -85,7 +85,7 @@ def _serve(args: argparse.Namespace) -> int:
         # After ray.init: Ray installs its own SIGTERM handler, which would kill us before cleanup.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        store = "embedded Redis" if service._redis else "Redis at REDIS_URL"
+        store = f"{'embedded ' if service._redis else ''}Redis at {service.settings.redis_url}"
         print(
             f"swarm_route ready at {service.url} in {time.monotonic() - started:.1f} s ({store}); Ctrl-C stops",
             flush=True,

@@ -39,7 +39,7 @@ from swarm_route.serve.deployments import ability_model, pheromone_store, reason
 from swarm_route.store import EmbeddedRedis, connect
 
 # λ is relative to the mean candidate cost, so one geometric sweep fits any price level.
-DEFAULT_LAMBDAS = (0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.07, 0.1, 0.2, 0.5, 1.0)
+DEFAULT_LAMBDAS = (0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.07, 0.1, 0.3, 1.0, 3.0, 10.0)
 ONLINE_EVERY = 3  # the online run re-warms per λ; every third λ of the sweep keeps it to minutes
 
 

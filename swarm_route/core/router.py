@@ -60,19 +60,42 @@ class RouteDecision(BaseModel):
 
 
 class _Pool:
-    """Paths of one registry snapshot and their static facts, rebuilt only when the snapshot changes."""
+    """Paths of one registry snapshot as arrays, rebuilt only when the snapshot changes.
+
+    Paths are padded to the longest one (index -1 past a path's end), so match, quality, cost and τ of a
+    thousand candidates are a few numpy operations rather than a Python loop per candidate.
+    """
 
     def __init__(self, agents: Mapping[str, AgentSpec]) -> None:
         self.agents = agents
         self.paths: list[Path] = PathGraph.single_stage(agents.values()).paths()
         self.nodes = sorted({h.node for p in self.paths for h in p.hops})
-        self.node_index = {n: i for i, n in enumerate(self.nodes)}
-        self.hop_nodes = [[self.node_index[h.node] for h in p.hops] for p in self.paths]
+        node_index = {n: i for i, n in enumerate(self.nodes)}
+        width = max((len(p.hops) for p in self.paths), default=1)
+        self.hops = np.full((len(self.paths), width), -1, dtype=int)
+        for i, p in enumerate(self.paths):
+            self.hops[i, : len(p.hops)] = [node_index[h.node] for h in p.hops]
         price = {(a.name, m.name): m.cost_per_1k_tokens for a in agents.values() for m in a.models}
-        self.node_price = np.array([price[tuple(n.split("/", 1))] for n in self.nodes])  # type: ignore[index]
-        self.path_intents = [[agents[h.agent].intents() for h in p.hops] for p in self.paths]
+        self.node_price = np.array([price[(n.split("/", 1)[0], n.split("/", 1)[1])] for n in self.nodes])
+        self.intents = sorted({t for a in agents.values() for t in a.intents()})
+        intent_index = {t: i for i, t in enumerate(self.intents)}
+        self.serves = np.zeros((len(self.nodes), len(self.intents)))  # node × intent membership
+        for n, i in node_index.items():
+            for t in agents[n.split("/", 1)[0]].intents():
+                self.serves[i, intent_index[t]] = 1.0
+        self.edge_list = sorted({e for p in self.paths for e in p.edges})
+        self.edge_index = {e: i for i, e in enumerate(self.edge_list)}
+        self.path_edges = np.full((len(self.paths), width + 1), -1, dtype=int)
+        for i, p in enumerate(self.paths):
+            self.path_edges[i, : len(p.edges)] = [self.edge_index[e] for e in p.edges]
         self.hops_out = [[HopOut(agent=h.agent, model=h.model) for h in p.hops] for p in self.paths]
         self.edges = [list(p.edges) for p in self.paths]
+        self.path_agents = [set(p.agents) for p in self.paths]
+
+    def per_path(self, node_values: np.ndarray, reduce: str) -> np.ndarray:
+        """Combine a per-node value along each path: ``min``, ``max`` or ``sum`` over its hops."""
+        padded = np.append(node_values, {"min": np.inf, "max": -np.inf, "sum": 0.0}[reduce])
+        return getattr(padded[self.hops], reduce)(axis=1)
 
 
 class ReasoningRouter:
@@ -87,8 +110,10 @@ class ReasoningRouter:
         multi_agent_ratio: float,
         ability: AbilityModel | None = None,
         rng: random.Random | None = None,
+        max_trace: int = 50,
     ) -> None:
         self.pheromones = pheromones
+        self.max_trace = max_trace
         self.alpha, self.beta, self.q0 = alpha, beta, q0
         self.cost_weight, self.multi_agent_ratio = cost_weight, multi_agent_ratio
         self.ability = ability or AbilityModel()
@@ -134,28 +159,20 @@ class ReasoningRouter:
         node_latency = np.array([latency_s.get(n, 0.0) for n in pool.nodes])
 
         n = len(pool.paths)
-        match = np.array(
-            [min(sum(intent.weights.get(t, 0.0) for t in hop) for hop in hops) for hops in pool.path_intents]
-        )
-        quality = np.array([min(estimate.score[i] for i in hops) for hops in pool.hop_nodes])
-        cost = np.array([sum(node_cost[i] for i in hops) for hops in pool.hop_nodes])
-        latency = np.array([max(node_latency[i] for i in hops) for hops in pool.hop_nodes])
-        fused_edge: dict[str, float] = {}
+        weights = np.array([intent.weights.get(t, 0.0) for t in pool.intents])
+        match = pool.per_path(pool.serves @ weights, "min")
+        quality = pool.per_path(estimate.score, "min")
+        cost = pool.per_path(node_cost, "sum")
+        latency = pool.per_path(node_latency, "max")
         total_w = sum(intent.weights.values()) or 1.0
-        tau = np.empty(n)
-        for i, edges in enumerate(pool.edges):
-            acc = 0.0
-            for e in edges:
-                if e not in fused_edge:
-                    fused_edge[e] = (
-                        sum(
-                            w * specialists.get(t, {}).get(e, self.pheromones.tau_init)
-                            for t, w in intent.weights.items()
-                        )
-                        / total_w
-                    )
-                acc += fused_edge[e]
-            tau[i] = acc / len(edges)
+        tau_init = self.pheromones.tau_init
+        fused = np.full(len(pool.edge_list), tau_init)
+        for t, w in intent.weights.items():
+            for e, value in specialists.get(t, {}).items():
+                i = pool.edge_index.get(e)
+                if i is not None:
+                    fused[i] += w / total_w * (value - tau_init)
+        tau = np.nanmean(np.append(fused, np.nan)[pool.path_edges], axis=1) if n else np.zeros(0)
 
         excluded: list[str | None] = [None] * n
         for i in range(n):
@@ -170,6 +187,7 @@ class ReasoningRouter:
         if eligible.size:
             eta[eligible] = aco.heuristic(ability[eligible], cost[eligible], lam, latency[eligible])
             probs[eligible] = aco.probabilities(tau[eligible], eta[eligible], self.alpha, self.beta)
+        shown = self._shown(eligible, probs, n)
         candidates = [
             Candidate.model_construct(
                 path=pool.hops_out[i],
@@ -183,8 +201,9 @@ class ReasoningRouter:
                 probability=round(float(probs[i]), 6),
                 excluded=excluded[i],
             )
-            for i in range(n)
+            for i in shown
         ]
+        position = {i: k for k, i in enumerate(shown)}
         if not eligible.size:
             why = (
                 "every agent serving this query is over the budget"
@@ -198,11 +217,11 @@ class ReasoningRouter:
         chosen = [first]
         ranked = [int(i) for i in eligible[np.argsort(-probs[eligible], kind="stable")]]
         spent = cost[first]
-        used = set(pool.paths[first].agents)
+        used = set(pool.path_agents[first])
         for i in ranked:
             if len(chosen) >= max_agents:
                 break
-            if used & set(pool.paths[i].agents):
+            if used & pool.path_agents[i]:
                 continue
             if probs[i] < self.multi_agent_ratio * probs[first]:
                 break
@@ -210,20 +229,33 @@ class ReasoningRouter:
                 continue
             chosen.append(i)
             spent += cost[i]
-            used |= set(pool.paths[i].agents)
-        fallbacks = [i for i in ranked if i not in chosen]
+            used |= pool.path_agents[i]
+        fallbacks = [position[i] for i in ranked if i not in chosen and i in position]
+        chosen = [position[i] for i in chosen]
         return RouteDecision(
             **base,
             candidates=candidates,
             chosen=chosen,
             fallbacks=fallbacks,
-            reasoning=self._explain(intent, candidates, chosen, int(eligible.size)),
+            reasoning=self._explain(intent, candidates, chosen, int(eligible.size), n),
         )
 
+    def _shown(self, eligible: np.ndarray, probs: np.ndarray, n: int) -> list[int]:
+        """Candidates the trace lists: all of a small pool; of a large one the most probable, then the rest
+        of the eligible ones only if room is left (a thousand-line trace helps nobody)."""
+        if n <= self.max_trace:
+            return list(range(n))
+        ranked = eligible[np.argsort(-probs[eligible], kind="stable")][: self.max_trace]
+        return sorted(int(i) for i in ranked)
+
     @staticmethod
-    def _explain(intent: IntentResult, candidates: list[Candidate], chosen: list[int], eligible: int) -> str:
+    def _explain(
+        intent: IntentResult, candidates: list[Candidate], chosen: list[int], eligible: int, total: int
+    ) -> str:
         top = ", ".join(f"{t} {w:.2f}" for t, w in sorted(intent.weights.items(), key=lambda kv: -kv[1])[:3])
-        lines = [f"Intent weights: {top}. {eligible} of {len(candidates)} candidate paths serve them."]
+        lines = [f"Intent weights: {top}. {eligible} of {total} candidate paths serve them."]
+        if len(candidates) < total:
+            lines.append(f"The trace lists the {len(candidates)} most probable.")
         for rank, i in enumerate(chosen):
             c = candidates[i]
             route = " → ".join(f"{h.agent}/{h.model}" for h in c.path)
