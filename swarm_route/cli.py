@@ -140,6 +140,13 @@ def _bench_routing(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_intent(args: argparse.Namespace) -> int:
+    from swarm_route.bench import intent
+
+    intent.run(args.data, json_path=args.json)
+    return 0
+
+
 def _store_settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config)
     if not settings.redis_url:
@@ -242,6 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--config")
     p.set_defaults(func=_bench_routing)
+    p = bench.add_parser("intent", help="in-scope accuracy, out-of-scope detection, latency on a CLINC150-layout file")
+    p.add_argument("--data", required=True, help="JSON with train/val/test (+ oos_*) lists of [text, label]")
+    p.add_argument("--json")
+    p.set_defaults(func=_bench_intent)
     args = parser.parse_args(argv)
     if args.command == "agents":
         args.file = args.name = args.target

@@ -84,10 +84,18 @@ class LimitSettings(BaseModel):
 
 
 class IntentSettings(BaseModel):
-    oos_threshold: float = Field(
-        0.3, ge=0, le=1, description="below this best similarity a query is out of scope for every agent"
+    oos_threshold: float | None = Field(
+        None,
+        description="below this best intent score a query is out of scope; None chooses it from data "
+        "(validation split of `files`, else cross-validation of the training examples)",
     )
-    temperature: float = Field(0.05, gt=0, description="softmax temperature over intent similarities")
+    temperature: float = Field(0.1, gt=0, description="softmax temperature over intent scores")
+    files: list[str] = Field(
+        default_factory=list, description="labelled intent files (CLINC150 layout) to train and validate on"
+    )
+    inline_refit_max: int = Field(
+        3000, ge=0, description="up to this many examples a registry change is learned before the next query"
+    )
 
 
 class ServeSettings(BaseModel):

@@ -88,7 +88,7 @@ class Bench:
         for r in train:
             labelled.add(agent_name(r.task or "default"), [r.prompt])
         # Out-of-scope is the intent issue's concern: here every prompt is in scope of the pool.
-        self.classifier = IntentClassifier(oos_threshold=0.0, temperature=settings.intent.temperature).fit(labelled)
+        self.classifier = IntentClassifier(oos_threshold=-np.inf, temperature=settings.intent.temperature).fit(labelled)
         self.intents: list[IntentResult] = [self.classifier.classify(r.prompt) for r in test]
 
     # -------------------------------------------------------------- baselines

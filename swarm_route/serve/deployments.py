@@ -21,7 +21,7 @@ from swarm_route.config import Settings
 from swarm_route.core.ability import AbilityModel
 from swarm_route.core.aggregate import Aggregate, RefiningAggregator
 from swarm_route.core.dispatch import Dispatcher, DispatchResult, PathAnswer
-from swarm_route.core.intent import IntentClassifier, IntentResult, LabelledExamples
+from swarm_route.core.intent import IntentClassifier, IntentResult, LabelledExamples, load_intent_files
 from swarm_route.core.outcomes import AbilityMemory, OutcomeLog
 from swarm_route.core.pheromone import PheromoneStore
 from swarm_route.core.quality import QualityGate
@@ -73,7 +73,12 @@ def _redis(settings: Settings) -> Any:
 
 @serve.deployment
 class IntentClassifierDeployment:
-    """Refits when the registry version moves; the fit runs in a thread so the event loop stays free."""
+    """Batches concurrent queries into one vectorised call, and refits when the registry version moves.
+
+    A small training set (agents' examples) is refitted before the next query is answered, in a thread,
+    so a new agent is routable at once; a large one (loaded intent files) is refitted in the background
+    while the previous model keeps answering.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self._registry = AgentRegistry(_redis(settings), Keys(settings.namespace))
@@ -81,6 +86,19 @@ class IntentClassifierDeployment:
         self._classifier = IntentClassifier(self._settings.oos_threshold, self._settings.temperature)
         self._version: int | None = None
         self._lock = asyncio.Lock()
+        self._background: asyncio.Task[None] | None = None
+        self._files = load_intent_files(self._settings.files)
+
+    def _fit(self, agents: list[AgentSpec]) -> IntentClassifier:
+        train = LabelledExamples.from_agents(agents)
+        train.extend(zip(self._files.train.texts, self._files.train.labels, strict=True))
+        fresh = IntentClassifier(self._settings.oos_threshold, self._settings.temperature)
+        return fresh.fit(train, self._files.val if self._files.val.texts else None)
+
+    async def _refit(self, version: int, agents: list[AgentSpec]) -> None:
+        classifier = await asyncio.to_thread(self._fit, agents)
+        if self._version is None or version > self._version:
+            self._classifier, self._version = classifier, version
 
     async def _refresh(self) -> None:
         version, agents = await self._registry.snapshot()
@@ -89,13 +107,19 @@ class IntentClassifierDeployment:
         async with self._lock:
             if version == self._version:
                 return
-            fresh = IntentClassifier(self._settings.oos_threshold, self._settings.temperature)
-            await asyncio.to_thread(fresh.fit, LabelledExamples.from_agents(agents.values()))
-            self._classifier, self._version = fresh, version
+            examples = sum(len(s.examples) + 1 for a in agents.values() for s in a.skills)
+            if self._version is None or examples + len(self._files.train.texts) <= self._settings.inline_refit_max:
+                await self._refit(version, list(agents.values()))
+            elif self._background is None or self._background.done():
+                self._background = asyncio.create_task(self._refit(version, list(agents.values())))
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
+    async def _classify_batch(self, queries: list[str]) -> list[IntentResult]:
+        await self._refresh()
+        return self._classifier.classify_many(queries)
 
     async def classify(self, query: str) -> IntentResult:
-        await self._refresh()
-        return self._classifier.classify(query)
+        return await self._classify_batch(query)
 
 
 @serve.deployment

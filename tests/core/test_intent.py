@@ -31,3 +31,46 @@ def test_a_new_intent_is_learned_from_its_examples_alone():
     agents.append(agent("translate", "translation", ["translate this into french", "how do you say hello in german"]))
     after = IntentClassifier().fit(LabelledExamples.from_agents(agents)).classify("translate hello into french")
     assert before.top() != "translation" and after.top() == "translation"
+
+
+def labelled(pairs):
+    return LabelledExamples().extend(pairs)
+
+
+TRAIN = [(t, "weather") for t in WEATHER] + [(t, "math") for t in MATH] + [
+    ("book a table for two tonight", "booking"), ("reserve a restaurant", "booking"),
+    ("make a dinner reservation", "booking"), ("table for four at eight", "booking"),
+]
+
+
+def test_threshold_is_chosen_on_validation_data_with_out_of_scope_examples():
+    val = labelled([("is it going to rain in rome", "weather"), ("what is 6 times 7", "math"),
+                    ("reserve a table tomorrow", "booking"), ("sing me a song", "oos"),
+                    ("who painted the mona lisa", "oos"), ("tell me about black holes", "oos")])
+    clf = IntentClassifier().fit(labelled(TRAIN), val)
+    results = clf.classify_many(val.texts)
+    assert [r.top() for r in results[:3]] == ["weather", "math", "booking"]
+    assert sum(r.out_of_scope for r in results[3:]) >= 2  # the best split the validation data allows
+    assert results[0].oos_score < 0.5 < results[3].oos_score
+
+
+def test_without_validation_data_the_threshold_comes_from_cross_validation():
+    clf = IntentClassifier().fit(labelled(TRAIN))
+    assert clf.threshold != 0.0
+    assert clf.classify("will it be sunny tomorrow").top() == "weather"
+
+
+def test_an_explicit_oos_class_vetoes_and_is_never_an_intent():
+    clf = IntentClassifier(oos_threshold=-10).fit(labelled([*TRAIN, ("tell me a joke", "oos"),
+                                                            ("sing a song", "oos"), ("what is love", "oos")]))
+    assert "oos" not in clf.intents
+    assert clf.classify("tell me a funny joke").out_of_scope
+
+
+def test_batch_and_single_agree_and_one_intent_still_works():
+    clf = IntentClassifier(oos_threshold=0.0).fit(labelled(TRAIN))
+    queries = ["forecast for paris", "7 times 8", "a table for two"]
+    assert [r.top() for r in clf.classify_many(queries)] == [clf.classify(q).top() for q in queries]
+    solo = IntentClassifier(oos_threshold=-0.5).fit(labelled([(t, "weather") for t in WEATHER]))
+    assert solo.classify("weather forecast tomorrow").top() == "weather"
+    assert solo.classify("zzz qqq").out_of_scope
