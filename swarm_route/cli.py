@@ -143,7 +143,7 @@ def _bench_routing(args: argparse.Namespace) -> int:
 def _bench_intent(args: argparse.Namespace) -> int:
     from swarm_route.bench import intent
 
-    intent.run(args.data, json_path=args.json)
+    intent.run(args.data, json_path=args.json, embeddings=not args.lexical)
     return 0
 
 
@@ -252,6 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = bench.add_parser("intent", help="in-scope accuracy, out-of-scope detection, latency on a CLINC150-layout file")
     p.add_argument("--data", required=True, help="JSON with train/val/test (+ oos_*) lists of [text, label]")
     p.add_argument("--json")
+    p.add_argument("--lexical", action="store_true", help="lexical path only, no sentence embeddings")
     p.set_defaults(func=_bench_intent)
     args = parser.parse_args(argv)
     if args.command == "agents":

@@ -93,6 +93,9 @@ class IntentSettings(BaseModel):
     files: list[str] = Field(
         default_factory=list, description="labelled intent files (CLINC150 layout) to train and validate on"
     )
+    embeddings: bool = Field(
+        True, description="add sentence embeddings (MiniLM, CPU) for queries the lexical path is unsure of"
+    )
     inline_refit_max: int = Field(
         3000, ge=0, description="up to this many examples a registry change is learned before the next query"
     )

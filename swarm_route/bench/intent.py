@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from swarm_route.bench.report import console, percentiles, table, write_json
+from swarm_route.core.embedding import default_embedder
 from swarm_route.core.intent import OOS, IntentClassifier, labelled_split
 
 BATCH = 64
 
 
-def run(data_path: str, *, json_path: str | None = None, latency_samples: int = 500) -> dict[str, Any]:
+def run(
+    data_path: str, *, json_path: str | None = None, latency_samples: int = 500, embeddings: bool = True
+) -> dict[str, Any]:
     path = Path(data_path)
     if not path.is_file():
         raise FileNotFoundError(f"no such intent file: {data_path}")
@@ -32,13 +35,16 @@ def run(data_path: str, *, json_path: str | None = None, latency_samples: int = 
     )
 
     t0 = time.perf_counter()
-    clf = IntentClassifier().fit(train, val if val.texts else None)
+    embedder = default_embedder() if embeddings else None
+    clf = IntentClassifier(embedder=embedder).fit(train, val if val.texts else None)
     train_seconds = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    results = []
+    results, slow = [], 0.0
     for i in range(0, len(test.texts), BATCH):
-        results.extend(clf.classify_many(test.texts[i : i + BATCH]))
+        batch = test.texts[i : i + BATCH]
+        results.extend(clf.classify_many(batch))
+        slow += clf.slow_share * len(batch)
     throughput = len(test.texts) / (time.perf_counter() - t0)
 
     single = []
@@ -60,6 +66,8 @@ def run(data_path: str, *, json_path: str | None = None, latency_samples: int = 
         "oos_precision": round(sum(y == OOS for y in flagged) / len(flagged), 4) if outside and flagged else None,
         "false_oos_rate": round(sum(r.out_of_scope for r, _ in inside) / len(inside), 4) if inside else None,
         "threshold": round(clf.threshold, 4),
+        "embeddings": embedder is not None,
+        "slow_path_share": round(slow / len(test.texts), 4),
         "latency_ms": percentiles(single[10:] or single),
         "throughput_qps": round(throughput, 1),
         "batch": BATCH,

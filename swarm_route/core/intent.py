@@ -23,10 +23,14 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import KFold
 from sklearn.svm import LinearSVC
 
+from swarm_route.core.embedding import Embedder
+
 OOS = "oos"
 ACCEPT_IN_SCOPE = 0.95  # without out-of-scope data, the threshold keeps this share of in-scope queries
 CV_LIMIT = 5000  # above this many examples, cross-validation would cost more than it tells
 LEAVE_OUT_INTENTS = 20  # intents held out in turn to simulate out-of-scope queries
+LEXICAL_SHARE = 0.5  # weight of the lexical scores beside the embedding scores on the slow path
+FAST_PRECISION = 0.99  # the lexical path alone decides a query when it is at least this precise there
 
 
 @dataclass(frozen=True)
@@ -66,35 +70,53 @@ class LabelledExamples:
 
 
 class _Model:
-    """Vectorisers and SVM fitted together; kept as one object so a refit swaps all at once."""
+    """Vectorisers and SVMs fitted together; kept as one object so a refit swaps all at once.
 
-    def __init__(self, data: LabelledExamples, c: float) -> None:
+    The lexical SVM scores every query (fast); with embeddings, a second SVM over sentence embeddings
+    adds its scores for the queries the lexical one is unsure of.
+    """
+
+    def __init__(self, data: LabelledExamples, c: float, embeddings: np.ndarray | None = None) -> None:
         self.word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
         self.char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=1)
         features = hstack([self.word.fit_transform(data.texts), self.char.fit_transform(data.texts)]).tocsr()
         self.labels = sorted(set(data.labels))
-        if len(self.labels) >= 2:
-            self.svm: LinearSVC | None = LinearSVC(C=c).fit(features, data.labels)
-            self.classes = [str(x) for x in self.svm.classes_]
-        else:  # one intent: score by similarity to its examples
-            self.svm, self.classes, self._examples = None, self.labels, features
-
-        if self.svm is not None:  # the decision function by hand: sklearn's input checks cost more than it
-            coef = np.asarray(self.svm.coef_)
-            self._weights = coef.T if coef.shape[0] > 1 else np.column_stack([-coef[0], coef[0]])
-            b = np.atleast_1d(self.svm.intercept_)
-            self._bias = b if b.size > 1 else np.array([-b[0], b[0]])
+        self.svm: LinearSVC | None = None
+        self.dense: tuple[np.ndarray, np.ndarray] | None = None
+        if len(self.labels) < 2:  # one intent: score by similarity to its examples
+            self.classes, self._examples = self.labels, features
+            return
+        self.svm = LinearSVC(C=c).fit(features, data.labels)
+        self.classes = [str(x) for x in self.svm.classes_]
+        self._weights, self._bias = _linear(self.svm)
+        if embeddings is not None:
+            self.dense = _linear(LinearSVC(C=c).fit(embeddings, data.labels))
 
     def features(self, texts: Sequence[str]) -> csr_matrix:
         with config_context(assume_finite=True, skip_parameter_validation=True):
             return hstack([self.word.transform(texts), self.char.transform(texts)]).tocsr()
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Lexical scores."""
         f = self.features(texts)
         if self.svm is not None:
             return np.asarray(f @ self._weights) + self._bias
         sims = (f @ self._examples.T).toarray() / 2  # two unit-norm blocks: cosine in [0, 1]
         return sims.max(axis=1, keepdims=True) * 2 - 1  # onto the SVM's rough [-1, 1] scale
+
+    def combined(self, lexical: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
+        """Embedding scores plus a share of the lexical ones: each catches what the other misses."""
+        assert self.dense is not None
+        weights, bias = self.dense
+        return embeddings @ weights + bias + LEXICAL_SHARE * lexical
+
+
+def _linear(svm: LinearSVC) -> tuple[np.ndarray, np.ndarray]:
+    """The decision function by hand: sklearn's input checks cost more per query than the product."""
+    coef = np.asarray(svm.coef_)
+    weights = coef.T if coef.shape[0] > 1 else np.column_stack([-coef[0], coef[0]])
+    b = np.atleast_1d(svm.intercept_)
+    return weights, (b if b.size > 1 else np.array([-b[0], b[0]]))
 
 
 def _best_split(inside: np.ndarray, right: np.ndarray, outside: np.ndarray) -> float:
@@ -110,84 +132,116 @@ def _best_split(inside: np.ndarray, right: np.ndarray, outside: np.ndarray) -> f
     return float(max(candidates, key=merit)) if candidates.size else 0.0
 
 
+@dataclass
+class _Evidence:
+    """Held-out best scores of the full and the lexical path, whether each was right, and which queries
+    were in scope: what the thresholds are chosen from."""
+
+    full: list[float] = field(default_factory=list)
+    full_right: list[bool] = field(default_factory=list)
+    lexical: list[float] = field(default_factory=list)
+    lexical_right: list[bool] = field(default_factory=list)
+    inside: list[bool] = field(default_factory=list)
+
+    def add(self, model: _Model, lexical: np.ndarray, full: np.ndarray, truth: Sequence[str]) -> None:
+        gold = np.array(truth)
+        for scores, best_out, right_out in (
+            (full, self.full, self.full_right),
+            (lexical, self.lexical, self.lexical_right),
+        ):
+            best, label = _best_of(model, scores)
+            best_out.extend(best)
+            right_out.extend(np.array(label) == gold)
+        self.inside.extend(gold != OOS)
+
+
 class IntentClassifier:
-    def __init__(self, oos_threshold: float | None = None, temperature: float = 0.1, c: float = 1.0) -> None:
+    """Cheap signal first: the lexical SVM decides the queries it is sure of (chosen from data as where
+    it is at least ``FAST_PRECISION`` precise); the others also get sentence-embedding scores."""
+
+    def __init__(
+        self,
+        oos_threshold: float | None = None,
+        temperature: float = 0.1,
+        c: float = 1.0,
+        embedder: Embedder | None = None,
+    ) -> None:
         self.oos_threshold = oos_threshold  # None: choose from data at fit time
         self.threshold = oos_threshold if oos_threshold is not None else 0.0
+        self.fast_accept = np.inf  # lexical score from which the slow path is skipped
         self.temperature = temperature
         self.c = c
+        self.embedder = embedder
         self._model: _Model | None = None
+        self.slow_share = 0.0  # share of the last classify_many batch that took the slow path
 
     @property
     def intents(self) -> list[str]:
         return [c for c in self._model.classes if c != OOS] if self._model else []
 
+    def _embed(self, texts: Sequence[str]) -> np.ndarray | None:
+        return self.embedder.encode(texts) if self.embedder is not None else None
+
+    @staticmethod
+    def _full(model: _Model, lexical: np.ndarray, embeddings: np.ndarray | None) -> np.ndarray:
+        return model.combined(lexical, embeddings) if model.dense is not None and embeddings is not None else lexical
+
     def fit(self, data: LabelledExamples, val: LabelledExamples | None = None) -> IntentClassifier:
         if not [label for label in data.labels if label != OOS]:
             self._model = None
             return self
-        model = _Model(data, self.c)
-        if self.oos_threshold is None:
-            self.threshold = self._choose_threshold(model, data, val)
+        embeddings = self._embed(data.texts)
+        model = _Model(data, self.c, embeddings)
+        evidence = _Evidence()
+        if val is not None and val.texts:
+            lexical = model.scores(val.texts)
+            evidence.add(model, lexical, self._full(model, lexical, self._embed(val.texts)), val.labels)
+        elif len(data.texts) <= CV_LIMIT and len(model.labels) >= 2:
+            self._simulate(data, embeddings, evidence)
+        self._choose(evidence, slow_path=model.dense is not None)
         self._model = model
         return self
 
-    def _choose_threshold(self, model: _Model, data: LabelledExamples, val: LabelledExamples | None) -> float:
-        if val is not None and val.texts:
-            best, labels = self._best_scores(model, val.texts)
-            truth = np.array(val.labels)
-            inside = truth != OOS
-            if (~inside).any() and inside.any():
-                return _best_split(best[inside], np.array(labels)[inside] == truth[inside], best[~inside])
-            if inside.any():
-                return float(np.quantile(best[inside], 1 - ACCEPT_IN_SCOPE))
-        if len(data.texts) <= CV_LIMIT and len(model.labels) >= 2:
-            return self._simulated_threshold(data)
-        return self.threshold
-
-    def _simulated_threshold(self, data: LabelledExamples) -> float:
+    def _simulate(self, data: LabelledExamples, embeddings: np.ndarray | None, evidence: _Evidence) -> None:
         """Without validation data, simulate it: in-scope queries are held-out folds of the training
-        examples; out-of-scope queries are the examples of one intent, scored by a model trained without
-        that intent (leave-one-intent-out) and, when the data has any, the ``oos`` examples themselves."""
+        examples; out-of-scope ones are each intent's examples scored by a model trained without that
+        intent (leave-one-intent-out), plus any ``oos`` examples."""
         texts, labels = np.array(data.texts, dtype=object), np.array(data.labels)
-        inside_scores: list[float] = []
-        inside_right: list[bool] = []
         folds = KFold(n_splits=min(5, len(texts)), shuffle=True, random_state=0)
-        for train, test in folds.split(texts):
+        splits = [(train, test, labels[test]) for train, test in folds.split(texts)]
+        intents = sorted(set(labels) - {OOS})
+        for intent in np.random.default_rng(0).permutation(intents)[:LEAVE_OUT_INTENTS] if len(intents) >= 3 else []:
+            held = labels == intent
+            splits.append((np.nonzero(~held)[0], np.nonzero(held)[0], np.full(held.sum(), OOS)))
+        for train, test, truth in splits:
             part = LabelledExamples(list(texts[train]), list(labels[train]))
             if len({label for label in part.labels if label != OOS}) < 2:
                 continue
-            best, predicted = self._best_scores(_Model(part, self.c), list(texts[test]))
-            keep = labels[test] != OOS
-            inside_scores.extend(best[keep])
-            inside_right.extend(np.array(predicted)[keep] == labels[test][keep])
-        outside: list[float] = []
-        intents = sorted(set(labels) - {OOS})
-        rng = np.random.default_rng(0)
-        for intent in rng.permutation(intents)[:LEAVE_OUT_INTENTS] if len(intents) >= 3 else []:
-            rest = labels != intent
-            model = _Model(LabelledExamples(list(texts[rest]), list(labels[rest])), self.c)
-            outside.extend(self._best_scores(model, list(texts[~rest]))[0])
-        if not inside_scores:
-            return self.threshold
-        if not outside:
-            return float(np.quantile(inside_scores, 1 - ACCEPT_IN_SCOPE))
-        return _best_split(np.array(inside_scores), np.array(inside_right), np.array(outside))
+            model = _Model(part, self.c, None if embeddings is None else embeddings[train])
+            lexical = model.scores(list(texts[test]))
+            full = self._full(model, lexical, None if embeddings is None else embeddings[test])
+            evidence.add(model, lexical, full, truth)
 
-    @classmethod
-    def _best_scores(cls, model: _Model, texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-        return cls._best_of(model, model.scores(texts))
-
-    @staticmethod
-    def _best_of(model: _Model, scores: np.ndarray) -> tuple[np.ndarray, list[str]]:
-        in_scope = [i for i, c in enumerate(model.classes) if c != OOS]
-        sub = scores[:, in_scope]
-        labels = [model.classes[in_scope[j]] for j in sub.argmax(axis=1)]
-        oos = [i for i, c in enumerate(model.classes) if c == OOS]
-        best = sub.max(axis=1)
-        if oos:  # an explicit out-of-scope class that outscores every intent vetoes
-            best = np.where(scores[:, oos[0]] > best, -np.inf, best)
-        return best, labels
+    def _choose(self, evidence: _Evidence, slow_path: bool) -> None:
+        """The out-of-scope threshold on the full scores; the fast-path cut on the lexical ones."""
+        inside = np.array(evidence.inside, dtype=bool)
+        if not inside.any():
+            return
+        full, right = np.array(evidence.full), np.array(evidence.full_right, dtype=bool)
+        if self.oos_threshold is None:
+            if (~inside).any():
+                self.threshold = _best_split(full[inside], right[inside], full[~inside])
+            else:
+                self.threshold = float(np.quantile(full[inside], 1 - ACCEPT_IN_SCOPE))
+        if not slow_path:
+            self.fast_accept = -np.inf
+            return
+        lexical = np.array(evidence.lexical)
+        good = np.array(evidence.lexical_right, dtype=bool) & inside & (lexical >= self.threshold)
+        order = np.argsort(-lexical)
+        precision = np.cumsum(good[order]) / np.arange(1, len(order) + 1)
+        ok = np.nonzero(precision >= FAST_PRECISION)[0]
+        self.fast_accept = float(lexical[order][ok[-1]]) if ok.size else np.inf
 
     def classify(self, query: str) -> IntentResult:
         return self.classify_many([query])[0]
@@ -196,8 +250,16 @@ class IntentClassifier:
         model = self._model
         if model is None:
             return [IntentResult({}, {}, 1.0, True) for _ in queries]
-        scores = model.scores(list(queries))
-        best, _ = self._best_of(model, scores)
+        queries = list(queries)
+        scores = model.scores(queries)
+        if model.dense is not None and self.embedder is not None:
+            best, _ = _best_of(model, scores)
+            slow = np.nonzero(best < self.fast_accept)[0]
+            self.slow_share = len(slow) / len(queries) if queries else 0.0
+            if slow.size:
+                scores = scores.copy()
+                scores[slow] = model.combined(scores[slow], self.embedder.encode([queries[i] for i in slow]))
+        best, _ = _best_of(model, scores)
         in_scope = [i for i, c in enumerate(model.classes) if c != OOS]
         results = []
         for row, top in zip(scores, best, strict=True):
@@ -215,6 +277,18 @@ class IntentClassifier:
                 IntentResult({k: round(v / total, 4) for k, v in kept.items()}, similarity, oos_score, False)
             )
         return results
+
+
+def _best_of(model: _Model, scores: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Best in-scope score and its intent per row; an ``oos`` class that outscores every intent vetoes."""
+    in_scope = [i for i, c in enumerate(model.classes) if c != OOS]
+    sub = scores[:, in_scope]
+    labels = [model.classes[in_scope[j]] for j in sub.argmax(axis=1)]
+    best = sub.max(axis=1)
+    oos = [i for i, c in enumerate(model.classes) if c == OOS]
+    if oos:
+        best = np.where(scores[:, oos[0]] > best, -np.inf, best)
+    return best, labels
 
 
 @dataclass

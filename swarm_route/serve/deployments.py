@@ -21,6 +21,7 @@ from swarm_route.config import Settings
 from swarm_route.core.ability import AbilityModel
 from swarm_route.core.aggregate import Aggregate, RefiningAggregator
 from swarm_route.core.dispatch import Dispatcher, DispatchResult, PathAnswer
+from swarm_route.core.embedding import default_embedder
 from swarm_route.core.intent import IntentClassifier, IntentResult, LabelledExamples, load_intent_files
 from swarm_route.core.outcomes import AbilityMemory, OutcomeLog
 from swarm_route.core.pheromone import PheromoneStore
@@ -83,7 +84,8 @@ class IntentClassifierDeployment:
     def __init__(self, settings: Settings) -> None:
         self._registry = AgentRegistry(_redis(settings), Keys(settings.namespace))
         self._settings = settings.intent
-        self._classifier = IntentClassifier(self._settings.oos_threshold, self._settings.temperature)
+        self._embedder = default_embedder() if self._settings.embeddings else None
+        self._classifier = self._new_classifier()
         self._version: int | None = None
         self._lock = asyncio.Lock()
         self._background: asyncio.Task[None] | None = None
@@ -92,8 +94,11 @@ class IntentClassifierDeployment:
     def _fit(self, agents: list[AgentSpec]) -> IntentClassifier:
         train = LabelledExamples.from_agents(agents)
         train.extend(zip(self._files.train.texts, self._files.train.labels, strict=True))
-        fresh = IntentClassifier(self._settings.oos_threshold, self._settings.temperature)
-        return fresh.fit(train, self._files.val if self._files.val.texts else None)
+        return self._new_classifier().fit(train, self._files.val if self._files.val.texts else None)
+
+    def _new_classifier(self) -> IntentClassifier:
+        s = self._settings
+        return IntentClassifier(s.oos_threshold, s.temperature, embedder=self._embedder)
 
     async def _refit(self, version: int, agents: list[AgentSpec]) -> None:
         classifier = await asyncio.to_thread(self._fit, agents)

@@ -37,16 +37,29 @@ def labelled(pairs):
     return LabelledExamples().extend(pairs)
 
 
-TRAIN = [(t, "weather") for t in WEATHER] + [(t, "math") for t in MATH] + [
-    ("book a table for two tonight", "booking"), ("reserve a restaurant", "booking"),
-    ("make a dinner reservation", "booking"), ("table for four at eight", "booking"),
-]
+TRAIN = (
+    [(t, "weather") for t in WEATHER]
+    + [(t, "math") for t in MATH]
+    + [
+        ("book a table for two tonight", "booking"),
+        ("reserve a restaurant", "booking"),
+        ("make a dinner reservation", "booking"),
+        ("table for four at eight", "booking"),
+    ]
+)
 
 
 def test_threshold_is_chosen_on_validation_data_with_out_of_scope_examples():
-    val = labelled([("is it going to rain in rome", "weather"), ("what is 6 times 7", "math"),
-                    ("reserve a table tomorrow", "booking"), ("sing me a song", "oos"),
-                    ("who painted the mona lisa", "oos"), ("tell me about black holes", "oos")])
+    val = labelled(
+        [
+            ("is it going to rain in rome", "weather"),
+            ("what is 6 times 7", "math"),
+            ("reserve a table tomorrow", "booking"),
+            ("sing me a song", "oos"),
+            ("who painted the mona lisa", "oos"),
+            ("tell me about black holes", "oos"),
+        ]
+    )
     clf = IntentClassifier().fit(labelled(TRAIN), val)
     results = clf.classify_many(val.texts)
     assert [r.top() for r in results[:3]] == ["weather", "math", "booking"]
@@ -61,8 +74,9 @@ def test_without_validation_data_the_threshold_comes_from_cross_validation():
 
 
 def test_an_explicit_oos_class_vetoes_and_is_never_an_intent():
-    clf = IntentClassifier(oos_threshold=-10).fit(labelled([*TRAIN, ("tell me a joke", "oos"),
-                                                            ("sing a song", "oos"), ("what is love", "oos")]))
+    clf = IntentClassifier(oos_threshold=-10).fit(
+        labelled([*TRAIN, ("tell me a joke", "oos"), ("sing a song", "oos"), ("what is love", "oos")])
+    )
     assert "oos" not in clf.intents
     assert clf.classify("tell me a funny joke").out_of_scope
 
