@@ -236,12 +236,18 @@ class IntentClassifier:
         if not slow_path:
             self.fast_accept = -np.inf
             return
+        # The lexical path alone may answer where it is both confidently in scope (above its own
+        # out-of-scope split) and right about the intent at least FAST_PRECISION of the time.
         lexical = np.array(evidence.lexical)
-        good = np.array(evidence.lexical_right, dtype=bool) & inside & (lexical >= self.threshold)
-        order = np.argsort(-lexical)
-        precision = np.cumsum(good[order]) / np.arange(1, len(order) + 1)
+        lexical_right = np.array(evidence.lexical_right, dtype=bool)
+        in_scope_cut = (
+            _best_split(lexical[inside], lexical_right[inside], lexical[~inside]) if (~inside).any() else -np.inf
+        )
+        order = np.argsort(-lexical[inside])
+        precision = np.cumsum(lexical_right[inside][order]) / np.arange(1, order.size + 1)
         ok = np.nonzero(precision >= FAST_PRECISION)[0]
-        self.fast_accept = float(lexical[order][ok[-1]]) if ok.size else np.inf
+        label_cut = float(lexical[inside][order][ok[-1]]) if ok.size else np.inf
+        self.fast_accept = max(in_scope_cut, label_cut)
 
     def classify(self, query: str) -> IntentResult:
         return self.classify_many([query])[0]
