@@ -14,11 +14,19 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from swarm_route.agents.builtin import default_pool
+from swarm_route.api.openai_compat import (
+    AUTO_MODEL,
+    ChatRequest,
+    ModelCard,
+    ModelList,
+    chat_completion,
+    stream_chunks,
+)
 from swarm_route.api.schemas import (
     ErrorBody,
     FeedbackAccepted,
@@ -53,25 +61,38 @@ class ApiError(Exception):
         self.message = message
 
 
+OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
+
+
+def _error(request: Request, status: int, message: str, detail: list[dict[str, Any]] | None = None) -> JSONResponse:
+    """Our error shape, or OpenAI's on its endpoints so its clients show the message."""
+    if request.url.path in OPENAI_PATHS:
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        return JSONResponse(status_code=status, content={"error": {"message": message, "type": kind, "code": status}})
+    return JSONResponse(
+        status_code=status, content=ErrorBody(error=message, detail=detail).model_dump(exclude_none=True)
+    )
+
+
 @api.exception_handler(ApiError)
-async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-    return JSONResponse(status_code=exc.status, content=ErrorBody(error=exc.message).model_dump(exclude_none=True))
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    return _error(request, exc.status, exc.message)
 
 
 @api.exception_handler(RequestValidationError)
-async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
     problems = [
         {"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "problem": e["msg"]}
         for e in exc.errors()
     ]
     summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
-    return JSONResponse(status_code=422, content={"error": f"invalid request: {summary}", "detail": problems})
+    return _error(request, 422, f"invalid request: {summary}", problems)
 
 
 @api.exception_handler(Exception)
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error")
-    return JSONResponse(status_code=500, content={"error": f"internal error ({type(exc).__name__}); see server log"})
+    return _error(request, 500, f"internal error ({type(exc).__name__}); see server log")
 
 
 def _field_error(field: str, problem: str) -> JSONResponse:
@@ -121,6 +142,10 @@ class Ingress:
 
     @api.post("/v1/query", response_model=QueryResponse, responses={422: {"model": ErrorBody}})
     async def query(self, body: QueryRequest) -> Any:
+        return await self._answer(body)
+
+    async def _answer(self, body: QueryRequest, agent: str | None = None) -> Any:
+        """The whole walk of one query; ``agent`` addresses a registered agent directly, skipping the choice."""
         limits = self._settings.limits
         if len(body.query) > limits.max_query_chars:
             return _field_error("query", f"is {len(body.query)} characters; at most {limits.max_query_chars} allowed")
@@ -138,7 +163,7 @@ class Ingress:
         stages["classify"] = ms_since(t)
         t = time.perf_counter()
         decision = await self._router.route.remote(
-            body.query, intent, body.budget_usd, body.max_agents, body.cost_weight
+            body.query, intent, body.budget_usd, body.max_agents, body.cost_weight, agent
         )
         stages["route"] = ms_since(t)
         if decision.declined and decision.candidates and body.budget_usd is not None:
@@ -168,6 +193,8 @@ class Ingress:
             models=[model for a in answers for model in a.models],
             cost_usd=sum(a.cost_usd for a in answers),
             latency_ms=ms_since(started),
+            prompt_tokens=sum(a.prompt_tokens for a in answers),
+            completion_tokens=sum(a.completion_tokens for a in answers),
             trace=Trace(
                 intent_weights=decision.intent_weights,
                 out_of_scope=decision.out_of_scope,
@@ -212,6 +239,39 @@ class Ingress:
         task = asyncio.create_task(guarded())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    # ------------------------------------------------------------------ OpenAI-compatible
+
+    @api.get("/v1/models", response_model=ModelList)
+    async def models(self) -> ModelList:
+        names = [AUTO_MODEL, *(a.name for a in await self._registry.all())]
+        return ModelList(data=[ModelCard(id=n) for n in names])
+
+    @api.post("/v1/chat/completions", responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
+    async def chat_completions(self, body: ChatRequest) -> Any:
+        """The official ``openai`` client works unchanged: ``swarm-route/auto`` routes, an agent's name
+        addresses it directly; the route trace rides along as the extra field ``swarm_route``."""
+        agent = None
+        if body.model != AUTO_MODEL:
+            try:
+                agent = (await self._registry.get(body.model)).name
+            except AgentNotFound:
+                raise ApiError(
+                    404, f"no model {body.model!r}: use {AUTO_MODEL!r} or an agent from GET /v1/models"
+                ) from None
+        result = await self._answer(
+            QueryRequest(query=body.query(), budget_usd=body.budget_usd, max_agents=body.max_agents), agent
+        )
+        if not isinstance(result, QueryResponse):
+            return result  # a 4xx already shaped
+        completion = chat_completion(body, result)
+        if not body.stream:
+            return completion
+        return StreamingResponse(
+            stream_chunks(completion),
+            media_type="text/event-stream",
+            headers={"x-swarm-route-request-id": result.request_id},
+        )
 
     @api.post(
         "/v1/feedback",

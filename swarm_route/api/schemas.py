@@ -43,6 +43,8 @@ class QueryResponse(BaseModel):
     models: list[str]
     cost_usd: float
     latency_ms: float
+    prompt_tokens: int = Field(0, description="as the agents reported them; 0 for tool agents")
+    completion_tokens: int = 0
     trace: Trace
 
 

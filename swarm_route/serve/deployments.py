@@ -144,8 +144,13 @@ class RouterDeployment:
         budget_usd: float | None,
         max_agents: int,
         cost_weight: float | None = None,
+        agent: str | None = None,
     ) -> RouteDecision:
         _, agents = await self._registry.snapshot()
+        if agent is not None and agent in agents:  # addressed directly: its skills are the intent
+            agents = {agent: agents[agent]}
+            skills = agents[agent].intents()
+            intent = IntentResult({t: 1 / len(skills) for t in skills}, intent.similarity, 0.0, False)
         await self._memory.refresh()
         self._router.ability = self._memory.model
         latency = {k: float(v) for k, v in (await self._client.hgetall(self._keys.latency)).items()}

@@ -134,7 +134,8 @@ def test_failing_agent_is_retried_then_failed_over(http, openai_server):
     examples = ["trivia question about history", "a trivia fact about rivers"]
     http.post("/v1/agents", json=llm_agent(openai_server, f"bad-{skill}", skill, examples, model="broken"))
     http.post("/v1/agents", json=llm_agent(openai_server, f"good-{skill}", skill, examples, price=5.0))
-    body = http.post("/v1/query", json={"query": "trivia question about the nile"}).json()
+    # a high λ makes the free, broken agent the clear first choice, even when the router explores
+    body = http.post("/v1/query", json={"query": "trivia question about the nile", "cost_weight": 5}).json()
     assert body["agents"] == [f"good-{skill}"] and not body["declined"]
     attempts = body["trace"]["attempts"]
     bad = [a for a in attempts if a["agent"] == f"bad-{skill}"]

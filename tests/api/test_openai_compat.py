@@ -1,0 +1,49 @@
+"""The official openai client, unchanged, against swarm_route on real Ray Serve."""
+
+import openai
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def client(service):
+    return openai.OpenAI(base_url=f"{service.url}/v1", api_key="unused", max_retries=0)
+
+
+def test_models_list_auto_and_every_agent(client):
+    ids = {m.id for m in client.models.list()}
+    assert {"swarm-route/auto", "calculator", "clock", "pydoc"} <= ids
+
+
+def test_auto_routes_and_reports_usage_and_trace(client):
+    r = client.chat.completions.create(
+        model="swarm-route/auto",
+        messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "what is 6 * 7"}],
+    )
+    assert r.choices[0].message.content.endswith("= 42") and r.choices[0].finish_reason == "stop"
+    assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens > 0
+    trace = r.model_extra["swarm_route"]
+    assert trace["agents"] == ["calculator"] and "Chose calculator" in trace["trace"]["reasoning"]
+
+
+def test_an_agent_name_addresses_it_directly(client):
+    r = client.chat.completions.create(model="clock", messages=[{"role": "user", "content": "time in Tokyo"}])
+    assert "Asia/Tokyo" in r.choices[0].message.content
+    assert r.model_extra["swarm_route"]["agents"] == ["clock"]
+
+
+def test_streaming_yields_the_same_answer(client):
+    messages = [{"role": "user", "content": "what does itertools.groupby do"}]
+    whole = client.chat.completions.create(model="swarm-route/auto", messages=messages)
+    chunks = list(client.chat.completions.create(model="swarm-route/auto", messages=messages, stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content
+    assert chunks[-1].choices[0].finish_reason == "stop" and chunks[-1].usage.total_tokens > 0
+
+
+def test_bad_requests_raise_the_clients_own_errors(client):
+    with pytest.raises(openai.NotFoundError, match="no model"):
+        client.chat.completions.create(model="gpt-nope", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.UnprocessableEntityError, match="user message"):
+        client.chat.completions.create(model="swarm-route/auto", messages=[{"role": "system", "content": "x"}])
