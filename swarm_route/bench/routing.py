@@ -345,22 +345,13 @@ async def run(
     rows += [
         (
             f"swarm_route λ={p['lambda']}",
-            "frozen",
+            mode,
             p["quality"],
             p["cost"],
             p["cost"] / best["cost"] if best["cost"] else 0.0,
         )
-        for p in frontier
-    ]
-    rows += [
-        (
-            f"swarm_route λ={p['lambda']}",
-            "online",
-            p["quality"],
-            p["cost"],
-            p["cost"] / best["cost"] if best["cost"] else 0.0,
-        )
-        for p in online
+        for mode, points in (("frozen", frontier), ("online", online))
+        for p in points
     ]
     table(
         "routing: quality and cost on the test prompts",

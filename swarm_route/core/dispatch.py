@@ -162,32 +162,26 @@ class Dispatcher:
                 with state:
                     n += 1
                     t0 = time.perf_counter()
-                    try:
-                        answer = await asyncio.wait_for(backend.answer(spec, model, query), self.timeout_s)
-                    except Exception as exc:
-                        error = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+
+                    def record(error: str | None, n: int = n, t0: float = t0) -> None:
                         attempts.append(
                             Attempt(
                                 agent=spec.name,
                                 model=model,
                                 attempt=n,
-                                ok=False,
+                                ok=error is None,
                                 latency_ms=ms_since(t0),
                                 error=error,
                                 fallback=fallback,
                             )
                         )
+
+                    try:
+                        answer = await asyncio.wait_for(backend.answer(spec, model, query), self.timeout_s)
+                    except Exception as exc:
+                        record("timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__)
                         raise
-                    attempts.append(
-                        Attempt(
-                            agent=spec.name,
-                            model=model,
-                            attempt=n,
-                            ok=True,
-                            latency_ms=ms_since(t0),
-                            fallback=fallback,
-                        )
-                    )
+                    record(None)
                     return answer
         except Exception:  # recorded above; the caller falls back
             return None

@@ -18,15 +18,23 @@ from swarm_route.keys import Keys
 
 Trails = dict[str, float]
 
-_DEPOSIT = """
-local rho, tmin, tmax, tinit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local n = tonumber(ARGV[6])
+# τ ← max(τ_min, (1−ρ)·τ) on every stored edge of KEYS[1]; needs locals rho and tmin
+_EVAPORATE_ALL = """
 local flat = redis.call('HGETALL', KEYS[1])
 for i = 1, #flat, 2 do
   local tau = (1 - rho) * tonumber(flat[i + 1])
   if tau < tmin then tau = tmin end
   redis.call('HSET', KEYS[1], flat[i], string.format('%.6g', tau))
 end
+"""
+
+_DEPOSIT = (
+    """
+local rho, tmin, tmax, tinit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local n = tonumber(ARGV[6])
+"""
+    + _EVAPORATE_ALL
+    + """
 for i = 1, n do
   local edge = ARGV[6 + i]
   local delta = tonumber(ARGV[6 + n + i])
@@ -40,17 +48,17 @@ end
 redis.call('SADD', KEYS[2], ARGV[5])
 return n
 """
+)
 
-_EVAPORATE = """
+_EVAPORATE = (
+    """
 local rho, tmin = tonumber(ARGV[1]), tonumber(ARGV[2])
-local flat = redis.call('HGETALL', KEYS[1])
-for i = 1, #flat, 2 do
-  local tau = (1 - rho) * tonumber(flat[i + 1])
-  if tau < tmin then tau = tmin end
-  redis.call('HSET', KEYS[1], flat[i], string.format('%.6g', tau))
-end
+"""
+    + _EVAPORATE_ALL
+    + """
 return #flat / 2
 """
+)
 
 
 class PheromoneStore:
