@@ -107,7 +107,6 @@ class ServeSettings(BaseModel):
     app_name: str = "swarm_route"
     num_cpus: int | None = Field(None, description="CPUs for a local Ray; None lets Ray count them")
     max_ongoing_requests: int = Field(256, ge=1, description="per replica, for every deployment")
-    ingress_replicas: int = Field(1, ge=1)
 
 
 class Settings(BaseSettings):

@@ -19,3 +19,20 @@ def test_serve_config_validates_and_builds_the_app():
     assert built._bound_deployment.name == "Ingress"
     settings = built._bound_deployment.init_args[0]
     assert settings.redis_url == app.args["redis_url"] and settings.updater.gate_threshold == 0.7
+
+
+def _deployment_names(app) -> set[str]:
+    bound = app._bound_deployment
+    names = {bound.name}
+    for arg in bound.init_args:
+        if hasattr(arg, "_bound_deployment"):
+            names |= _deployment_names(arg)
+    return names
+
+
+def test_every_deployment_the_config_tunes_exists_in_the_app():
+    schema = ServeDeploySchema.model_validate(yaml.safe_load(CONFIG.read_text()))
+    (app,) = schema.applications
+    built = _deployment_names(app_builder(app.args))
+    assert {d.name for d in app.deployments} <= built
+    assert "BuiltinAgentsDeployment" in built and "UpdaterDeployment" in built
