@@ -97,9 +97,10 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _request(method: str, url: str, body: dict | None = None) -> tuple[int, object]:
+def _request(method: str, url: str, body: dict | None = None, key: str | None = None) -> tuple[int, object]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {key}"} if key else {})
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             raw = resp.read()
@@ -111,12 +112,12 @@ def _request(method: str, url: str, body: dict | None = None) -> tuple[int, obje
 def _agents(args: argparse.Namespace) -> int:
     base = args.url.rstrip("/")
     if args.action == "list":
-        status, body = _request("GET", f"{base}/v1/agents")
+        status, body = _request("GET", f"{base}/v1/agents", key=args.key)
     elif args.action == "add":
         with open(args.file) as fh:
-            status, body = _request("POST", f"{base}/v1/agents", json.load(fh))
+            status, body = _request("POST", f"{base}/v1/agents", json.load(fh), key=args.key)
     else:
-        status, body = _request("DELETE", f"{base}/v1/agents/{args.name}")
+        status, body = _request("DELETE", f"{base}/v1/agents/{args.name}", key=args.key)
     print(json.dumps(body, indent=2) if body is not None else f"HTTP {status}")
     return 0 if status < 400 else 1
 
@@ -228,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("action", choices=["list", "add", "remove"])
     p.add_argument("target", nargs="?", help="add: a JSON file with the agent; remove: the agent's name")
     p.add_argument("--url", default="http://127.0.0.1:8000")
+    p.add_argument("--key", default=os.environ.get("SWARM_API_KEY"), help="API key (default: $SWARM_API_KEY)")
     p.set_defaults(func=_agents)
     p = sub.add_parser("warmup", help="register replay agents and warm trails and ability from routing matrices")
     p.add_argument("files", nargs="+", help="routing-matrix CSVs")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import AliasChoices, BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -101,6 +101,15 @@ class IntentSettings(BaseModel):
     )
 
 
+class AuthSettings(BaseModel):
+    """API keys; both lists empty leaves the API open (local use). Set them from a Secret in production,
+    e.g. ``SWARM_AUTH__ADMIN_KEYS='["..."]'``."""
+
+    admin_keys: list[SecretStr] = Field(default_factory=list, description="register/remove agents, read trails")
+    client_keys: list[SecretStr] = Field(default_factory=list, description="query, chat, feedback")
+    rate_per_minute: int = Field(600, ge=1, description="requests a minute per client key (admin keys: no limit)")
+
+
 class ServeSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -123,6 +132,7 @@ class Settings(BaseSettings):
     default_pool: bool = Field(True, description="register the built-in agents at start-up if absent")
     agents: list[AgentSpec] = Field(default_factory=list, description="agents registered at start-up")
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     aco: AcoSettings = Field(default_factory=AcoSettings)
     ability: AbilitySettings = Field(default_factory=AbilitySettings)
     updater: UpdaterSettings = Field(default_factory=UpdaterSettings)

@@ -13,6 +13,7 @@ Every key lives under ``{namespace}:`` so several deployments can share one Redi
 | ``{ns}:updater:stats`` | hash | counters of the updater (graded, rejected, deposited, …) |
 | ``{ns}:outcomes`` | list | graded outcomes (query, node, score, cost) JSON, capped; feeds the ability model |
 | ``{ns}:outcomes:total`` | string (int) | outcomes ever appended, so readers can tail a capped list |
+| ``{ns}:rate:{key id}:{minute}`` | string (int) | requests of one API key in one minute window, expires |
 | ``{ns}:latency`` | hash | node (``agent/model``) → recent latency in seconds (EWMA), written by the updater |
 """
 
@@ -64,3 +65,6 @@ class Keys:
     @property
     def outcomes_total(self) -> str:
         return f"{self.namespace}:outcomes:total"
+
+    def rate(self, key_id: str, window: int) -> str:
+        return f"{self.namespace}:rate:{key_id}:{window}"

@@ -16,6 +16,8 @@ from tests.support.openai_server import OpenAIServer, free_port
 from tests.support.redis_server import RedisServer
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+ADMIN_KEY = "admin-test-key"
+CLIENT_KEY = "client-test-key"
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +58,7 @@ def service(redis_server: RedisServer, openai_server: OpenAIServer):  # type: ig
         serve={"port": free_port(), "num_cpus": 2, "max_ongoing_requests": 64},
         updater={"sample_rate": 1.0, "gate_threshold": 0.5, "block_ms": 50, "evaporate_interval_s": 3600},
         dispatch={"timeout_s": 2.0, "retries": 1, "backoff_s": 0.05},
+        auth={"admin_keys": [ADMIN_KEY], "client_keys": [CLIENT_KEY], "rate_per_minute": 20},
     )
     local = LocalService(settings)
     local.start(ready_timeout_s=180)

@@ -10,15 +10,16 @@ import contextlib
 import logging
 import time
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from swarm_route.agents.builtin import default_pool
+from swarm_route.api.access import AccessControl, AccessDenied, Scope
 from swarm_route.api.openai_compat import (
     AUTO_MODEL,
     ChatRequest,
@@ -61,6 +62,7 @@ class ApiError(Exception):
         self.message = message
 
 
+AuthHeader = Annotated[str | None, Header(description="Bearer <API key>, when keys are configured")]
 OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
 
 
@@ -72,6 +74,16 @@ def _error(request: Request, status: int, message: str, detail: list[dict[str, A
     return JSONResponse(
         status_code=status, content=ErrorBody(error=message, detail=detail).model_dump(exclude_none=True)
     )
+
+
+@api.exception_handler(AccessDenied)
+async def _denied(request: Request, exc: AccessDenied) -> JSONResponse:
+    response = _error(request, exc.status, exc.message)
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @api.exception_handler(ApiError)
@@ -128,6 +140,14 @@ class Ingress:
         self._classifier, self._router = classifier, router
         self._dispatcher, self._aggregator, self._updater = dispatcher, aggregator, updater
         self._background: set[asyncio.Task[None]] = set()
+        auth = settings.auth
+        self._access = AccessControl(
+            self._redis,
+            self._keys,
+            [k.get_secret_value() for k in auth.admin_keys],
+            [k.get_secret_value() for k in auth.client_keys],
+            auth.rate_per_minute,
+        )
         await self._register_configured_agents()
 
     async def _register_configured_agents(self) -> None:
@@ -141,7 +161,8 @@ class Ingress:
     # ------------------------------------------------------------------ queries
 
     @api.post("/v1/query", response_model=QueryResponse, responses={422: {"model": ErrorBody}})
-    async def query(self, body: QueryRequest) -> Any:
+    async def query(self, body: QueryRequest, authorization: AuthHeader = None) -> Any:
+        await self._access.check(authorization, Scope.client)
         return await self._answer(body)
 
     async def _answer(self, body: QueryRequest, agent: str | None = None) -> Any:
@@ -243,14 +264,16 @@ class Ingress:
     # ------------------------------------------------------------------ OpenAI-compatible
 
     @api.get("/v1/models", response_model=ModelList)
-    async def models(self) -> ModelList:
+    async def models(self, authorization: AuthHeader = None) -> ModelList:
+        await self._access.check(authorization, Scope.client)
         names = [AUTO_MODEL, *(a.name for a in await self._registry.all())]
         return ModelList(data=[ModelCard(id=n) for n in names])
 
     @api.post("/v1/chat/completions", responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
-    async def chat_completions(self, body: ChatRequest) -> Any:
+    async def chat_completions(self, body: ChatRequest, authorization: AuthHeader = None) -> Any:
         """The official ``openai`` client works unchanged: ``swarm-route/auto`` routes, an agent's name
         addresses it directly; the route trace rides along as the extra field ``swarm_route``."""
+        await self._access.check(authorization, Scope.client)
         agent = None
         if body.model != AUTO_MODEL:
             try:
@@ -279,7 +302,8 @@ class Ingress:
         status_code=202,
         responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
     )
-    async def feedback(self, body: FeedbackRequest) -> FeedbackAccepted:
+    async def feedback(self, body: FeedbackRequest, authorization: AuthHeader = None) -> FeedbackAccepted:
+        await self._access.check(authorization, Scope.client)
         if await self._stream.record(body.request_id) is None:
             raise ApiError(404, f"unknown request_id {body.request_id!r} (never answered, or older than its TTL)")
         await self._stream.publish(Feedback(request_id=body.request_id, score=body.score))
@@ -293,7 +317,8 @@ class Ingress:
         status_code=201,
         responses={409: {"model": ErrorBody}, 422: {"model": ErrorBody}},
     )
-    async def register_agent(self, spec: AgentSpec) -> AgentSpec:
+    async def register_agent(self, spec: AgentSpec, authorization: AuthHeader = None) -> AgentSpec:
+        await self._access.check(authorization, Scope.admin)
         try:
             await self._registry.register(spec)
         except AgentExists:
@@ -301,18 +326,21 @@ class Ingress:
         return spec
 
     @api.get("/v1/agents", response_model=list[AgentSpec])
-    async def list_agents(self) -> list[AgentSpec]:
+    async def list_agents(self, authorization: AuthHeader = None) -> list[AgentSpec]:
+        await self._access.check(authorization, Scope.client)
         return await self._registry.all()
 
     @api.get("/v1/agents/{name}", response_model=AgentSpec, responses={404: {"model": ErrorBody}})
-    async def get_agent(self, name: str) -> AgentSpec:
+    async def get_agent(self, name: str, authorization: AuthHeader = None) -> AgentSpec:
+        await self._access.check(authorization, Scope.client)
         try:
             return await self._registry.get(name)
         except AgentNotFound:
             raise ApiError(404, f"no agent named {name!r}; GET /v1/agents lists them") from None
 
     @api.delete("/v1/agents/{name}", status_code=204, responses={404: {"model": ErrorBody}})
-    async def delete_agent(self, name: str) -> None:
+    async def delete_agent(self, name: str, authorization: AuthHeader = None) -> None:
+        await self._access.check(authorization, Scope.admin)
         try:
             await self._registry.remove(name)
         except AgentNotFound:
@@ -321,7 +349,8 @@ class Ingress:
     # ------------------------------------------------------------------ evidence and health
 
     @api.get("/v1/pheromones/{intent}", response_model=Trails, responses={404: {"model": ErrorBody}})
-    async def pheromones(self, intent: str) -> Trails:
+    async def pheromones(self, intent: str, authorization: AuthHeader = None) -> Trails:
+        await self._access.check(authorization, Scope.admin)
         known = {t for a in await self._registry.all() for t in a.intents()} | set(await self._pheromones.intents())
         if intent not in known:
             raise ApiError(404, f"no intent {intent!r}; known: {', '.join(sorted(known)) or 'none'}")
@@ -335,8 +364,9 @@ class Ingress:
         )
 
     @api.get("/v1/updater/stats")
-    async def updater_stats(self) -> dict[str, int]:
+    async def updater_stats(self, authorization: AuthHeader = None) -> dict[str, int]:
         """Counters of the quality-gated updater: finished, graded, rejected, deposited, feedback, …"""
+        await self._access.check(authorization, Scope.admin)
         return await self._updater.stats.remote()
 
     @api.get("/healthz")

@@ -7,12 +7,15 @@ import uuid
 import httpx
 import pytest
 
+from tests.conftest import ADMIN_KEY
+
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def http(service):
-    with httpx.Client(base_url=service.url, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    with httpx.Client(base_url=service.url, timeout=30, headers=headers) as client:
         yield client
 
 

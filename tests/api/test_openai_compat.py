@@ -3,12 +3,14 @@
 import openai
 import pytest
 
+from tests.conftest import ADMIN_KEY
+
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def client(service):
-    return openai.OpenAI(base_url=f"{service.url}/v1", api_key="unused", max_retries=0)
+    return openai.OpenAI(base_url=f"{service.url}/v1", api_key=ADMIN_KEY, max_retries=0)
 
 
 def test_models_list_auto_and_every_agent(client):
@@ -47,3 +49,9 @@ def test_bad_requests_raise_the_clients_own_errors(client):
         client.chat.completions.create(model="gpt-nope", messages=[{"role": "user", "content": "hi"}])
     with pytest.raises(openai.UnprocessableEntityError, match="user message"):
         client.chat.completions.create(model="swarm-route/auto", messages=[{"role": "system", "content": "x"}])
+
+
+def test_a_client_without_a_key_is_refused(service):
+    anonymous = openai.OpenAI(base_url=f"{service.url}/v1", api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError, match="unknown API key"):
+        anonymous.models.list()
