@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 
@@ -111,6 +112,14 @@ def _request(method: str, url: str, body: dict | None = None, key: str | None = 
 
 def _agents(args: argparse.Namespace) -> int:
     base = args.url.rstrip("/")
+    try:
+        return _agents_call(args, base)
+    except urllib.error.URLError as exc:
+        print(f"cannot reach {base}: {exc.reason}", file=sys.stderr)
+        return 1
+
+
+def _agents_call(args: argparse.Namespace, base: str) -> int:
     if args.action == "list":
         status, body = _request("GET", f"{base}/v1/agents", key=args.key)
     elif args.action == "add":
