@@ -110,6 +110,15 @@ class AuthSettings(BaseModel):
     rate_per_minute: int = Field(600, ge=1, description="requests a minute per client key (admin keys: no limit)")
 
 
+class AgentPolicy(BaseModel):
+    """What a registration may point at. Empty lists allow anything (local use)."""
+
+    hosts: list[str] = Field(
+        default_factory=list, description="hosts openai agents may live on; '*.example.com' covers subdomains"
+    )
+    replay_dirs: list[str] = Field(default_factory=list, description="folders replay agents' CSVs may be read from")
+
+
 class ServeSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -133,6 +142,7 @@ class Settings(BaseSettings):
     agents: list[AgentSpec] = Field(default_factory=list, description="agents registered at start-up")
     serve: ServeSettings = Field(default_factory=ServeSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    agent_policy: AgentPolicy = Field(default_factory=AgentPolicy)
     aco: AcoSettings = Field(default_factory=AcoSettings)
     ability: AbilitySettings = Field(default_factory=AbilitySettings)
     updater: UpdaterSettings = Field(default_factory=UpdaterSettings)

@@ -59,6 +59,7 @@ def service(redis_server: RedisServer, openai_server: OpenAIServer):  # type: ig
         updater={"sample_rate": 1.0, "gate_threshold": 0.5, "block_ms": 50, "evaporate_interval_s": 3600},
         dispatch={"timeout_s": 2.0, "retries": 1, "backoff_s": 0.05},
         auth={"admin_keys": [ADMIN_KEY], "client_keys": [CLIENT_KEY], "rate_per_minute": 20},
+        agent_policy={"hosts": ["127.0.0.1", "*.internal.test"]},
     )
     local = LocalService(settings)
     local.start(ready_timeout_s=180)

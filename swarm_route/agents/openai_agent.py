@@ -22,7 +22,12 @@ class OpenAIBackend:
         if key not in self._clients:
             api_key = os.environ.get(spec.api_key_env, "") if spec.api_key_env else ""
             self._clients[key] = openai.AsyncOpenAI(
-                base_url=spec.endpoint, api_key=api_key or "unused", timeout=self._timeout, max_retries=0
+                base_url=spec.endpoint,
+                api_key=api_key or "unused",
+                timeout=self._timeout,
+                max_retries=0,
+                # a redirect could send the agent's key and the user's query to a host nobody registered
+                http_client=openai.DefaultAsyncHttpxClient(follow_redirects=False, timeout=self._timeout),
             )
         return self._clients[key]
 

@@ -39,7 +39,7 @@ from swarm_route.api.schemas import (
 )
 from swarm_route.config import Settings
 from swarm_route.core.records import Feedback, FinishedRequest, PathOutcome
-from swarm_route.core.registry import AgentExists, AgentNotFound, AgentRegistry, AgentSpec
+from swarm_route.core.registry import AgentExists, AgentNotFound, AgentRegistry, AgentSpec, policy_violation
 from swarm_route.core.stream import EventStream
 from swarm_route.keys import Keys
 from swarm_route.serve.deployments import pheromone_store
@@ -317,8 +317,12 @@ class Ingress:
         status_code=201,
         responses={409: {"model": ErrorBody}, 422: {"model": ErrorBody}},
     )
-    async def register_agent(self, spec: AgentSpec, authorization: AuthHeader = None) -> AgentSpec:
+    async def register_agent(self, spec: AgentSpec, authorization: AuthHeader = None) -> Any:
         await self._access.check(authorization, Scope.admin)
+        policy = self._settings.agent_policy
+        violation = policy_violation(spec, policy.hosts, policy.replay_dirs)
+        if violation:
+            return _field_error("endpoint", violation)
         try:
             await self._registry.register(spec)
         except AgentExists:

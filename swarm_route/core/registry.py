@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from pathlib import Path
 from urllib.parse import urlparse
 
 import redis.asyncio as aioredis
@@ -146,3 +147,18 @@ class AgentRegistry:
     async def all(self) -> list[AgentSpec]:
         _, agents = await self.snapshot()
         return list(agents.values())
+
+
+def policy_violation(spec: AgentSpec, hosts: list[str], replay_dirs: list[str]) -> str | None:
+    """Why ``spec`` may not be registered under the allow-lists, or None when it may."""
+    if spec.kind is AgentKind.openai and hosts:
+        host = (urlparse(spec.endpoint).hostname or "").lower()
+        allowed = any(host == h.lower() or (h.startswith("*.") and host.endswith(h[1:].lower())) for h in hosts)
+        if not allowed:
+            return f"endpoint host {host!r} is not allowed; allowed: {', '.join(hosts)}"
+    if spec.kind is AgentKind.replay and replay_dirs:
+        files = [Path(p).resolve() for p in spec.endpoint.split(",")]
+        roots = [Path(d).resolve() for d in replay_dirs]
+        if not all(any(f.is_relative_to(r) for r in roots) for f in files):
+            return f"replay files must lie under {', '.join(replay_dirs)}"
+    return None

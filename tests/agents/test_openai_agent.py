@@ -32,3 +32,9 @@ async def test_server_errors_are_retryable_and_refused_connections_too(openai_se
     with pytest.raises(AgentError) as err:
         await OpenAIBackend(timeout_s=2).answer(spec("http://127.0.0.1:9/v1", "m"), "m", "q")
     assert err.value.retryable
+
+
+async def test_redirects_are_not_followed(openai_server):
+    with pytest.raises(AgentError, match="HTTP 307") as err:
+        await OpenAIBackend(timeout_s=5).answer(spec(openai_server.base_url, "redirect"), "redirect", "q")
+    assert not err.value.retryable

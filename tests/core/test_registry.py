@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from swarm_route.core.registry import AgentExists, AgentNotFound, AgentRegistry, AgentSpec
+from swarm_route.core.registry import AgentExists, AgentNotFound, AgentRegistry, AgentSpec, policy_violation
 from tests.core.helpers import MATH, WEATHER, agent
 
 
@@ -58,3 +58,21 @@ def test_invalid_specs_are_refused(change, field):
     base = {"name": "ok", "description": "d", "kind": "openai", "endpoint": "http://h/v1", "models": [{"name": "m"}]}
     with pytest.raises(ValidationError, match=field):
         AgentSpec(**(base | change))
+
+
+def test_policy_allow_lists_hosts_and_replay_folders(tmp_path):
+    def spec(kind, endpoint):
+        return AgentSpec(name="a", description="d", kind=kind, endpoint=endpoint, models=[{"name": "m"}])
+
+    hosts = ["llm.local", "*.corp.test"]
+    assert policy_violation(spec("openai", "http://llm.local:8000/v1"), hosts, []) is None
+    assert policy_violation(spec("openai", "https://a.b.corp.test/v1"), hosts, []) is None
+    assert "not allowed" in policy_violation(spec("openai", "http://evil.test/v1"), hosts, [])
+    assert "not allowed" in policy_violation(spec("openai", "http://corp.test.evil/v1"), hosts, [])
+    assert policy_violation(spec("openai", "http://anything/v1"), [], []) is None
+    inside, outside = tmp_path / "ok" / "m.csv", tmp_path / "m.csv"
+    assert policy_violation(spec("replay", str(inside)), [], [str(tmp_path / "ok")]) is None
+    assert "must lie under" in policy_violation(spec("replay", f"{inside},{outside}"), [], [str(tmp_path / "ok")])
+    assert "must lie under" in policy_violation(
+        spec("replay", str(tmp_path / "ok/../m.csv")), [], [str(tmp_path / "ok")]
+    )

@@ -34,6 +34,10 @@ def make_app() -> FastAPI:
         n = next(calls)
         if model == "broken" or (model == "flaky" and n % 2 == 0):
             return JSONResponse(status_code=500, content={"error": {"message": "upstream exploded"}})
+        if model == "redirect":
+            return JSONResponse(
+                status_code=307, content={}, headers={"location": "http://127.0.0.2:9/v1/chat/completions"}
+            )
         if model == "slow":
             await asyncio.sleep(30)
         question = body["messages"][-1]["content"]
