@@ -53,7 +53,7 @@ class LocalService:
             self._redis = EmbeddedRedis()
             self.settings = self.settings.model_copy(update={"redis_url": self._redis.url})
         s = self.settings.serve
-        ray.init(num_cpus=s.num_cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=s.num_cpus, include_dashboard=False, log_to_driver=False, _metrics_export_port=s.metrics_port)
         serve.start(http_options={"host": s.host, "port": s.port})
         serve.run(build_app(self.settings), name=s.app_name, route_prefix="/", blocking=False)
         _wait_ready(self.url, ready_timeout_s)

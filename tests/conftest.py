@@ -55,7 +55,7 @@ def service(redis_server: RedisServer, openai_server: OpenAIServer):  # type: ig
     settings = Settings(
         redis_url=redis_server.url,
         namespace="itest",
-        serve={"port": free_port(), "num_cpus": 2, "max_ongoing_requests": 64},
+        serve={"port": free_port(), "num_cpus": 2, "max_ongoing_requests": 64, "metrics_port": free_port()},
         updater={"sample_rate": 1.0, "gate_threshold": 0.5, "block_ms": 50, "evaporate_interval_s": 3600},
         dispatch={"timeout_s": 2.0, "retries": 1, "backoff_s": 0.05},
         auth={"admin_keys": [ADMIN_KEY], "client_keys": [CLIENT_KEY], "rate_per_minute": 20},
@@ -65,3 +65,11 @@ def service(redis_server: RedisServer, openai_server: OpenAIServer):  # type: ig
     local.start(ready_timeout_s=180)
     yield local
     local.stop()
+
+
+@pytest.fixture(scope="session")
+def http_admin(service):  # type: ignore[no-untyped-def]
+    import httpx
+
+    with httpx.Client(base_url=service.url, timeout=30, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as client:
+        yield client

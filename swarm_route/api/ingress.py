@@ -43,6 +43,7 @@ from swarm_route.core.registry import AgentExists, AgentNotFound, AgentRegistry,
 from swarm_route.core.stream import EventStream
 from swarm_route.keys import Keys
 from swarm_route.serve.deployments import pheromone_store
+from swarm_route.serve.telemetry import Metrics
 from swarm_route.store import connect
 from swarm_route.timing import ms_since
 
@@ -140,6 +141,7 @@ class Ingress:
         self._classifier, self._router = classifier, router
         self._dispatcher, self._aggregator, self._updater = dispatcher, aggregator, updater
         self._background: set[asyncio.Task[None]] = set()
+        self._metrics = Metrics()
         auth = settings.auth
         self._access = AccessControl(
             self._redis,
@@ -228,6 +230,7 @@ class Ingress:
                 stages_ms=stages,
             ),
         )
+        self._record(response, decision, answers, attempts)
         if answers:
             event = FinishedRequest(
                 request_id=request_id,
@@ -248,6 +251,22 @@ class Ingress:
             self._in_background(self._stream.publish(event, self._settings.updater.record_ttl_s))
         return response
 
+    def _record(self, response: QueryResponse, decision: Any, answers: list[Any], attempts: list[Any]) -> None:
+        m = self._metrics
+        m.inc("requests_total", outcome="declined" if response.declined else "answered")
+        for stage, ms in response.trace.stages_ms.items():
+            m.observe("stage_seconds", ms / 1000, stage=stage)
+        top = max(decision.intent_weights, key=decision.intent_weights.get, default="none")
+        for a in answers:
+            for agent, model in zip(a.agents, a.models, strict=True):
+                m.inc("choices_total", intent=top, agent=agent, model=model)
+        m.inc("cost_usd_total", response.cost_usd, intent=top)
+        for attempt in attempts:
+            result = (
+                "ok" if attempt.ok else ("retried" if attempt.attempt <= self._settings.dispatch.retries else "failed")
+            )
+            m.inc("attempts_total", result=result, fallback=str(attempt.fallback).lower())
+
     def _in_background(self, coro: Any) -> None:
         """The client never waits for learning; a store error here is logged, not raised."""
 
@@ -256,6 +275,7 @@ class Ingress:
                 await coro
             except Exception:
                 log.exception("background publish failed")
+                self._metrics.inc("store_errors_total", operation="publish")
 
         task = asyncio.create_task(guarded())
         self._background.add(task)

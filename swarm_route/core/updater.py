@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -38,6 +39,7 @@ class PheromoneUpdater:
         epsilon: float,
         min_intent_weight: float,
         consumer: str = "updater-0",
+        on_event: Callable[[str], None] | None = None,
     ) -> None:
         self._r = client
         self._k = keys
@@ -47,6 +49,7 @@ class PheromoneUpdater:
         self.outcomes = OutcomeLog(client, keys)
         self.deposit_q, self.epsilon, self.min_intent_weight = deposit_q, epsilon, min_intent_weight
         self.consumer = consumer
+        self._on_event = on_event  # e.g. a metrics counter; the Redis counters are the durable record
 
     async def step(self, count: int = 64, block_ms: int = 500) -> int:
         """Read, handle and acknowledge one batch; returns how many entries it handled."""
@@ -109,6 +112,8 @@ class PheromoneUpdater:
 
     async def _count(self, name: str) -> None:
         await self._r.hincrby(self._k.updater_stats, name, 1)
+        if self._on_event is not None:
+            self._on_event(name)
 
     async def run(self, stop: asyncio.Event, evaporate_interval_s: float, block_ms: int = 500) -> None:
         """Until ``stop`` is set: consume, and evaporate on schedule. Store errors are logged and retried."""

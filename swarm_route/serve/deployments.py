@@ -12,6 +12,7 @@ from typing import Any
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
+from redis.exceptions import RedisError
 
 from swarm_route.agents.base import AgentAnswer, AgentError
 from swarm_route.agents.builtin import BuiltinBackend
@@ -30,6 +31,7 @@ from swarm_route.core.registry import AgentKind, AgentRegistry, AgentSpec
 from swarm_route.core.router import ReasoningRouter, RouteDecision
 from swarm_route.core.updater import PheromoneUpdater
 from swarm_route.keys import Keys
+from swarm_route.serve.telemetry import Metrics, trail_entropy
 from swarm_route.store import connect
 
 log = logging.getLogger(__name__)
@@ -233,18 +235,34 @@ class UpdaterDeployment:
         u = settings.updater
         a = settings.aco
         replica = serve.get_replica_context().replica_tag
+        self._metrics = Metrics()
+        self._store = pheromone_store(settings, client)
         self._updater = PheromoneUpdater(
             client,
             Keys(settings.namespace),
-            pheromone_store(settings, client),
+            self._store,
             QualityGate(u.gate_threshold, u.sample_rate),
             deposit_q=a.deposit_q,
             epsilon=a.epsilon,
             min_intent_weight=u.min_intent_weight,
             consumer=f"updater-{replica}",
+            on_event=lambda event: self._metrics.inc("updater_events_total", event=event),
         )
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self._updater.run(self._stop, u.evaporate_interval_s, u.block_ms))
+        self._entropy = asyncio.create_task(self._watch_entropy())
+
+    async def _watch_entropy(self, every_s: float = 10.0) -> None:
+        """Trail entropy per intent, for the dashboard: falling entropy means the colony has converged."""
+        while not self._stop.is_set():
+            try:
+                for intent in await self._store.intents():
+                    value = trail_entropy(await self._store.trails(intent))
+                    if value is not None:
+                        self._metrics.set("trail_entropy", value, intent=intent)
+            except RedisError as exc:
+                log.warning("trail entropy skipped: %s", exc)
+            await asyncio.sleep(every_s)
 
     async def stats(self) -> dict[str, int]:
         return await self._updater.stats()
@@ -256,3 +274,4 @@ class UpdaterDeployment:
     def __del__(self) -> None:
         self._stop.set()
         self._task.cancel()
+        self._entropy.cancel()

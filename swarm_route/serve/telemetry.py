@@ -1,0 +1,74 @@
+"""Prometheus metrics of the Serve deployments, through Ray's own metrics (exported by every Ray node at
+its metrics export port, names prefixed ``ray_``), so a cluster needs one scrape config, not one per replica.
+
+Everything here is recorded by the thin deployments; the plain-Python core stays free of it. The names are
+the contract the Grafana dashboards in ``dashboards/`` are tested against.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from ray.util.metrics import Counter, Gauge, Histogram
+
+PREFIX = "swarm_route_"
+STAGE_BOUNDARIES = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]
+
+# name → (kind, description, tag keys): the single list both the recorders and the dashboard test read
+METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "requests_total": ("counter", "queries answered or declined", ("outcome",)),
+    "stage_seconds": ("histogram", "time per stage of a query", ("stage",)),
+    "choices_total": ("counter", "paths chosen, per intent, agent and model", ("intent", "agent", "model")),
+    "cost_usd_total": ("counter", "recorded or estimated spend, per top intent", ("intent",)),
+    "attempts_total": ("counter", "agent calls, by result (ok, retried, failed) and fallback", ("result", "fallback")),
+    "store_errors_total": ("counter", "failed writes to Redis off the request path", ("operation",)),
+    "updater_events_total": (
+        "counter",
+        "what the quality-gated updater did (graded, rejected, deposited, ...)",
+        ("event",),
+    ),
+    "trail_entropy": ("gauge", "normalised entropy of the source edges' pheromone, per intent", ("intent",)),
+}
+
+
+class Metrics:
+    """Lazily created Ray metrics: constructing one outside a Ray worker would fail."""
+
+    def __init__(self) -> None:
+        self._made: dict[str, Counter | Gauge | Histogram] = {}
+
+    def _get(self, name: str) -> Counter | Gauge | Histogram:
+        if name not in self._made:
+            kind, description, tags = METRICS[name]
+            full = PREFIX + name
+            if kind == "counter":
+                self._made[name] = Counter(full, description=description, tag_keys=tags)
+            elif kind == "gauge":
+                self._made[name] = Gauge(full, description=description, tag_keys=tags)
+            else:
+                self._made[name] = Histogram(full, description=description, boundaries=STAGE_BOUNDARIES, tag_keys=tags)
+        return self._made[name]
+
+    def inc(self, name: str, value: float = 1.0, **tags: str) -> None:
+        if value > 0:
+            self._get(name).inc(value, tags=tags)  # type: ignore[union-attr]
+
+    def observe(self, name: str, value: float, **tags: str) -> None:
+        self._get(name).observe(value, tags=tags)  # type: ignore[union-attr]
+
+    def set(self, name: str, value: float, **tags: str) -> None:
+        self._get(name).set(value, tags=tags)  # type: ignore[union-attr]
+
+
+def trail_entropy(trails: Mapping[str, float]) -> float | None:
+    """How spread an intent's trust is over the paths leaving the source: 1 uniform, 0 all on one (or only
+    one path to trust); None before any trail exists."""
+    values = [tau for edge, tau in trails.items() if edge.startswith("source>")]
+    if not values:
+        return None
+    if len(values) == 1:
+        return 0.0
+    total = sum(values)
+    probs = [v / total for v in values if v > 0]
+    return -sum(p * math.log(p) for p in probs) / math.log(len(values))
