@@ -41,6 +41,13 @@ class LocalService:
     def url(self) -> str:
         return f"http://{self.settings.serve.host}:{self.settings.serve.port}"
 
+    @property
+    def metrics_url(self) -> str:
+        import ray
+
+        port = self.settings.serve.metrics_port or ray._private.worker.global_worker.node.metrics_export_port
+        return f"http://127.0.0.1:{port}/metrics"
+
     def start(self, ready_timeout_s: float = 120.0) -> None:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         import ray
@@ -91,6 +98,7 @@ def _serve(args: argparse.Namespace) -> int:
             f"swarm_route ready at {service.url} in {time.monotonic() - started:.1f} s ({store}); Ctrl-C stops",
             flush=True,
         )
+        print(f"metrics at {service.metrics_url}", flush=True)
         stop.wait()
     finally:
         print("stopping…", flush=True)

@@ -126,7 +126,7 @@ class ServeSettings(BaseModel):
     num_cpus: int | None = Field(None, description="CPUs for a local Ray; None lets Ray count them")
     max_ongoing_requests: int = Field(256, ge=1, description="per replica, for every deployment")
     metrics_port: int | None = Field(
-        8080, ge=1, le=65535, description="a local Ray's Prometheus export port (/metrics); None: Ray picks one"
+        None, ge=1, le=65535, description="a local Ray's Prometheus export port (/metrics); None: a free one"
     )
 
 
