@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from swarm_route.keys import Keys
 from swarm_route.store import connect
 from tests.support.openai_server import OpenAIServer, free_port
+from tests.support.otlp_receiver import OTLPReceiver
 from tests.support.redis_server import RedisServer
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -47,10 +48,21 @@ async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redi
 
 
 @pytest.fixture(scope="session")
-def service(redis_server: RedisServer, openai_server: OpenAIServer):  # type: ignore[no-untyped-def]
-    """The whole app on real Ray Serve, started once for the session."""
+def otlp_receiver() -> Iterator[OTLPReceiver]:
+    receiver = OTLPReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def service(redis_server: RedisServer, openai_server: OpenAIServer, otlp_receiver: OTLPReceiver):  # type: ignore[no-untyped-def]
+    """The whole app on real Ray Serve, started once for the session, exporting spans to a real receiver."""
     from swarm_route.cli import LocalService
     from swarm_route.config import Settings
+
+    # the standard variables; Ray's processes inherit them from this one
+    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_receiver.endpoint
+    os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "200"
 
     settings = Settings(
         redis_url=redis_server.url,

@@ -10,6 +10,8 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Request
@@ -44,6 +46,7 @@ from swarm_route.core.stream import EventStream
 from swarm_route.keys import Keys
 from swarm_route.serve.deployments import pheromone_store
 from swarm_route.serve.telemetry import Metrics
+from swarm_route.serve.tracing import carrier, tracer
 from swarm_route.store import connect
 from swarm_route.timing import ms_since
 
@@ -142,6 +145,7 @@ class Ingress:
         self._dispatcher, self._aggregator, self._updater = dispatcher, aggregator, updater
         self._background: set[asyncio.Task[None]] = set()
         self._metrics = Metrics()
+        self._tracer = tracer()
         auth = settings.auth
         self._access = AccessControl(
             self._redis,
@@ -178,35 +182,42 @@ class Ingress:
             return _field_error("budget_usd", f"at most {limits.max_budget_usd} allowed")
 
         request_id = uuid.uuid4().hex
+        with self._tracer.start_as_current_span("query", attributes={"swarm_route.request_id": request_id}):
+            return await self._walk(body, agent, request_id)
+
+    @contextmanager
+    def _stage(self, stages: dict[str, float], name: str) -> Iterator[None]:
+        """Time a stage for the trace returned to the client, and span it for OpenTelemetry."""
+        t = time.perf_counter()
+        with self._tracer.start_as_current_span(name):
+            yield
+        stages[name] = ms_since(t)
+
+    async def _walk(self, body: QueryRequest, agent: str | None, request_id: str) -> Any:
         started = time.perf_counter()
         stages: dict[str, float] = {}
-
-        t = time.perf_counter()
-        intent = await self._classifier.classify.remote(body.query)
-        stages["classify"] = ms_since(t)
-        t = time.perf_counter()
-        decision = await self._router.route.remote(
-            body.query, intent, body.budget_usd, body.max_agents, body.cost_weight, agent
-        )
-        stages["route"] = ms_since(t)
+        with self._stage(stages, "classify"):
+            intent = await self._classifier.classify.remote(body.query)
+        with self._stage(stages, "route"):
+            decision = await self._router.route.remote(
+                body.query, intent, body.budget_usd, body.max_agents, body.cost_weight, agent
+            )
         if decision.declined and decision.candidates and body.budget_usd is not None:
             cheapest = min(c.expected_cost_usd for c in decision.candidates if c.ability >= 0.01)
             return _field_error(
                 "budget_usd", f"too low: the cheapest path that serves this query costs ${cheapest:.6f}"
             )
 
-        t = time.perf_counter()
-        if decision.declined:
-            answers, attempts, reason = [], [], decision.declined
-        else:
-            result = await self._dispatcher.run.remote(body.query, decision)
-            answers, attempts = result.answers, result.attempts
-            reason = "every agent chosen for it failed" if not answers else ""
-        stages["dispatch"] = ms_since(t)
-        t = time.perf_counter()
-        probs = [decision.candidates[a.candidate].probability for a in answers]
-        merged = await self._aggregator.merge.remote(answers, probs, reason)
-        stages["aggregate"] = ms_since(t)
+        with self._stage(stages, "dispatch"):
+            if decision.declined:
+                answers, attempts, reason = [], [], decision.declined
+            else:
+                result = await self._dispatcher.run.remote(body.query, decision, carrier())
+                answers, attempts = result.answers, result.attempts
+                reason = "every agent chosen for it failed" if not answers else ""
+        with self._stage(stages, "aggregate"):
+            probs = [decision.candidates[a.candidate].probability for a in answers]
+            merged = await self._aggregator.merge.remote(answers, probs, reason)
 
         response = QueryResponse(
             request_id=request_id,
@@ -247,6 +258,7 @@ class Ingress:
                     for a in answers
                 ],
                 cost_usd=response.cost_usd,
+                trace_context=carrier(),
             )
             self._in_background(self._stream.publish(event, self._settings.updater.record_ttl_s))
         return response

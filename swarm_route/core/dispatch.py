@@ -9,6 +9,8 @@ import asyncio
 import time
 from collections.abc import Mapping
 
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
@@ -45,6 +47,9 @@ class DispatchResult(BaseModel):
     answers: list[PathAnswer]
     attempts: list[Attempt]
     failed: list[int]  # candidates whose every attempt failed
+
+
+_tracer = trace.get_tracer("swarm_route")  # the API's no-op tracer unless a provider is installed
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -176,11 +181,15 @@ class Dispatcher:
                             )
                         )
 
-                    try:
-                        answer = await asyncio.wait_for(backend.answer(spec, model, query), self.timeout_s)
-                    except Exception as exc:
-                        record("timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__)
-                        raise
+                    attributes = {"swarm_route.agent": spec.name, "swarm_route.model": model, "swarm_route.attempt": n}
+                    with _tracer.start_as_current_span("agent_call", attributes=attributes) as span:
+                        try:
+                            answer = await asyncio.wait_for(backend.answer(spec, model, query), self.timeout_s)
+                        except Exception as exc:
+                            error = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+                            span.set_status(StatusCode.ERROR, error)
+                            record(error)
+                            raise
                     record(None)
                     return answer
         except Exception:  # recorded above; the caller falls back

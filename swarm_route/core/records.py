@@ -23,6 +23,7 @@ class FinishedRequest(BaseModel):
     intent_weights: dict[str, float]
     paths: list[PathOutcome]
     cost_usd: float
+    trace_context: dict[str, str] = Field(default_factory=dict, description="W3C carrier of the query's span")
     created: float = Field(default_factory=time.time)
 
 

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Link
 from redis.exceptions import RedisError
 
 from swarm_route.core.outcomes import Outcome, OutcomeLog
@@ -25,6 +27,7 @@ from swarm_route.keys import Keys
 
 log = logging.getLogger(__name__)
 LATENCY_EWMA = 0.2  # weight of the newest latency sample
+_tracer = trace.get_tracer("swarm_route")
 
 
 class PheromoneUpdater:
@@ -63,10 +66,17 @@ class PheromoneUpdater:
         return len(entries)
 
     async def handle(self, event: Event) -> None:
-        if isinstance(event, FinishedRequest):
-            await self._finished(event)
-        else:
-            await self._feedback(event)
+        """One event, in a span of its own linked to the query's trace (caused by it, not part of it)."""
+        record = event if isinstance(event, FinishedRequest) else await self.stream.record(event.request_id)
+        span_context = trace.get_current_span(propagate.extract(record.trace_context if record else {}))
+        links = [Link(span_context.get_span_context())] if span_context.get_span_context().is_valid else []
+        with _tracer.start_as_current_span(
+            f"update.{event.type}", links=links, attributes={"swarm_route.request_id": event.request_id}
+        ):
+            if isinstance(event, FinishedRequest):
+                await self._finished(event)
+            else:
+                await self._feedback(event)
 
     async def _finished(self, event: FinishedRequest) -> None:
         await self._count("finished")

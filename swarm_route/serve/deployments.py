@@ -32,6 +32,8 @@ from swarm_route.core.router import ReasoningRouter, RouteDecision
 from swarm_route.core.updater import PheromoneUpdater
 from swarm_route.keys import Keys
 from swarm_route.serve.telemetry import Metrics, trail_entropy
+from swarm_route.serve.tracing import configure as configure_tracing
+from swarm_route.serve.tracing import context_from, tracer
 from swarm_route.store import connect
 
 log = logging.getLogger(__name__)
@@ -199,6 +201,7 @@ class ServeBuiltinBackend:
 class DispatchDeployment:
     def __init__(self, settings: Settings, builtin: DeploymentHandle) -> None:
         self._registry = AgentRegistry(_redis(settings), Keys(settings.namespace))
+        self._tracer = tracer()
         d = settings.dispatch
         self._dispatcher = Dispatcher(
             {
@@ -212,9 +215,12 @@ class DispatchDeployment:
             fallbacks=d.fallbacks,
         )
 
-    async def run(self, query: str, decision: RouteDecision) -> DispatchResult:
+    async def run(
+        self, query: str, decision: RouteDecision, trace_carrier: dict[str, str] | None = None
+    ) -> DispatchResult:
         _, agents = await self._registry.snapshot()
-        return await self._dispatcher.run(query, decision, agents)
+        with self._tracer.start_as_current_span("dispatch_paths", context=context_from(trace_carrier)):
+            return await self._dispatcher.run(query, decision, agents)
 
 
 @serve.deployment
@@ -235,6 +241,7 @@ class UpdaterDeployment:
         u = settings.updater
         a = settings.aco
         replica = serve.get_replica_context().replica_tag
+        configure_tracing()
         self._metrics = Metrics()
         self._store = pheromone_store(settings, client)
         self._updater = PheromoneUpdater(
