@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -57,6 +58,19 @@ class RouteDecision(BaseModel):
     reasoning: str
     declined: str | None = None
     cost_weight: float = 0.0
+
+
+class _Evaluation(NamedTuple):
+    """Every candidate's evidence for one query, as arrays indexed like the pool's paths."""
+
+    tau: np.ndarray
+    eta: np.ndarray
+    ability: np.ndarray
+    quality: np.ndarray
+    cost: np.ndarray
+    latency: np.ndarray
+    probs: np.ndarray
+    excluded: list[str | None]
 
 
 class _Pool:
@@ -187,29 +201,14 @@ class ReasoningRouter:
         if eligible.size:
             eta[eligible] = aco.heuristic(ability[eligible], cost[eligible], lam, latency[eligible])
             probs[eligible] = aco.probabilities(tau[eligible], eta[eligible], self.alpha, self.beta)
-        shown = self._shown(eligible, probs, n)
-        candidates = [
-            Candidate.model_construct(
-                path=pool.hops_out[i],
-                edges=pool.edges[i],
-                tau=round(float(tau[i]), 6),
-                eta=round(float(eta[i]), 6),
-                ability=round(float(ability[i]), 4),
-                quality=round(float(quality[i]), 4),
-                expected_cost_usd=float(cost[i]),
-                latency_s=float(latency[i]) or None,
-                probability=round(float(probs[i]), 6),
-                excluded=excluded[i],
-            )
-            for i in shown
-        ]
-        position = {i: k for k, i in enumerate(shown)}
+        evaluation = _Evaluation(tau, eta, ability, quality, cost, latency, probs, excluded)
         if not eligible.size:
             why = (
                 "every agent serving this query is over the budget"
                 if any(e and e.startswith("expected cost") for e in excluded)
                 else "no registered agent serves the query's intents"
             )
+            candidates = self._candidates(pool, self._shown(eligible, probs, n, []), evaluation)
             return RouteDecision(
                 **base, candidates=candidates, chosen=[], fallbacks=[], reasoning=why + ".", declined=why
             )
@@ -230,6 +229,9 @@ class ReasoningRouter:
             chosen.append(i)
             spent += cost[i]
             used |= pool.path_agents[i]
+        shown = self._shown(eligible, probs, n, chosen)
+        candidates = self._candidates(pool, shown, evaluation)
+        position = {i: k for k, i in enumerate(shown)}
         fallbacks = [position[i] for i in ranked if i not in chosen and i in position]
         chosen = [position[i] for i in chosen]
         return RouteDecision(
@@ -240,13 +242,32 @@ class ReasoningRouter:
             reasoning=self._explain(intent, candidates, chosen, int(eligible.size), n),
         )
 
-    def _shown(self, eligible: np.ndarray, probs: np.ndarray, n: int) -> list[int]:
-        """Candidates the trace lists: all of a small pool; of a large one the most probable, then the rest
-        of the eligible ones only if room is left (a thousand-line trace helps nobody)."""
+    def _shown(self, eligible: np.ndarray, probs: np.ndarray, n: int, chosen: list[int]) -> list[int]:
+        """Candidates the trace lists: all of a small pool; of a large one the ``max_trace`` most probable
+        and whatever was chosen, even a path exploration sampled from further down (a thousand-line trace
+        helps nobody)."""
         if n <= self.max_trace:
             return list(range(n))
         ranked = eligible[np.argsort(-probs[eligible], kind="stable")][: self.max_trace]
-        return sorted(int(i) for i in ranked)
+        return sorted({int(i) for i in ranked} | set(chosen))
+
+    @staticmethod
+    def _candidates(pool: _Pool, shown: list[int], e: _Evaluation) -> list[Candidate]:
+        return [
+            Candidate.model_construct(
+                path=pool.hops_out[i],
+                edges=pool.edges[i],
+                tau=round(float(e.tau[i]), 6),
+                eta=round(float(e.eta[i]), 6),
+                ability=round(float(e.ability[i]), 4),
+                quality=round(float(e.quality[i]), 4),
+                expected_cost_usd=float(e.cost[i]),
+                latency_s=float(e.latency[i]) or None,
+                probability=round(float(e.probs[i]), 6),
+                excluded=e.excluded[i],
+            )
+            for i in shown
+        ]
 
     @staticmethod
     def _explain(

@@ -69,3 +69,20 @@ async def test_mixed_intent_can_ask_several_agents(redis_client, keys):
     )
     assert len(d.chosen) == 1, "a paid agent far below the best p is not added"
     assert d.fallbacks and not set(d.fallbacks) & set(d.chosen)
+
+
+async def test_an_explored_path_outside_the_listed_ones_is_still_in_the_trace(redis_client, keys):
+    """A large pool's trace lists the most probable paths; a sampled one from further down must join them."""
+    store = PheromoneStore(redis_client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0)
+    pool = {f"a{i}": agent(f"a{i}", "math", MATH, {"m": 0.001 * (i + 1)}) for i in range(30)}
+    router = ReasoningRouter(
+        store, alpha=1, beta=1, q0=0.0, cost_weight=1.0, multi_agent_ratio=0.5, rng=random.Random(0), max_trace=3
+    )
+    seen = set()
+    for _ in range(40):
+        d = await router.route("what is 2+2", intent(math=1.0), pool)
+        chosen = d.candidates[d.chosen[0]]
+        assert chosen.excluded is None and chosen.probability > 0
+        seen.add(chosen.agents[0])
+        assert len(d.candidates) <= 4 and all(0 <= i < len(d.candidates) for i in d.fallbacks)
+    assert len(seen) > 3, "sampling should reach paths beyond the three most probable"
