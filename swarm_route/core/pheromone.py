@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import numpy as np
 import redis.asyncio as aioredis
 
 from swarm_route.keys import Keys
@@ -115,13 +116,24 @@ class PheromoneStore:
             )
         return touched
 
+    def fused(
+        self, weights: Mapping[str, float], specialists: Mapping[str, Trails], edge_index: Mapping[str, int]
+    ) -> np.ndarray:
+        """τ_q(e) = Σ_t w_t·τ_t(e) / Σ_t w_t for every edge of ``edge_index`` (edge → position), τ_init where a
+        specialist has no trail; only stored trails are visited, so a large pool costs what was learned."""
+        total_w = sum(weights.values()) or 1.0
+        out = np.full(len(edge_index), self.tau_init)
+        for intent, w in weights.items():
+            for edge, tau in specialists.get(intent, {}).items():
+                i = edge_index.get(edge)
+                if i is not None:
+                    out[i] += w / total_w * (tau - self.tau_init)
+        return out
+
     def fuse(self, weights: Mapping[str, float], specialists: Mapping[str, Trails], edges: Iterable[str]) -> float:
-        """τ_q of a path: the mean over its edges of Σ_t w_t·τ_t(edge)."""
+        """τ_q of a path: the mean over its edges of the fused trail."""
         edges = list(edges)
         if not edges:
             return self.tau_init
-        total_w = sum(weights.values()) or 1.0
-        per_edge = [
-            sum(w * specialists.get(t, {}).get(e, self.tau_init) for t, w in weights.items()) / total_w for e in edges
-        ]
-        return sum(per_edge) / len(per_edge)
+        index = {e: i for i, e in enumerate(dict.fromkeys(edges))}
+        return float(self.fused(weights, specialists, index)[[index[e] for e in edges]].mean())

@@ -83,22 +83,22 @@ class _Pool:
     def __init__(self, agents: Mapping[str, AgentSpec]) -> None:
         self.agents = agents
         self.paths: list[Path] = PathGraph.single_stage(agents.values()).paths()
-        self.nodes = sorted({h.node for p in self.paths for h in p.hops})
+        hop_of = {h.node: h for p in self.paths for h in p.hops}
+        self.nodes = sorted(hop_of)
         node_index = {n: i for i, n in enumerate(self.nodes)}
         width = max((len(p.hops) for p in self.paths), default=1)
         self.hops = np.full((len(self.paths), width), -1, dtype=int)
         for i, p in enumerate(self.paths):
             self.hops[i, : len(p.hops)] = [node_index[h.node] for h in p.hops]
         price = {(a.name, m.name): m.cost_per_1k_tokens for a in agents.values() for m in a.models}
-        self.node_price = np.array([price[(n.split("/", 1)[0], n.split("/", 1)[1])] for n in self.nodes])
+        self.node_price = np.array([price[(hop_of[n].agent, hop_of[n].model)] for n in self.nodes])
         self.intents = sorted({t for a in agents.values() for t in a.intents()})
         intent_index = {t: i for i, t in enumerate(self.intents)}
         self.serves = np.zeros((len(self.nodes), len(self.intents)))  # node × intent membership
         for n, i in node_index.items():
-            for t in agents[n.split("/", 1)[0]].intents():
+            for t in agents[hop_of[n].agent].intents():
                 self.serves[i, intent_index[t]] = 1.0
-        self.edge_list = sorted({e for p in self.paths for e in p.edges})
-        self.edge_index = {e: i for i, e in enumerate(self.edge_list)}
+        self.edge_index = {e: i for i, e in enumerate(sorted({e for p in self.paths for e in p.edges}))}
         self.path_edges = np.full((len(self.paths), width + 1), -1, dtype=int)
         for i, p in enumerate(self.paths):
             self.path_edges[i, : len(p.edges)] = [self.edge_index[e] for e in p.edges]
@@ -178,14 +178,7 @@ class ReasoningRouter:
         quality = pool.per_path(estimate.score, "min")
         cost = pool.per_path(node_cost, "sum")
         latency = pool.per_path(node_latency, "max")
-        total_w = sum(intent.weights.values()) or 1.0
-        tau_init = self.pheromones.tau_init
-        fused = np.full(len(pool.edge_list), tau_init)
-        for t, w in intent.weights.items():
-            for e, value in specialists.get(t, {}).items():
-                i = pool.edge_index.get(e)
-                if i is not None:
-                    fused[i] += w / total_w * (value - tau_init)
+        fused = self.pheromones.fused(intent.weights, specialists, pool.edge_index)
         tau = np.nanmean(np.append(fused, np.nan)[pool.path_edges], axis=1) if n else np.zeros(0)
 
         excluded: list[str | None] = [None] * n
