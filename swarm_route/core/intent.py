@@ -84,13 +84,20 @@ class _Model:
         self.svm: LinearSVC | None = None
         self.dense: tuple[np.ndarray, np.ndarray] | None = None
         if len(self.labels) < 2:  # one intent: score by similarity to its examples
-            self.classes, self._examples = self.labels, features
+            self._set_classes(self.labels)
+            self._examples = features
             return
         self.svm = LinearSVC(C=c).fit(features, data.labels)
-        self.classes = [str(x) for x in self.svm.classes_]
+        self._set_classes([str(x) for x in self.svm.classes_])
         self._weights, self._bias = _linear(self.svm)
         if embeddings is not None:
             self.dense = _linear(LinearSVC(C=c).fit(embeddings, data.labels))
+
+    def _set_classes(self, classes: list[str]) -> None:
+        """Score columns: every class, the in-scope ones, and the explicit out-of-scope one if trained."""
+        self.classes = classes
+        self.in_scope = [i for i, c in enumerate(classes) if c != OOS]
+        self.oos = classes.index(OOS) if OOS in classes else None
 
     def features(self, texts: Sequence[str]) -> csr_matrix:
         with config_context(assume_finite=True, skip_parameter_validation=True):
@@ -177,7 +184,7 @@ class IntentClassifier:
 
     @property
     def intents(self) -> list[str]:
-        return [c for c in self._model.classes if c != OOS] if self._model else []
+        return [self._model.classes[i] for i in self._model.in_scope] if self._model else []
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray | None:
         return self.embedder.encode(texts) if self.embedder is not None else None
@@ -258,15 +265,15 @@ class IntentClassifier:
             return [IntentResult({}, {}, 1.0, True) for _ in queries]
         queries = list(queries)
         scores = model.scores(queries)
-        if model.dense is not None and self.embedder is not None:
-            best, _ = _best_of(model, scores)
-            slow = np.nonzero(best < self.fast_accept)[0]
-            self.slow_share = len(slow) / len(queries) if queries else 0.0
-            if slow.size:
-                scores = scores.copy()
-                scores[slow] = model.combined(scores[slow], self.embedder.encode([queries[i] for i in slow]))
         best, _ = _best_of(model, scores)
-        in_scope = [i for i, c in enumerate(model.classes) if c != OOS]
+        self.slow_share = 0.0
+        if model.dense is not None and self.embedder is not None:
+            slow = np.nonzero(best < self.fast_accept)[0]
+            if slow.size:
+                self.slow_share = len(slow) / len(queries)
+                scores[slow] = model.combined(scores[slow], self.embedder.encode([queries[i] for i in slow]))
+                best, _ = _best_of(model, scores)
+        in_scope = model.in_scope
         results = []
         for row, top in zip(scores, best, strict=True):
             similarity = {model.classes[i]: round(float(row[i]), 4) for i in in_scope}
@@ -287,13 +294,11 @@ class IntentClassifier:
 
 def _best_of(model: _Model, scores: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Best in-scope score and its intent per row; an ``oos`` class that outscores every intent vetoes."""
-    in_scope = [i for i, c in enumerate(model.classes) if c != OOS]
-    sub = scores[:, in_scope]
-    labels = [model.classes[in_scope[j]] for j in sub.argmax(axis=1)]
+    sub = scores[:, model.in_scope]
+    labels = [model.classes[model.in_scope[j]] for j in sub.argmax(axis=1)]
     best = sub.max(axis=1)
-    oos = [i for i, c in enumerate(model.classes) if c == OOS]
-    if oos:
-        best = np.where(scores[:, oos[0]] > best, -np.inf, best)
+    if model.oos is not None:
+        best = np.where(scores[:, model.oos] > best, -np.inf, best)
     return best, labels
 
 
