@@ -44,10 +44,9 @@ from swarm_route.core.records import Feedback, FinishedRequest, PathOutcome
 from swarm_route.core.registry import AgentExists, AgentNotFound, AgentRegistry, AgentSpec, policy_violation
 from swarm_route.core.stream import EventStream
 from swarm_route.keys import Keys
-from swarm_route.serve.deployments import pheromone_store
+from swarm_route.serve.deployments import pheromone_store, redis_client
 from swarm_route.serve.telemetry import Metrics
 from swarm_route.serve.tracing import carrier, tracer
-from swarm_route.store import connect
 from swarm_route.timing import ms_since
 
 log = logging.getLogger(__name__)
@@ -60,10 +59,11 @@ api = FastAPI(
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, detail: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.detail = detail
 
 
 AuthHeader = Annotated[str | None, Header(description="Bearer <API key>, when keys are configured")]
@@ -92,7 +92,7 @@ async def _denied(request: Request, exc: AccessDenied) -> JSONResponse:
 
 @api.exception_handler(ApiError)
 async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-    return _error(request, exc.status, exc.message)
+    return _error(request, exc.status, exc.message, exc.detail)
 
 
 @api.exception_handler(RequestValidationError)
@@ -111,14 +111,9 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return _error(request, 500, f"internal error ({type(exc).__name__}); see server log")
 
 
-def _field_error(field: str, problem: str) -> JSONResponse:
-    return JSONResponse(
-        status_code=422,
-        content={
-            "error": f"invalid request: {field}: {problem}",
-            "detail": [{"field": field, "problem": problem}],
-        },
-    )
+def _field_error(field: str, problem: str) -> ApiError:
+    """A limit the request model cannot express (it depends on settings), shaped like a validation error."""
+    return ApiError(422, f"invalid request: {field}: {problem}", [{"field": field, "problem": problem}])
 
 
 @serve.deployment
@@ -134,9 +129,7 @@ class Ingress:
         updater: DeploymentHandle,
     ) -> None:
         self._settings = settings
-        if not settings.redis_url:
-            raise RuntimeError("settings.redis_url is unset: set REDIS_URL, or start through `swarm-route serve`")
-        self._redis = connect(settings.redis_url)
+        self._redis = redis_client(settings)
         self._keys = Keys(settings.namespace)
         self._registry = AgentRegistry(self._redis, self._keys)
         self._stream = EventStream(self._redis, self._keys)
@@ -167,19 +160,19 @@ class Ingress:
     # ------------------------------------------------------------------ queries
 
     @api.post("/v1/query", response_model=QueryResponse, responses={422: {"model": ErrorBody}})
-    async def query(self, body: QueryRequest, authorization: AuthHeader = None) -> Any:
+    async def query(self, body: QueryRequest, authorization: AuthHeader = None) -> QueryResponse:
         await self._access.check(authorization, Scope.client)
         return await self._answer(body)
 
-    async def _answer(self, body: QueryRequest, agent: str | None = None) -> Any:
+    async def _answer(self, body: QueryRequest, agent: str | None = None) -> QueryResponse:
         """The whole walk of one query; ``agent`` addresses a registered agent directly, skipping the choice."""
         limits = self._settings.limits
         if len(body.query) > limits.max_query_chars:
-            return _field_error("query", f"is {len(body.query)} characters; at most {limits.max_query_chars} allowed")
+            raise _field_error("query", f"is {len(body.query)} characters; at most {limits.max_query_chars} allowed")
         if body.max_agents > limits.max_agents:
-            return _field_error("max_agents", f"at most {limits.max_agents} allowed")
+            raise _field_error("max_agents", f"at most {limits.max_agents} allowed")
         if body.budget_usd is not None and body.budget_usd > limits.max_budget_usd:
-            return _field_error("budget_usd", f"at most {limits.max_budget_usd} allowed")
+            raise _field_error("budget_usd", f"at most {limits.max_budget_usd} allowed")
 
         request_id = uuid.uuid4().hex
         with self._tracer.start_as_current_span("query", attributes={"swarm_route.request_id": request_id}):
@@ -193,7 +186,7 @@ class Ingress:
             yield
         stages[name] = ms_since(t)
 
-    async def _walk(self, body: QueryRequest, agent: str | None, request_id: str) -> Any:
+    async def _walk(self, body: QueryRequest, agent: str | None, request_id: str) -> QueryResponse:
         started = time.perf_counter()
         stages: dict[str, float] = {}
         with self._stage(stages, "classify"):
@@ -204,9 +197,7 @@ class Ingress:
             )
         if decision.declined and decision.candidates and body.budget_usd is not None:
             cheapest = min(c.expected_cost_usd for c in decision.candidates if c.ability >= 0.01)
-            return _field_error(
-                "budget_usd", f"too low: the cheapest path that serves this query costs ${cheapest:.6f}"
-            )
+            raise _field_error("budget_usd", f"too low: the cheapest path that serves this query costs ${cheapest:.6f}")
 
         with self._stage(stages, "dispatch"):
             if decision.declined:
@@ -317,8 +308,6 @@ class Ingress:
         result = await self._answer(
             QueryRequest(query=body.query(), budget_usd=body.budget_usd, max_agents=body.max_agents), agent
         )
-        if not isinstance(result, QueryResponse):
-            return result  # a 4xx already shaped
         completion = chat_completion(body, result)
         if not body.stream:
             return completion
@@ -349,12 +338,12 @@ class Ingress:
         status_code=201,
         responses={409: {"model": ErrorBody}, 422: {"model": ErrorBody}},
     )
-    async def register_agent(self, spec: AgentSpec, authorization: AuthHeader = None) -> Any:
+    async def register_agent(self, spec: AgentSpec, authorization: AuthHeader = None) -> AgentSpec:
         await self._access.check(authorization, Scope.admin)
         policy = self._settings.agent_policy
         violation = policy_violation(spec, policy.hosts, policy.replay_dirs)
         if violation:
-            return _field_error("endpoint", violation)
+            raise _field_error("endpoint", violation)
         try:
             await self._registry.register(spec)
         except AgentExists:

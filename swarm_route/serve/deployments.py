@@ -70,7 +70,7 @@ def reasoning_router(settings: Settings, store: PheromoneStore, ability: Ability
     )
 
 
-def _redis(settings: Settings) -> Any:
+def redis_client(settings: Settings) -> Any:
     if not settings.redis_url:
         raise RuntimeError("settings.redis_url is unset: set REDIS_URL, or start through `swarm-route serve`")
     return connect(settings.redis_url)
@@ -86,7 +86,7 @@ class IntentClassifierDeployment:
     """
 
     def __init__(self, settings: Settings) -> None:
-        self._registry = AgentRegistry(_redis(settings), Keys(settings.namespace))
+        self._registry = AgentRegistry(redis_client(settings), Keys(settings.namespace))
         self._settings = settings.intent
         self._embedder = default_embedder() if self._settings.embeddings else None
         self._classifier = self._new_classifier()
@@ -134,7 +134,7 @@ class IntentClassifierDeployment:
 @serve.deployment
 class RouterDeployment:
     def __init__(self, settings: Settings) -> None:
-        client = _redis(settings)
+        client = redis_client(settings)
         self._keys = Keys(settings.namespace)
         self._client = client
         self._registry = AgentRegistry(client, self._keys)
@@ -200,7 +200,7 @@ class ServeBuiltinBackend:
 @serve.deployment
 class DispatchDeployment:
     def __init__(self, settings: Settings, builtin: DeploymentHandle) -> None:
-        self._registry = AgentRegistry(_redis(settings), Keys(settings.namespace))
+        self._registry = AgentRegistry(redis_client(settings), Keys(settings.namespace))
         self._tracer = tracer()
         d = settings.dispatch
         self._dispatcher = Dispatcher(
@@ -237,7 +237,7 @@ class UpdaterDeployment:
     """Runs the quality-gated pheromone update loop in the background of its replica."""
 
     async def __init__(self, settings: Settings) -> None:
-        client = _redis(settings)
+        client = redis_client(settings)
         u = settings.updater
         a = settings.aco
         replica = serve.get_replica_context().replica_tag

@@ -47,6 +47,8 @@ def test_streaming_yields_the_same_answer(client):
 def test_bad_requests_raise_the_clients_own_errors(client):
     with pytest.raises(openai.NotFoundError, match="no model"):
         client.chat.completions.create(model="gpt-nope", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.UnprocessableEntityError, match="query: is 9000 characters"):
+        client.chat.completions.create(model="swarm-route/auto", messages=[{"role": "user", "content": "x" * 9000}])
     with pytest.raises(openai.UnprocessableEntityError, match="user message"):
         client.chat.completions.create(model="swarm-route/auto", messages=[{"role": "system", "content": "x"}])
 
