@@ -175,11 +175,10 @@ def _store_settings(args: argparse.Namespace) -> Settings:
 def _warmup(args: argparse.Namespace) -> int:
     from swarm_route.agents.replay import RoutingMatrix, replay_pool
     from swarm_route.core.outcomes import OutcomeLog
-    from swarm_route.core.quality import QualityGate
     from swarm_route.core.registry import AgentRegistry
     from swarm_route.core.warmup import warm_up
     from swarm_route.keys import Keys
-    from swarm_route.serve.deployments import pheromone_store
+    from swarm_route.serve.deployments import pheromone_store, quality_gate
     from swarm_route.store import connect
 
     settings = _store_settings(args)
@@ -194,7 +193,7 @@ def _warmup(args: argparse.Namespace) -> int:
         report = await warm_up(
             matrix.rows,
             pheromone_store(settings, client),
-            QualityGate(settings.updater.gate_threshold, 1.0),
+            quality_gate(settings, sample_rate=1.0),  # history is graded whole, not sampled
             deposit_q=settings.aco.deposit_q,
             epsilon=settings.aco.epsilon,
             outcomes=OutcomeLog(client, keys),

@@ -27,15 +27,19 @@ from swarm_route.core.ability import AbilityModel
 from swarm_route.core.graph import node_id
 from swarm_route.core.intent import IntentClassifier, IntentResult, LabelledExamples
 from swarm_route.core.outcomes import AbilityMemory, OutcomeLog
-from swarm_route.core.pheromone import PheromoneStore
-from swarm_route.core.quality import QualityGate
 from swarm_route.core.records import FinishedRequest, PathOutcome
 from swarm_route.core.registry import AgentSpec, ModelOption
 from swarm_route.core.router import ReasoningRouter
 from swarm_route.core.updater import PheromoneUpdater
 from swarm_route.core.warmup import warm_up
 from swarm_route.keys import Keys
-from swarm_route.serve.deployments import ability_model, pheromone_store, reasoning_router
+from swarm_route.serve.deployments import (
+    ability_model,
+    pheromone_store,
+    pheromone_updater,
+    quality_gate,
+    reasoning_router,
+)
 from swarm_route.store import EmbeddedRedis, connect
 
 # λ is relative to the mean candidate cost, so one geometric sweep fits any price level.
@@ -75,6 +79,18 @@ def _fixed(rows: Sequence[Row], choose) -> Outcomes:  # type: ignore[no-untyped-
     for r in rows:
         out.add(r, choose(r))
     return out
+
+
+def _history(settings: Settings, rows: Sequence[Row], node_model: dict[str, str], with_costs: bool) -> AbilityModel:
+    """An ability model fitted on recorded rows, node by node (a node is one model's agent/model path)."""
+    nodes = list(node_model)
+    scores = np.array([[r.records[node_model[n]].score for n in nodes] for r in rows], dtype=float)
+    costs = (
+        np.array([[r.records[node_model[n]].cost_usd for n in nodes] for r in rows], dtype=float)
+        if with_costs
+        else None
+    )
+    return ability_model(settings).fit([r.prompt for r in rows], nodes, scores, costs)
 
 
 class Bench:
@@ -125,34 +141,20 @@ class Bench:
         return out
 
     def _history_model(self) -> AbilityModel:
-        nodes = list(self.node_model)
-        scores = np.array([[r.records[self.node_model[n]].score for n in nodes] for r in self.train], dtype=float)
-        costs = np.array([[r.records[self.node_model[n]].cost_usd for n in nodes] for r in self.train], dtype=float)
-        a = self.settings.ability
-        return AbilityModel(a.k, a.shrinkage, a.prior).fit([r.prompt for r in self.train], nodes, scores, costs)
+        return _history(self.settings, self.train, self.node_model, with_costs=True)
 
     # -------------------------------------------------------------- swarm_route
 
     async def _warm(self, client: Any, namespace: str) -> tuple[ReasoningRouter, PheromoneUpdater, AbilityMemory]:
-        s = self.settings
-        keys = Keys(namespace)
-        store: PheromoneStore = pheromone_store(s.model_copy(update={"namespace": namespace}), client)
-        log = OutcomeLog(client, keys)
-        gate = QualityGate(s.updater.gate_threshold, s.updater.sample_rate)
-        await warm_up(self.train, store, gate, deposit_q=s.aco.deposit_q, epsilon=s.aco.epsilon, outcomes=log)
+        s = self.settings.model_copy(update={"namespace": namespace})
+        store = pheromone_store(s, client)
+        log = OutcomeLog(client, Keys(namespace))
+        await warm_up(
+            self.train, store, quality_gate(s), deposit_q=s.aco.deposit_q, epsilon=s.aco.epsilon, outcomes=log
+        )
         memory = AbilityMemory(log, ability_model(s), interval_s=0.0)
         await memory.refresh(force=True)
-        router = reasoning_router(s, store, memory.model)
-        updater = PheromoneUpdater(
-            client,
-            keys,
-            store,
-            gate,
-            deposit_q=s.aco.deposit_q,
-            epsilon=s.aco.epsilon,
-            min_intent_weight=s.updater.min_intent_weight,
-        )
-        return router, updater, memory
+        return reasoning_router(s, store, memory.model), pheromone_updater(s, client, store), memory
 
     async def frontier(self, client: Any, lambdas: Sequence[float], online: bool) -> tuple[list[dict], list[float]]:
         points, latencies = [], []
@@ -204,9 +206,7 @@ class Bench:
                 node_model[node_id(name, m)] = m
         nodes = list(node_model)
         history = self.train[:300]
-        scores = np.array([[r.records[node_model[n]].score for n in nodes] for r in history], dtype=float)
-        a = self.settings.ability
-        model = AbilityModel(a.k, a.shrinkage, a.prior).fit([r.prompt for r in history], nodes, scores)
+        model = _history(self.settings, history, node_model, with_costs=False)
         store = pheromone_store(self.settings.model_copy(update={"namespace": f"bench-{uuid.uuid4().hex[:8]}"}), client)
         for r in history[:50]:
             await store.deposit(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ray import serve
@@ -54,6 +55,33 @@ def pheromone_store(settings: Settings, client: Any) -> PheromoneStore:
 def ability_model(settings: Settings) -> AbilityModel:
     a = settings.ability
     return AbilityModel(k=a.k, shrinkage=a.shrinkage, prior=a.prior)
+
+
+def quality_gate(settings: Settings, sample_rate: float | None = None) -> QualityGate:
+    u = settings.updater
+    return QualityGate(u.gate_threshold, u.sample_rate if sample_rate is None else sample_rate)
+
+
+def pheromone_updater(
+    settings: Settings,
+    client: Any,
+    store: PheromoneStore,
+    *,
+    consumer: str = "updater-0",
+    on_event: Callable[[str], None] | None = None,
+) -> PheromoneUpdater:
+    """The updater as the settings describe it: the service and the benchmark build it here alike."""
+    return PheromoneUpdater(
+        client,
+        Keys(settings.namespace),
+        store,
+        quality_gate(settings),
+        deposit_q=settings.aco.deposit_q,
+        epsilon=settings.aco.epsilon,
+        min_intent_weight=settings.updater.min_intent_weight,
+        consumer=consumer,
+        on_event=on_event,
+    )
 
 
 def reasoning_router(settings: Settings, store: PheromoneStore, ability: AbilityModel | None = None) -> ReasoningRouter:
@@ -239,19 +267,14 @@ class UpdaterDeployment:
     async def __init__(self, settings: Settings) -> None:
         client = redis_client(settings)
         u = settings.updater
-        a = settings.aco
         replica = serve.get_replica_context().replica_tag
         configure_tracing()
         self._metrics = Metrics()
         self._store = pheromone_store(settings, client)
-        self._updater = PheromoneUpdater(
+        self._updater = pheromone_updater(
+            settings,
             client,
-            Keys(settings.namespace),
             self._store,
-            QualityGate(u.gate_threshold, u.sample_rate),
-            deposit_q=a.deposit_q,
-            epsilon=a.epsilon,
-            min_intent_weight=u.min_intent_weight,
             consumer=f"updater-{replica}",
             on_event=lambda event: self._metrics.inc("updater_events_total", event=event),
         )
