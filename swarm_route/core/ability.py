@@ -37,8 +37,7 @@ class AbilityModel:
         self._nodes: dict[str, int] = {}
         self._scores = np.zeros((0, 0))
         self._costs = np.zeros((0, 0))
-        self._mean_cache: np.ndarray | None = None
-        self._mean_rows = -1
+        self._mean_cache: np.ndarray | None = None  # each node's mean score; dropped whenever history changes
 
     @property
     def size(self) -> int:
@@ -52,10 +51,12 @@ class AbilityModel:
         self._nodes = {n: i for i, n in enumerate(nodes)}
         self._scores = np.asarray(scores, dtype=float).reshape(len(texts), len(nodes))
         self._costs = np.full_like(self._scores, np.nan) if costs is None else np.asarray(costs, dtype=float).copy()
-        self._refit_vectors()
+        self._mean_cache = None
+        self.refit()
         return self
 
-    def _refit_vectors(self) -> None:
+    def refit(self) -> None:
+        """Refit vocabulary and IDF on the whole history (safe in a thread beside ``predict``)."""
         texts = list(self._texts)
         if not texts:
             self._index, self._rows = None, []
@@ -92,22 +93,18 @@ class AbilityModel:
         self._scores = np.vstack([np.hstack([self._scores, pad]), block])
         self._costs = np.vstack([np.hstack([self._costs, pad.copy()]), cost_block])
         self._texts.extend(texts)
+        self._mean_cache = None
         if self._index is None:
-            self._refit_vectors()
+            self.refit()
         else:
             self._rows.append(self._index[0].transform(texts))
 
-    def refit(self) -> None:
-        self._refit_vectors()
-
     def _node_mean(self) -> np.ndarray:
-        """Each node's mean graded score (the prior where it has none), cached until the history grows."""
-        if self._mean_cache is None or len(self._mean_cache) != len(self._nodes) or self._mean_rows != self.size:
-            graded = ~np.isnan(self._scores)
-            counts = graded.sum(axis=0)
+        """Each node's mean graded score (the prior where it has none), cached until the history changes."""
+        if self._mean_cache is None:
+            counts = (~np.isnan(self._scores)).sum(axis=0)
             sums = np.nan_to_num(self._scores).sum(axis=0)
             self._mean_cache = np.where(counts > 0, sums / np.maximum(counts, 1), self.prior)
-            self._mean_rows = self.size
         return self._mean_cache
 
     def _vectors(self) -> tuple[TfidfVectorizer, csc_matrix] | None:
