@@ -76,7 +76,7 @@ class PheromoneUpdater:
             if isinstance(event, FinishedRequest):
                 await self._finished(event)
             else:
-                await self._feedback(event)
+                await self._feedback(event, record)
 
     async def _finished(self, event: FinishedRequest) -> None:
         await self._count("finished")
@@ -87,8 +87,7 @@ class PheromoneUpdater:
             if path.score is not None:
                 await self._grade(event, path, path.score)
 
-    async def _feedback(self, event: Feedback) -> None:
-        record = await self.stream.record(event.request_id)
+    async def _feedback(self, event: Feedback, record: FinishedRequest | None) -> None:
         if record is None:  # expired between the feedback's acceptance and now
             await self._count("feedback_orphaned")
             return
