@@ -94,9 +94,10 @@ def _history(settings: Settings, rows: Sequence[Row], node_model: dict[str, str]
 
 
 class Bench:
-    def __init__(self, settings: Settings, train: list[Row], test: list[Row], models: list[str], files: list[str]):
-        self.settings, self.train, self.test, self.models = settings, train, test, models
-        self.files = files
+    def __init__(
+        self, settings: Settings, train: list[Row], test: list[Row], models: list[str], files: list[str], seed: int = 0
+    ):
+        self.settings, self.train, self.test, self.models, self.seed = settings, train, test, models, seed
         matrix = RoutingMatrix(train, models)
         self.agents: dict[str, AgentSpec] = {a.name: a for a in replay_pool(matrix, files)}
         self.node_model = {node_id(agent_name(m), m): m for m in models}
@@ -109,8 +110,8 @@ class Bench:
 
     # -------------------------------------------------------------- baselines
 
-    def baselines(self, seed: int) -> dict[str, Any]:
-        rng = random.Random(seed)
+    def baselines(self) -> dict[str, Any]:
+        rng = random.Random(self.seed)
         test, train, models = self.test, self.train, self.models
 
         def mean_score(rows: Sequence[Row], m: str) -> float:
@@ -154,7 +155,8 @@ class Bench:
         )
         memory = AbilityMemory(log, ability_model(s), interval_s=0.0)
         await memory.refresh(force=True)
-        return reasoning_router(s, store, memory.model), pheromone_updater(s, client, store), memory
+        router = reasoning_router(s, store, memory.model, random.Random(self.seed))  # exploration is repeatable
+        return router, pheromone_updater(s, client, store), memory
 
     async def frontier(self, client: Any, lambdas: Sequence[float], online: bool) -> tuple[list[dict], list[float]]:
         points, latencies = [], []
@@ -304,7 +306,7 @@ async def run(
         split = f"holdout {holdout:.0%} by sample_id"
     models = [m for m in train_m.models if all(m in r.records for r in test)]
     console.print(f"routing bench: {len(train)} train / {len(test)} test prompts ({split}), {len(models)} models")
-    bench = Bench(settings, train, test, models, [str(f) for f in train_files])
+    bench = Bench(settings, train, test, models, [str(f) for f in train_files], seed)
     embedded = None
     url = settings.redis_url
     if not url:
@@ -312,7 +314,7 @@ async def run(
         url = embedded.url
     client = connect(url)
     try:
-        baselines = bench.baselines(seed)
+        baselines = bench.baselines()
         frontier, lat11 = await bench.frontier(client, lambdas, online=False)
         online, _ = await bench.frontier(client, list(lambdas)[::ONLINE_EVERY], online=True)
         latency = {f"{len(models)}": percentiles(lat11), "1000": await bench.latency_at_scale(client, 1000, 200)}

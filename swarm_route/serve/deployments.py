@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -84,7 +85,9 @@ def pheromone_updater(
     )
 
 
-def reasoning_router(settings: Settings, store: PheromoneStore, ability: AbilityModel | None = None) -> ReasoningRouter:
+def reasoning_router(
+    settings: Settings, store: PheromoneStore, ability: AbilityModel | None = None, rng: random.Random | None = None
+) -> ReasoningRouter:
     """The router as the settings describe it: the service and the benchmark build it here alike."""
     a = settings.aco
     return ReasoningRouter(
@@ -95,6 +98,7 @@ def reasoning_router(settings: Settings, store: PheromoneStore, ability: Ability
         cost_weight=a.cost_weight,
         multi_agent_ratio=a.multi_agent_ratio,
         ability=ability,
+        rng=rng,
     )
 
 

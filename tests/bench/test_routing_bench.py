@@ -67,3 +67,9 @@ async def test_frontier_beats_the_best_single_model_on_a_matrix_with_experts(mat
 async def test_missing_files_are_named():
     with pytest.raises(FileNotFoundError, match=r"nowhere\.csv"):
         await routing.run(["nowhere.csv"], None)
+
+
+async def test_the_online_run_explores_the_same_way_for_the_same_seed(matrix, redis_server):
+    settings = Settings(redis_url=redis_server.url, aco={"q0": 0.3})  # explore a lot, so chance would show
+    runs = [await routing.run([str(matrix)], None, lambdas=[0.0], seed=7, settings=settings) for _ in range(2)]
+    assert runs[0]["swarm_route"]["online"] == runs[1]["swarm_route"]["online"]
