@@ -1,0 +1,23 @@
+"""The command line's failure paths: a clear message and a non-zero exit, no traceback."""
+
+import pytest
+
+from swarm_route.cli import main
+from tests.support.openai_server import free_port
+
+
+def test_agents_against_an_unreachable_service_says_so(capsys):
+    assert main(["agents", "list", "--url", f"http://127.0.0.1:{free_port()}"]) == 1
+    assert "cannot reach" in capsys.readouterr().err
+
+
+def test_commands_that_need_the_store_refuse_without_one(monkeypatch):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("SWARM_REDIS_URL", raising=False)
+    with pytest.raises(SystemExit, match="REDIS_URL"):
+        main(["pheromones", "arithmetic"])
+
+
+def test_agents_add_needs_a_file():
+    with pytest.raises(SystemExit):
+        main(["agents", "add"])
