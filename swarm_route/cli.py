@@ -165,6 +165,24 @@ def _bench_intent(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_agents(args: argparse.Namespace) -> int:
+    from swarm_route.bench import agents
+    from swarm_route.core.llm import LLMSettings
+
+    settings = load_settings(args.config)
+    llm = LLMSettings(base_url=args.llm_url, model=args.llm_model) if args.llm_url else settings.reasoning.llm
+    agents.run(
+        args.agents,
+        args.test,
+        train_path=args.train,
+        json_path=args.json,
+        embeddings=not args.lexical,
+        llm=llm,
+        settings=settings,
+    )
+    return 0
+
+
 def _store_settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config)
     if not settings.redis_url:
@@ -272,6 +290,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json")
     p.add_argument("--lexical", action="store_true", help="lexical path only, no sentence embeddings")
     p.set_defaults(func=_bench_intent)
+    p = bench.add_parser("agents", help="agent-set selection and declines on an agent-set file")
+    p.add_argument("--agents", required=True, help="JSON list of {name, description, examples?}")
+    p.add_argument("--test", required=True, help="JSONL of {query, agents}: the gold set ([] = decline)")
+    p.add_argument("--train", help="JSONL of past traffic in the same format, learned from before the test")
+    p.add_argument("--json")
+    p.add_argument("--lexical", action="store_true", help="lexical path only, no sentence embeddings")
+    p.add_argument("--llm-url", help="OpenAI-compatible base URL of a model to reason-then-select with")
+    p.add_argument("--llm-model", default="default", help="the model name at --llm-url")
+    p.add_argument("--config")
+    p.set_defaults(func=_bench_agents)
     args = parser.parse_args(argv)
     if args.command == "agents":
         args.file = args.name = args.target

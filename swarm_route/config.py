@@ -20,6 +20,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from swarm_route.core.llm import LLMSettings
 from swarm_route.core.registry import AgentSpec
 
 
@@ -43,11 +44,23 @@ class AcoSettings(BaseModel):
     cost_weight: float = Field(
         0.02, ge=0, description="λ: η falls by e^(−λ·cost/mean cost of the candidates); per request too"
     )
-    multi_agent_ratio: float = Field(
-        0.5,
-        gt=0,
-        le=1,
-        description="with max_agents > 1, add agents whose p is at least this share of the best",
+
+
+class ReasoningSettings(BaseModel):
+    """Reason-then-select: the set of agents a query needs, with or without an LLM."""
+
+    llm: LLMSettings | None = Field(None, description="an OpenAI-compatible model to reason-then-select with")
+    llm_weight: float = Field(
+        0.5, ge=0, le=1, description="share of the LLM's pick in the mixed intent weights and out-of-scope score"
+    )
+    shortlist: int = Field(20, ge=1, le=200, description="agents shown to the LLM, best classifier scores first")
+    max_set: int = Field(3, ge=1, le=3, description="agents one query may be sent to at most")
+
+
+class AggregatorSettings(BaseModel):
+    llm: LLMSettings | None = Field(
+        None,
+        description="an OpenAI-compatible model to refine several answers into one; without it, a deterministic merge",
     )
 
 
@@ -89,9 +102,20 @@ class IntentSettings(BaseModel):
         description="below this best intent score a query is out of scope; None chooses it from data "
         "(validation split of `files`, else cross-validation of the training examples)",
     )
-    temperature: float = Field(0.1, gt=0, description="softmax temperature over intent scores")
+    temperature: float = Field(
+        0.1, gt=0, description="softmax temperature over intent scores; refitted on held-out data when there is some"
+    )
+    set_coverage: float = Field(
+        0.9,
+        gt=0,
+        lt=1,
+        description="share of held-out queries whose agent set must contain a fitting agent; chooses the "
+        "calibrated probability an intent needs to join the set (higher: larger sets)",
+    )
     files: list[str] = Field(
-        default_factory=list, description="labelled intent files (CLINC150 layout) to train and validate on"
+        default_factory=list,
+        description="labelled files to train and validate on: CLINC150 layout (.json) or past traffic as "
+        "agent-set lines (.jsonl, {query, agents})",
     )
     embeddings: bool = Field(
         True, description="add sentence embeddings (MiniLM, CPU) for queries the lexical path is unsure of"
@@ -148,6 +172,8 @@ class Settings(BaseSettings):
     agent_policy: AgentPolicy = Field(default_factory=AgentPolicy)
     aco: AcoSettings = Field(default_factory=AcoSettings)
     ability: AbilitySettings = Field(default_factory=AbilitySettings)
+    reasoning: ReasoningSettings = Field(default_factory=ReasoningSettings)
+    aggregator: AggregatorSettings = Field(default_factory=AggregatorSettings)
     updater: UpdaterSettings = Field(default_factory=UpdaterSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)

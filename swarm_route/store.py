@@ -39,5 +39,11 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"unix://{self._server.socket_file}"
 
+    def __enter__(self) -> EmbeddedRedis:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         self._server.shutdown(save=True)

@@ -7,11 +7,12 @@ import os
 import openai
 
 from swarm_route.agents.base import AgentAnswer, AgentError
+from swarm_route.core.llm import openai_client
 from swarm_route.core.registry import AgentSpec
 
 
 class OpenAIBackend:
-    """One ``AsyncOpenAI`` client per (endpoint, key); retries are dispatch's job, so the client makes none."""
+    """One client per (endpoint, key), built by ``openai_client``: retries are dispatch's job, redirects nobody's."""
 
     def __init__(self, timeout_s: float = 30.0) -> None:
         self._timeout = timeout_s
@@ -21,14 +22,7 @@ class OpenAIBackend:
         key = (spec.endpoint, spec.api_key_env)
         if key not in self._clients:
             api_key = os.environ.get(spec.api_key_env, "") if spec.api_key_env else ""
-            self._clients[key] = openai.AsyncOpenAI(
-                base_url=spec.endpoint,
-                api_key=api_key or "unused",
-                timeout=self._timeout,
-                max_retries=0,
-                # a redirect could send the agent's key and the user's query to a host nobody registered
-                http_client=openai.DefaultAsyncHttpxClient(follow_redirects=False, timeout=self._timeout),
-            )
+            self._clients[key] = openai_client(spec.endpoint, api_key, self._timeout)
         return self._clients[key]
 
     async def answer(self, spec: AgentSpec, model: str, query: str) -> AgentAnswer:

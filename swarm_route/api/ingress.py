@@ -40,8 +40,9 @@ from swarm_route.api.schemas import (
     Trails,
 )
 from swarm_route.config import Settings
+from swarm_route.core.onboarding import PolicyViolation, Registration, onboard
 from swarm_route.core.records import Feedback, FinishedRequest, PathOutcome
-from swarm_route.core.registry import AgentExists, AgentNotFound, AgentRegistry, AgentSpec, policy_violation
+from swarm_route.core.registry import AgentExists, AgentNotFound, AgentRegistry, AgentSpec
 from swarm_route.core.stream import EventStream
 from swarm_route.keys import Keys
 from swarm_route.serve.deployments import pheromone_store, redis_client
@@ -338,17 +339,18 @@ class Ingress:
         status_code=201,
         responses={409: {"model": ErrorBody}, 422: {"model": ErrorBody}},
     )
-    async def register_agent(self, spec: AgentSpec, authorization: AuthHeader = None) -> AgentSpec:
+    async def register_agent(self, body: Registration, authorization: AuthHeader = None) -> AgentSpec:
+        """Our agent spec (with ``kind``) or an A2A agent card; routable on the next query."""
         await self._access.check(authorization, Scope.admin)
         policy = self._settings.agent_policy
-        violation = policy_violation(spec, policy.hosts, policy.replay_dirs)
-        if violation:
-            raise _field_error("endpoint", violation)
         try:
-            await self._registry.register(spec)
-        except AgentExists:
-            raise ApiError(409, f"an agent named {spec.name!r} exists; DELETE it first or pick another name") from None
-        return spec
+            return await onboard(
+                self._registry, self._pheromones, body, hosts=policy.hosts, replay_dirs=policy.replay_dirs
+            )
+        except PolicyViolation as exc:
+            raise _field_error("endpoint", str(exc)) from None
+        except AgentExists as exc:
+            raise ApiError(409, f"an agent named {str(exc)!r} exists; DELETE it first or pick another name") from None
 
     @api.get("/v1/agents", response_model=list[AgentSpec])
     async def list_agents(self, authorization: AuthHeader = None) -> list[AgentSpec]:

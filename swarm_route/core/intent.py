@@ -8,15 +8,22 @@ harmonic mean of in-scope accuracy and out-of-scope recall: on validation data w
 examples; otherwise on a simulation (held-out folds as in-scope, each intent's examples scored by a model
 trained without that intent as out-of-scope).
 Examples labelled ``oos`` train an explicit out-of-scope class as well.
+
+The same held-out evidence calibrates the weights: the softmax temperature is fitted to held-out
+likelihood, and the probability an intent needs to join a query's agent set is chosen so that the sets
+cover a fitting intent for ``set_coverage`` of held-out queries (least-ambiguous set-valued
+classification, Sadinle et al. 2019), so the router asks several agents only where one is a gamble.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import minimize_scalar
 from scipy.sparse import csr_matrix, hstack
 from sklearn import config_context
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -31,6 +38,8 @@ CV_LIMIT = 5000  # above this many examples, cross-validation would cost more th
 LEAVE_OUT_INTENTS = 20  # intents held out in turn to simulate out-of-scope queries
 LEXICAL_SHARE = 0.5  # weight of the lexical scores beside the embedding scores on the slow path
 FAST_PRECISION = 0.99  # the lexical path alone decides a query when it is at least this precise there
+HOLDOUT_SHARE = 0.1  # above CV_LIMIT examples and without validation data, this share is held out to calibrate
+HOLDOUT_MAX = 2000
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,7 @@ class IntentResult:
     similarity: dict[str, float]  # intent → classifier score (higher fits better)
     oos_score: float  # in (0, 1): above 0.5 means the best intent scored below the out-of-scope threshold
     out_of_scope: bool
+    set_floor: float = 1.0  # calibrated weight an intent needs to join the agent set (the best always does)
 
     def top(self) -> str | None:
         return max(self.weights, key=self.weights.__getitem__) if self.weights else None
@@ -87,11 +97,15 @@ class _Model:
             self._set_classes(self.labels)
             self._examples = features
             return
-        self.svm = LinearSVC(C=c).fit(features, data.labels)
+        with warnings.catch_warnings():  # one example per intent (descriptions only) is fine for a linear SVM
+            warnings.filterwarnings("ignore", message="The number of unique classes", category=UserWarning)
+            self.svm = LinearSVC(C=c).fit(features, data.labels)
         self._set_classes([str(x) for x in self.svm.classes_])
         self._weights, self._bias = _linear(self.svm)
         if embeddings is not None:
-            self.dense = _linear(LinearSVC(C=c).fit(embeddings, data.labels))
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="The number of unique classes", category=UserWarning)
+                self.dense = _linear(LinearSVC(C=c).fit(embeddings, data.labels))
 
     def _set_classes(self, classes: list[str]) -> None:
         """Score columns: every class, the in-scope ones, and the explicit out-of-scope one if trained."""
@@ -149,9 +163,14 @@ class _Evidence:
     lexical: list[float] = field(default_factory=list)
     lexical_right: list[bool] = field(default_factory=list)
     inside: list[bool] = field(default_factory=list)
+    calibration: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # in-scope scores, gold column
 
     def add(self, model: _Model, lexical: np.ndarray, full: np.ndarray, truth: Sequence[str]) -> None:
         gold = np.array(truth)
+        column = {model.classes[i]: k for k, i in enumerate(model.in_scope)}
+        rows = np.array([i for i, g in enumerate(truth) if g in column], dtype=int)
+        if rows.size:
+            self.calibration.append((full[rows][:, model.in_scope], np.array([column[truth[i]] for i in rows])))
         for scores, best_out, right_out in (
             (full, self.full, self.full_right),
             (lexical, self.lexical, self.lexical_right),
@@ -172,11 +191,14 @@ class IntentClassifier:
         temperature: float = 0.1,
         c: float = 1.0,
         embedder: Embedder | None = None,
+        set_coverage: float = 0.9,
     ) -> None:
         self.oos_threshold = oos_threshold  # None: choose from data at fit time
         self.threshold = oos_threshold if oos_threshold is not None else 0.0
         self.fast_accept = np.inf  # lexical score from which the slow path is skipped
-        self.temperature = temperature
+        self.temperature = temperature  # refitted on held-out evidence when there is some
+        self.set_coverage = set_coverage
+        self.set_floor = 1.0  # only the best intent joins the set until evidence says otherwise
         self.c = c
         self.embedder = embedder
         self._model: _Model | None = None
@@ -197,6 +219,8 @@ class IntentClassifier:
         if not [label for label in data.labels if label != OOS]:
             self._model = None
             return self
+        if (val is None or not val.texts) and len(data.texts) > CV_LIMIT:
+            data, val = _hold_out(data)
         embeddings = self._embed(data.texts)
         model = _Model(data, self.c, embeddings)
         evidence = _Evidence()
@@ -240,6 +264,7 @@ class IntentClassifier:
                 self.threshold = _best_split(full[inside], right[inside], full[~inside])
             else:
                 self.threshold = float(np.quantile(full[inside], 1 - ACCEPT_IN_SCOPE))
+        self._calibrate(evidence.calibration)
         if not slow_path:
             self.fast_accept = -np.inf
             return
@@ -255,6 +280,25 @@ class IntentClassifier:
         ok = np.nonzero(precision >= FAST_PRECISION)[0]
         label_cut = float(lexical[inside][order][ok[-1]]) if ok.size else np.inf
         self.fast_accept = max(in_scope_cut, label_cut)
+
+    def _calibrate(self, batches: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Temperature by held-out likelihood, then the weight an intent needs to join the agent set: the
+        (1 − coverage) quantile of the weight the right intent got, so sets cover it that often."""
+        if not batches:
+            return
+
+        def gold_weights(temperature: float) -> np.ndarray:
+            out = []
+            for scores, gold in batches:
+                z = scores / temperature
+                z = z - z.max(axis=1, keepdims=True)
+                log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+                out.append(log_p[np.arange(len(gold)), gold])
+            return np.concatenate(out)
+
+        fitted = minimize_scalar(lambda t: -gold_weights(t).mean(), bounds=(0.005, 5.0), method="bounded")
+        self.temperature = float(fitted.x)
+        self.set_floor = float(np.quantile(np.exp(gold_weights(self.temperature)), 1 - self.set_coverage))
 
     def classify(self, query: str) -> IntentResult:
         return self.classify_many([query])[0]
@@ -279,7 +323,7 @@ class IntentClassifier:
             similarity = {model.classes[i]: round(float(row[i]), 4) for i in in_scope}
             oos_score = round(float(1 / (1 + np.exp(np.clip((top - self.threshold) / 0.1, -50, 50)))), 4)
             if top < self.threshold:
-                results.append(IntentResult({}, similarity, oos_score, True))
+                results.append(IntentResult({}, similarity, oos_score, True, self.set_floor))
                 continue
             z = row[in_scope] / self.temperature
             z = np.exp(z - z.max())
@@ -287,9 +331,25 @@ class IntentClassifier:
             kept = {model.classes[i]: float(w) for i, w in zip(in_scope, z, strict=True) if w >= 0.01}
             total = sum(kept.values())
             results.append(
-                IntentResult({k: round(v / total, 4) for k, v in kept.items()}, similarity, oos_score, False)
+                IntentResult(
+                    {k: round(v / total, 4) for k, v in kept.items()}, similarity, oos_score, False, self.set_floor
+                )
             )
         return results
+
+
+def _hold_out(data: LabelledExamples) -> tuple[LabelledExamples, LabelledExamples]:
+    """A seeded random slice of a large training set, held out to choose thresholds and calibrate on; each
+    label keeps its first example (often an agent's description), so no intent vanishes from training."""
+    n = len(data.texts)
+    first = {label: i for i, label in reversed(list(enumerate(data.labels)))}
+    spare = np.array(sorted(set(range(n)) - set(first.values())), dtype=int)
+    size = min(HOLDOUT_MAX, int(n * HOLDOUT_SHARE), spare.size)
+    held = set(np.random.default_rng(0).permutation(spare)[:size].tolist())
+    train, val = LabelledExamples(), LabelledExamples()
+    for i, (text, label) in enumerate(zip(data.texts, data.labels, strict=True)):
+        (val if i in held else train).add(label, [text])
+    return train, val
 
 
 def _best_of(model: _Model, scores: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -315,12 +375,40 @@ def labelled_split(data: dict, name: str, into: LabelledExamples | None = None) 
     return into.extend((t, OOS) for t, _ in data.get(f"oos_{name}", []))
 
 
+def traffic_examples(lines: Iterable[str], into: LabelledExamples | None = None) -> LabelledExamples:
+    """Past traffic as agent-set lines, ``{"query": str, "agents": [name, ...]}``: each query labelled with
+    its agents (``[]``: out of scope). Agent names become intents in ``training_set``."""
+    into = into if into is not None else LabelledExamples()
+    for line in lines:
+        if line.strip():
+            row = json.loads(line)
+            into.extend((row["query"], name) for name in (row["agents"] or [OOS]))
+    return into
+
+
 def load_intent_files(paths: Iterable[str]) -> IntentFiles:
-    """Labelled files in the CLINC150 layout: ``train``/``val`` (+ ``oos_*``) lists of [text, label]."""
+    """Labelled files: the CLINC150 layout (``train``/``val`` + ``oos_*`` lists of [text, label]), or past
+    traffic as agent-set lines (``.jsonl``, all of it training data)."""
     files = IntentFiles()
     for path in paths:
         with open(path, encoding="utf-8") as fh:
+            if path.endswith(".jsonl"):
+                traffic_examples(fh, files.train)
+                continue
             data = json.load(fh)
         labelled_split(data, "train", files.train)
         labelled_split(data, "val", files.val)
     return files
+
+
+def training_set(agents: Iterable, extra: LabelledExamples) -> LabelledExamples:  # type: ignore[type-arg]
+    """The agents' skills (examples and descriptions) plus labelled examples, relabelled by ``for_agents``."""
+    agents = list(agents)
+    return LabelledExamples.from_agents(agents).extend(zip(*for_agents(agents, extra), strict=True))
+
+
+def for_agents(agents: Iterable, examples: LabelledExamples) -> tuple[list[str], list[str]]:  # type: ignore[type-arg]
+    """Texts and labels, where a label naming an agent rather than a skill becomes that agent's skill of
+    the same name, else its first: past traffic names agents, the classifier learns skills."""
+    skill_of = {a.name: (a.name if a.name in a.intents() else a.intents()[0]) for a in agents}
+    return examples.texts, [skill_of.get(label, label) for label in examples.labels]

@@ -107,6 +107,21 @@ class PheromoneStore:
             args=[*args, *edges, *(deltas[e] for e in edges)],
         )
 
+    async def seed(self, intent: str, edges: Iterable[str]) -> float | None:
+        """A newcomer's prior: its edges start at the intent's mean stored trail (where the colony stands,
+        neither the incumbents' best nor their worst), so it is tried without starving anyone. Edges that
+        already have a trail keep it. Returns the prior, or None when the intent has no trails yet (new
+        edges then read τ_init like everyone else's)."""
+        trails = await self.trails(intent)
+        if not trails:
+            return None
+        prior = min(self.tau_max, max(self.tau_min, sum(trails.values()) / len(trails)))
+        async with self._r.pipeline(transaction=True) as pipe:
+            for edge in edges:
+                pipe.hsetnx(self._k.pheromone(intent), edge, prior)
+            await pipe.execute()
+        return prior
+
     async def evaporate(self, rho: float | None = None) -> int:
         """τ ← max(τ_min, (1−ρ)·τ) on every stored edge of every specialist; returns edges touched."""
         touched = 0

@@ -23,6 +23,7 @@ class AgentKind(StrEnum):
     builtin = "builtin"  # a tool agent served by the BuiltinAgents deployment
     openai = "openai"  # an OpenAI-compatible chat-completions endpoint
     replay = "replay"  # recorded answers of one model from a routing-matrix CSV
+    a2a = "a2a"  # an A2A agent (JSON-RPC message/send), registered from its agent card
 
 
 class Skill(BaseModel):
@@ -56,7 +57,8 @@ class AgentSpec(BaseModel):
     endpoint: str = Field(
         min_length=1,
         max_length=2000,
-        description="builtin: the tool name; openai: the base URL (http/https); replay: the CSV path",
+        description="builtin: the tool name; openai: the base URL (http/https); a2a: the JSON-RPC URL; "
+        "replay: the CSV path",
     )
     models: list[ModelOption] = Field(min_length=1, max_length=32)
     skills: list[Skill] = Field(default_factory=list, max_length=64)
@@ -66,10 +68,10 @@ class AgentSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> AgentSpec:
-        if self.kind is AgentKind.openai:
+        if self.kind in (AgentKind.openai, AgentKind.a2a):
             url = urlparse(self.endpoint)
             if url.scheme not in ("http", "https") or not url.netloc:
-                raise ValueError("endpoint of an openai agent must be an http(s) base URL, e.g. http://host:8000/v1")
+                raise ValueError(f"endpoint of an {self.kind} agent must be an http(s) URL, e.g. http://host:8000/v1")
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
             raise ValueError("model names of one agent must be unique")
@@ -151,7 +153,7 @@ class AgentRegistry:
 
 def policy_violation(spec: AgentSpec, hosts: list[str], replay_dirs: list[str]) -> str | None:
     """Why ``spec`` may not be registered under the allow-lists, or None when it may."""
-    if spec.kind is AgentKind.openai and hosts:
+    if spec.kind in (AgentKind.openai, AgentKind.a2a) and hosts:
         host = (urlparse(spec.endpoint).hostname or "").lower()
         allowed = any(host == h.lower() or (h.startswith("*.") and host.endswith(h[1:].lower())) for h in hosts)
         if not allowed:

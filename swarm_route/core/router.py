@@ -1,8 +1,12 @@
-"""The reasoning router: from intent weights, registry, pheromone specialists and learned ability to a path.
+"""The reasoning router: from intent weights, registry, pheromone specialists and learned ability to paths.
 
-Without an LLM the "reasoning" is the evidence itself, written out: which intents the query carries, which
-candidates serve them, their fused τ, η (ability, expected cost) and p, and why the chosen one won.
-Everything the decision used is returned, so a client can see why its query went where it went.
+Reason, then select. First the set of capabilities the query needs: the intents whose calibrated weight
+clears the classifier's data-chosen set floor (the best one always, at most three; an LLM's pick, when one
+is configured, is mixed into those weights, not obeyed blindly). Then, per needed intent not already
+covered, the ant colony picks one path among the agents serving it: p ∝ τ^α·η^β, so pheromone and
+per-query ability decide which agent and model, and one agent suffices when it covers every need.
+Without an LLM the "reasoning" is that evidence written out. Everything the decision used is returned,
+so a client can see why its query went where it went.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from swarm_route.core.ability import AbilityModel
 from swarm_route.core.graph import Path, PathGraph
 from swarm_route.core.intent import IntentResult
 from swarm_route.core.pheromone import PheromoneStore
+from swarm_route.core.reasoning import LLMChoice
 from swarm_route.core.registry import AgentSpec
 
 EXPECTED_ANSWER_TOKENS = 300
@@ -48,6 +53,18 @@ class Candidate(BaseModel):
         return [h.agent for h in self.path]
 
 
+class Selected(BaseModel):
+    """Why an agent is in the set: the capability it covers and the evidence for it."""
+
+    agents: list[str]
+    intent: str = Field(description="the needed intent this path was chosen to cover")
+    weight: float = Field(description="the intent's weight after mixing in the LLM's pick")
+    classifier_weight: float = Field(description="the intent classifier's calibrated weight")
+    llm_selected: bool | None = Field(None, description="whether the LLM named this agent (None: no LLM)")
+    tau: float
+    probability: float = Field(description="p of this path among those serving the intent")
+
+
 class RouteDecision(BaseModel):
     intent_weights: dict[str, float]
     out_of_scope: bool
@@ -56,6 +73,9 @@ class RouteDecision(BaseModel):
     chosen: list[int] = Field(description="indices into candidates, dispatched concurrently")
     fallbacks: list[int] = Field(description="indices tried in order if every chosen path fails")
     reasoning: str
+    selection: list[Selected] = Field(default_factory=list, description="the agent set, one entry per chosen path")
+    set_floor: float = Field(1.0, description="weight an intent needed to join the set")
+    llm: str | None = Field(None, description="the LLM's reasoning, or why it was not used; None without one")
     declined: str | None = None
     cost_weight: float = 0.0
 
@@ -105,6 +125,7 @@ class _Pool:
         self.hops_out = [[HopOut(agent=h.agent, model=h.model) for h in p.hops] for p in self.paths]
         self.edges = [list(p.edges) for p in self.paths]
         self.path_agents = [set(p.agents) for p in self.paths]
+        self.path_agents_ordered = [list(dict.fromkeys(p.agents)) for p in self.paths]
 
     def per_path(self, node_values: np.ndarray, reduce: str) -> np.ndarray:
         """Combine a per-node value along each path: ``min``, ``max`` or ``sum`` over its hops."""
@@ -121,7 +142,8 @@ class ReasoningRouter:
         beta: float,
         q0: float,
         cost_weight: float,
-        multi_agent_ratio: float,
+        llm_weight: float = 0.5,
+        max_set: int = 3,
         ability: AbilityModel | None = None,
         rng: random.Random | None = None,
         max_trace: int = 50,
@@ -129,7 +151,7 @@ class ReasoningRouter:
         self.pheromones = pheromones
         self.max_trace = max_trace
         self.alpha, self.beta, self.q0 = alpha, beta, q0
-        self.cost_weight, self.multi_agent_ratio = cost_weight, multi_agent_ratio
+        self.cost_weight, self.llm_weight, self.max_set = cost_weight, llm_weight, max_set
         self.ability = ability or AbilityModel()
         self._rng = rng or random.Random()
         self._pool: _Pool | None = None
@@ -146,26 +168,37 @@ class ReasoningRouter:
         agents: Mapping[str, AgentSpec],
         *,
         budget_usd: float | None = None,
-        max_agents: int = 1,
+        max_agents: int = 3,
         latency_s: Mapping[str, float] | None = None,
         cost_weight: float | None = None,
         explore: bool = True,
+        llm: LLMChoice | None = None,
+        llm_note: str | None = None,
     ) -> RouteDecision:
+        """``llm`` is the LLM's pick when one was asked and answered well; ``llm_note`` says why not otherwise."""
         lam = self.cost_weight if cost_weight is None else cost_weight
+        weights, oos_score, out_of_scope = self._mix(intent, agents, llm)
         base = dict(
-            intent_weights=intent.weights, out_of_scope=intent.out_of_scope, oos_score=intent.oos_score, cost_weight=lam
+            intent_weights=weights,
+            out_of_scope=out_of_scope,
+            oos_score=oos_score,
+            cost_weight=lam,
+            set_floor=intent.set_floor,
+            llm=(llm.reasoning or "(no reasoning given)") if llm is not None else llm_note,
         )
-        if intent.out_of_scope or not intent.weights:
+        if out_of_scope or not weights:
             best = max(intent.similarity.items(), key=lambda kv: kv[1], default=None)
             why = (
                 f"no registered skill fits: the closest, {best[0]!r}, has similarity {best[1]:.2f}"
                 if best
                 else "no agent is registered"
             )
+            if llm is not None and not llm.agents:
+                why += "; the LLM chose none either"
             return RouteDecision(**base, candidates=[], chosen=[], fallbacks=[], reasoning=why + ".", declined=why)
 
         pool = self._pool_for(agents)
-        specialists = await self.pheromones.read(intent.weights)
+        specialists = await self.pheromones.read(weights)
         estimate = self.ability.predict(query, pool.nodes)
         tokens = estimate_tokens(query) + EXPECTED_ANSWER_TOKENS
         node_cost = np.where(np.isnan(estimate.cost), pool.node_price * tokens / 1000, estimate.cost)
@@ -173,12 +206,13 @@ class ReasoningRouter:
         node_latency = np.array([latency_s.get(n, 0.0) for n in pool.nodes])
 
         n = len(pool.paths)
-        weights = np.array([intent.weights.get(t, 0.0) for t in pool.intents])
-        match = pool.per_path(pool.serves @ weights, "min")
+        total = sum(weights.values())
+        weight_vector = np.array([weights.get(t, 0.0) / total for t in pool.intents])
+        match = pool.per_path(pool.serves @ weight_vector, "min")
         quality = pool.per_path(estimate.score, "min")
         cost = pool.per_path(node_cost, "sum")
         latency = pool.per_path(node_latency, "max")
-        fused = self.pheromones.fused(intent.weights, specialists, pool.edge_index)
+        fused = self.pheromones.fused(weights, specialists, pool.edge_index)
         tau = np.nanmean(np.append(fused, np.nan)[pool.path_edges], axis=1) if n else np.zeros(0)
 
         excluded: list[str | None] = [None] * n
@@ -205,26 +239,27 @@ class ReasoningRouter:
             return RouteDecision(
                 **base, candidates=candidates, chosen=[], fallbacks=[], reasoning=why + ".", declined=why
             )
-        first = int(eligible[aco.choose(probs[eligible], self.q0 if explore else 1.0, self._rng)])
-        chosen = [first]
+
+        needed = self._needed(weights, intent.set_floor, min(max_agents, self.max_set))
+        picks = self._pick(pool, agents, needed, eligible, probs, cost, budget_usd, explore)
+        chosen = [i for i, _, _ in picks]
         ranked = [int(i) for i in eligible[np.argsort(-probs[eligible], kind="stable")]]
-        spent = cost[first]
-        used = set(pool.path_agents[first])
-        for i in ranked:
-            if len(chosen) >= max_agents:
-                break
-            if used & pool.path_agents[i]:
-                continue
-            if probs[i] < self.multi_agent_ratio * probs[first]:
-                break
-            if budget_usd is not None and spent + cost[i] > budget_usd:
-                continue
-            chosen.append(i)
-            spent += cost[i]
-            used |= pool.path_agents[i]
         shown = self._shown(eligible, probs, n, chosen)
         candidates = self._candidates(pool, shown, evaluation)
         position = {i: k for k, i in enumerate(shown)}
+        llm_agents = set(llm.agents) if llm is not None else None
+        selection = [
+            Selected(
+                agents=pool.path_agents_ordered[i],
+                intent=t,
+                weight=round(weights.get(t, 0.0), 4),
+                classifier_weight=round(intent.weights.get(t, 0.0), 4),
+                llm_selected=None if llm_agents is None else bool(llm_agents & pool.path_agents[i]),
+                tau=round(float(tau[i]), 6),
+                probability=round(p, 6),
+            )
+            for i, t, p in picks
+        ]
         fallbacks = [position[i] for i in ranked if i not in chosen and i in position]
         chosen = [position[i] for i in chosen]
         return RouteDecision(
@@ -232,8 +267,71 @@ class ReasoningRouter:
             candidates=candidates,
             chosen=chosen,
             fallbacks=fallbacks,
-            reasoning=self._explain(intent, candidates, chosen, int(eligible.size), n),
+            selection=selection,
+            reasoning=self._explain(intent, weights, needed, candidates, chosen, selection, int(eligible.size), n),
         )
+
+    def _mix(
+        self, intent: IntentResult, agents: Mapping[str, AgentSpec], llm: LLMChoice | None
+    ) -> tuple[dict[str, float], float, bool]:
+        """The classifier's weights and out-of-scope score, with the LLM's pick mixed in at ``llm_weight``:
+        each intent an LLM-chosen agent serves gains that share, and "none" pushes toward a decline."""
+        if llm is None:
+            return dict(intent.weights), intent.oos_score, intent.out_of_scope
+        g = self.llm_weight
+        picked = {t for name in llm.agents if name in agents for t in agents[name].intents()}
+        oos = round((1 - g) * intent.oos_score + (g if not picked else 0.0), 4)
+        weights = {t: (1 - g) * w for t, w in intent.weights.items()}
+        for t in picked:
+            weights[t] = weights.get(t, 0.0) + g
+        return {t: round(w, 4) for t, w in weights.items() if w > 0}, oos, oos >= 0.5
+
+    @staticmethod
+    def _needed(weights: Mapping[str, float], floor: float, limit: int) -> list[str]:
+        """The intents the query needs covered: the best always, others whose weight clears the floor."""
+        ranked = sorted(weights, key=lambda t: (-weights[t], t))
+        return [t for k, t in enumerate(ranked[:limit]) if k == 0 or weights[t] >= floor]
+
+    def _pick(
+        self,
+        pool: _Pool,
+        agents: Mapping[str, AgentSpec],
+        needed: list[str],
+        eligible: np.ndarray,
+        probs: np.ndarray,
+        cost: np.ndarray,
+        budget_usd: float | None,
+        explore: bool,
+    ) -> list[tuple[int, str, float]]:
+        """One path per needed intent that no chosen agent covers yet, by the ACS rule among the eligible
+        paths serving it (other agents than those already asked, within what is left of the budget).
+        Returns (path, intent, p within the intent's paths)."""
+        column = {t: k for k, t in enumerate(pool.intents)}
+        picks: list[tuple[int, str, float]] = []
+        covered: set[str] = set()
+        used: set[str] = set()
+        spent = 0.0
+        for t in needed:
+            if t in covered or t not in column:
+                continue
+            serves = pool.per_path(pool.serves[:, column[t]], "min")[eligible] > 0
+            fits = [
+                int(i)
+                for i, ok in zip(eligible, serves, strict=True)
+                if ok and not used & pool.path_agents[i] and (budget_usd is None or spent + cost[i] <= budget_usd)
+            ]
+            if not fits and not picks:  # the top intent's agents are all out: any eligible path beats none
+                fits = [int(i) for i in eligible]
+            if not fits:
+                continue
+            p = probs[fits] / probs[fits].sum()
+            k = aco.choose(p, self.q0 if explore else 1.0, self._rng)
+            i = fits[k]
+            picks.append((i, t, float(p[k])))
+            used |= pool.path_agents[i]
+            covered |= {s for a in pool.path_agents[i] for s in agents[a].intents()}
+            spent += cost[i]
+        return picks
 
     def _shown(self, eligible: np.ndarray, probs: np.ndarray, n: int, chosen: list[int]) -> list[int]:
         """Candidates the trace lists: all of a small pool; of a large one the ``max_trace`` most probable
@@ -264,18 +362,32 @@ class ReasoningRouter:
 
     @staticmethod
     def _explain(
-        intent: IntentResult, candidates: list[Candidate], chosen: list[int], eligible: int, total: int
+        intent: IntentResult,
+        weights: Mapping[str, float],
+        needed: list[str],
+        candidates: list[Candidate],
+        chosen: list[int],
+        selection: list[Selected],
+        eligible: int,
+        total: int,
     ) -> str:
-        top = ", ".join(f"{t} {w:.2f}" for t, w in sorted(intent.weights.items(), key=lambda kv: -kv[1])[:3])
-        lines = [f"Intent weights: {top}. {eligible} of {total} candidate paths serve them."]
+        top = ", ".join(f"{t} {w:.2f}" for t, w in sorted(weights.items(), key=lambda kv: -kv[1])[:3])
+        lines = [f"Intent weights: {top}."]
+        if len(needed) == 1:
+            lines.append(f"Only {needed[0]} clears the set floor {intent.set_floor:.2f}: one agent suffices.")
+        else:
+            lines.append(f"{', '.join(needed)} clear the set floor {intent.set_floor:.2f}: each needs an agent.")
+        lines.append(f"{eligible} of {total} candidate paths serve them.")
         if len(candidates) < total:
             lines.append(f"The trace lists the {len(candidates)} most probable.")
-        for rank, i in enumerate(chosen):
+        for rank, (i, why) in enumerate(zip(chosen, selection, strict=True)):
             c = candidates[i]
             route = " → ".join(f"{h.agent}/{h.model}" for h in c.path)
             lead = "Chose" if rank == 0 else "Also asked"
+            llm = "" if why.llm_selected is None else (" The LLM named it." if why.llm_selected else "")
             lines.append(
-                f"{lead} {route}: τ={c.tau:.3g} (pheromone), η={c.eta:.3g} (ability {c.ability:.2f}, "
-                f"expected ${c.expected_cost_usd:.6f}), p={c.probability:.2f}."
+                f"{lead} {route} for {why.intent}: τ={c.tau:.3g} (pheromone), η={c.eta:.3g} (ability "
+                f"{c.ability:.2f}, expected ${c.expected_cost_usd:.6f}), p={why.probability:.2f} among the "
+                f"paths serving it.{llm}"
             )
         return " ".join(lines)

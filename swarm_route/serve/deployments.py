@@ -16,6 +16,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 from redis.exceptions import RedisError
 
+from swarm_route.agents.a2a_agent import A2ABackend
 from swarm_route.agents.base import AgentAnswer, AgentError
 from swarm_route.agents.builtin import BuiltinBackend
 from swarm_route.agents.openai_agent import OpenAIBackend
@@ -25,10 +26,19 @@ from swarm_route.core.ability import AbilityModel
 from swarm_route.core.aggregate import Aggregate, RefiningAggregator
 from swarm_route.core.dispatch import Dispatcher, DispatchResult, PathAnswer
 from swarm_route.core.embedding import default_embedder
-from swarm_route.core.intent import IntentClassifier, IntentResult, LabelledExamples, load_intent_files
+from swarm_route.core.intent import (
+    IntentClassifier,
+    IntentResult,
+    LabelledExamples,
+    for_agents,
+    load_intent_files,
+    training_set,
+)
+from swarm_route.core.llm import ChatModel, LLMUnavailable
 from swarm_route.core.outcomes import AbilityMemory, OutcomeLog
 from swarm_route.core.pheromone import PheromoneStore
 from swarm_route.core.quality import QualityGate
+from swarm_route.core.reasoning import LLMChoice, MalformedAnswer, ReasonThenSelect
 from swarm_route.core.registry import AgentKind, AgentRegistry, AgentSpec
 from swarm_route.core.router import ReasoningRouter, RouteDecision
 from swarm_route.core.updater import PheromoneUpdater
@@ -96,7 +106,8 @@ def reasoning_router(
         beta=a.beta,
         q0=a.q0,
         cost_weight=a.cost_weight,
-        multi_agent_ratio=a.multi_agent_ratio,
+        llm_weight=settings.reasoning.llm_weight,
+        max_set=settings.reasoning.max_set,
         ability=ability,
         rng=rng,
     )
@@ -128,13 +139,12 @@ class IntentClassifierDeployment:
         self._files = load_intent_files(self._settings.files)
 
     def _fit(self, agents: list[AgentSpec]) -> IntentClassifier:
-        train = LabelledExamples.from_agents(agents)
-        train.extend(zip(self._files.train.texts, self._files.train.labels, strict=True))
-        return self._new_classifier().fit(train, self._files.val if self._files.val.texts else None)
+        val = LabelledExamples(*for_agents(agents, self._files.val)) if self._files.val.texts else None
+        return self._new_classifier().fit(training_set(agents, self._files.train), val)
 
     def _new_classifier(self) -> IntentClassifier:
         s = self._settings
-        return IntentClassifier(s.oos_threshold, s.temperature, embedder=self._embedder)
+        return IntentClassifier(s.oos_threshold, s.temperature, embedder=self._embedder, set_coverage=s.set_coverage)
 
     async def _refit(self, version: int, agents: list[AgentSpec]) -> None:
         classifier = await asyncio.to_thread(self._fit, agents)
@@ -172,6 +182,8 @@ class RouterDeployment:
         self._registry = AgentRegistry(client, self._keys)
         self._memory = AbilityMemory(OutcomeLog(client, self._keys), ability_model(settings))
         self._router = reasoning_router(settings, pheromone_store(settings, client), self._memory.model)
+        r = settings.reasoning
+        self._llm = ReasonThenSelect(ChatModel(r.llm), shortlist_size=r.shortlist, max_set=r.max_set) if r.llm else None
 
     async def route(
         self,
@@ -187,6 +199,7 @@ class RouterDeployment:
             agents = {agent: agents[agent]}
             skills = agents[agent].intents()
             intent = IntentResult({t: 1 / len(skills) for t in skills}, intent.similarity, 0.0, False)
+        choice, note = await self._ask_llm(query, intent, agents) if agent is None else (None, None)
         await self._memory.refresh()
         self._router.ability = self._memory.model
         latency = {k: float(v) for k, v in (await self._client.hgetall(self._keys.latency)).items()}
@@ -198,7 +211,21 @@ class RouterDeployment:
             max_agents=max_agents,
             latency_s=latency,
             cost_weight=cost_weight,
+            llm=choice,
+            llm_note=note,
         )
+
+    async def _ask_llm(
+        self, query: str, intent: IntentResult, agents: dict[str, AgentSpec]
+    ) -> tuple[LLMChoice | None, str | None]:
+        """The LLM's pick, or None and why: a slow, failing or malformed LLM never fails the query."""
+        if self._llm is None:
+            return None, None
+        try:
+            return await self._llm.select(query, intent, agents), None
+        except (LLMUnavailable, MalformedAnswer) as exc:
+            log.warning("routing without the LLM: %s", exc)
+            return None, f"LLM not used ({type(exc).__name__}: {exc}); decided from the evidence alone"
 
 
 @serve.deployment
@@ -240,6 +267,7 @@ class DispatchDeployment:
                 AgentKind.builtin: ServeBuiltinBackend(builtin),
                 AgentKind.openai: OpenAIBackend(d.timeout_s),
                 AgentKind.replay: ReplayBackend(),
+                AgentKind.a2a: A2ABackend(d.timeout_s),
             },
             timeout_s=d.timeout_s,
             retries=d.retries,

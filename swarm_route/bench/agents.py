@@ -1,0 +1,176 @@
+"""``swarm-route bench agents``: does the router name the right set of agents, and decline when none fits?
+
+Agents from an agent-set file are registered through onboarding (the code ``POST /v1/agents`` runs) into a
+real Redis; with ``--train`` the past traffic becomes labelled examples of the agents' skills (what
+``intent.files`` does in the service); then every ``--test`` query is classified and routed one at a time,
+through the same classifier and router the service builds from its settings. Gold sets are compared with
+the agents the router chose to dispatch to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from swarm_route.bench.report import console, percentiles, table, write_json
+from swarm_route.config import Settings
+from swarm_route.core.embedding import default_embedder
+from swarm_route.core.intent import IntentClassifier, LabelledExamples, traffic_examples, training_set
+from swarm_route.core.llm import ChatModel, LLMSettings, LLMUnavailable
+from swarm_route.core.onboarding import AgentCard, CardSkill, onboard, slug
+from swarm_route.core.reasoning import LLMChoice, MalformedAnswer, ReasonThenSelect
+from swarm_route.core.registry import AgentRegistry
+from swarm_route.keys import Keys
+from swarm_route.serve.deployments import pheromone_store, reasoning_router
+from swarm_route.store import EmbeddedRedis, connect
+
+BENCH_ENDPOINT = "http://agents.bench.invalid/"  # never called: the benchmark routes, it does not dispatch
+
+
+def _lines(path: str) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def _cards(entries: list[dict[str, Any]]) -> tuple[list[AgentCard], dict[str, str]]:
+    """One A2A card per agent (its examples as the skill's); names made ids, and the map back."""
+    cards, names = [], {}
+    for entry in entries:
+        sid = slug(entry["name"])
+        while sid in names:  # two display names slugged alike
+            sid = slug(f"{sid}_{len(names)}")
+        names[sid] = entry["name"]
+        skill = CardSkill(id=sid, description=entry["description"], examples=entry.get("examples") or [])
+        cards.append(AgentCard(name=sid, description=entry["description"], url=BENCH_ENDPOINT + sid, skills=[skill]))
+    return cards, names
+
+
+def _score(gold: list[set[str]], chosen: list[set[str]]) -> dict[str, Any]:
+    inside = [(g, c) for g, c in zip(gold, chosen, strict=True) if g]
+    outside = [c for g, c in zip(gold, chosen, strict=True) if not g]
+    picked = [c for _, c in inside if c]
+
+    def share(n: int, d: int) -> float | None:
+        return round(n / d, 4) if d else None
+
+    return {
+        "queries": len(gold),
+        "in_scope": len(inside),
+        "out_of_scope": len(outside),
+        "hit_rate": share(sum(bool(g & c) for g, c in inside), len(inside)),
+        "exact_set_rate": share(sum(g == c for g, c in zip(gold, chosen, strict=True)), len(gold)),
+        "precision": share(sum(len(g & c) for g, c in inside), sum(len(c) for c in picked)),
+        "recall": share(sum(len(g & c) for g, c in inside), sum(len(g) for g, _ in inside)),
+        "mean_agents_selected": share(sum(len(c) for _, c in inside), len(inside)),
+        "decline_rate": share(sum(not c for c in outside), len(outside)),
+        "false_decline_rate": share(sum(not c for _, c in inside), len(inside)),
+    }
+
+
+async def _run(
+    settings: Settings,
+    agents_path: str,
+    test_path: str,
+    train_path: str | None,
+    embeddings: bool,
+    llm: LLMSettings | None,
+) -> dict[str, Any]:
+    entries = json.loads(Path(agents_path).read_text(encoding="utf-8"))
+    test = _lines(test_path)
+    cards, names = _cards(entries)
+    ids = {v: k for k, v in names.items()}
+    console.print(f"agents bench: {len(cards)} agents, {len(test)} test queries, train: {train_path or 'none'}")
+
+    with EmbeddedRedis() as redis:
+        client = connect(redis.url)
+        settings = settings.model_copy(update={"namespace": f"bench-{uuid.uuid4().hex[:8]}"})
+        registry = AgentRegistry(client, Keys(settings.namespace))
+        store = pheromone_store(settings, client)
+        for card in cards:
+            await onboard(registry, store, card, hosts=[], replay_dirs=[])
+        _, agents = await registry.snapshot()
+
+        past = LabelledExamples()
+        if train_path:
+            with open(train_path, encoding="utf-8") as fh:
+                rows = (json.loads(line) for line in fh if line.strip())
+                traffic_examples(
+                    (json.dumps({"query": r["query"], "agents": [ids.get(a, a) for a in r["agents"]]}) for r in rows),
+                    past,
+                )
+        t0 = time.perf_counter()
+        s = settings.intent
+        classifier = IntentClassifier(
+            s.oos_threshold,
+            s.temperature,
+            embedder=default_embedder() if embeddings else None,
+            set_coverage=s.set_coverage,
+        ).fit(training_set(agents.values(), past))
+        train_seconds = time.perf_counter() - t0
+        router = reasoning_router(settings, store)
+        selector = (
+            ReasonThenSelect(
+                ChatModel(llm), shortlist_size=settings.reasoning.shortlist, max_set=settings.reasoning.max_set
+            )
+            if llm
+            else None
+        )
+
+        gold, chosen, latency, llm_failures = [], [], [], 0
+        for row in test:
+            t = time.perf_counter()
+            intent = classifier.classify(row["query"])
+            choice: LLMChoice | None = None
+            if selector is not None:
+                try:
+                    choice = await selector.select(row["query"], intent, agents)
+                except (LLMUnavailable, MalformedAnswer):
+                    llm_failures += 1
+            decision = await router.route(row["query"], intent, agents, explore=False, llm=choice)
+            latency.append((time.perf_counter() - t) * 1000)
+            gold.append(set(row["agents"]))
+            chosen.append({names[a] for sel in decision.selection for a in sel.agents})
+        await client.aclose()
+
+    result = {
+        "agents": agents_path,
+        "test": test_path,
+        "train": train_path,
+        **_score(gold, chosen),
+        "latency_ms": percentiles(latency[10:] or latency),
+        "train_seconds": round(train_seconds, 2),
+        "embeddings": embeddings,
+        "set_floor": round(classifier.set_floor, 4),
+        "temperature": round(classifier.temperature, 4),
+        "oos_threshold": round(classifier.threshold, 4),
+        "llm": llm.model if llm else None,
+        "llm_failures": llm_failures if llm else None,
+    }
+    return result
+
+
+def run(
+    agents_path: str,
+    test_path: str,
+    *,
+    train_path: str | None = None,
+    json_path: str | None = None,
+    embeddings: bool = True,
+    llm: LLMSettings | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    for p in (agents_path, test_path, train_path):
+        if p and not Path(p).is_file():
+            raise FileNotFoundError(f"no such file: {p}")
+    result = asyncio.run(_run(settings or Settings(), agents_path, test_path, train_path, embeddings, llm))
+    table(
+        "agent-set selection",
+        ["metric", "value"],
+        [(k, json.dumps(v) if isinstance(v, dict) else v) for k, v in result.items() if k not in ("agents", "test")],
+    )
+    write_json(json_path, result)
+    return result

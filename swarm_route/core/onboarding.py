@@ -1,0 +1,99 @@
+"""How an agent joins: an A2A agent card or our own spec, checked against policy, registered, and given a
+pheromone prior, so it is routable on the next query with no retraining and no restart.
+
+The classifier refits from the registry on its own (it watches the registry version), so joining is only
+this: validate, store, seed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+from swarm_route.core.graph import PathGraph
+from swarm_route.core.pheromone import PheromoneStore
+from swarm_route.core.registry import AgentKind, AgentRegistry, AgentSpec, ModelOption, Skill, policy_violation
+
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def slug(text: str) -> str:
+    """An id our name pattern accepts, from a display name such as 'PDF&URL Tool' → 'PDF_URL_Tool'."""
+    out = _NOT_NAME.sub("_", text.strip()).strip("_.-")[:64]
+    return out if out and out[0].isalnum() else f"a{out}"[:64]
+
+
+class CardSkill(BaseModel):
+    id: str = Field(min_length=1, max_length=200)
+    name: str = Field("", max_length=200)
+    description: str = Field("", max_length=2000)
+    examples: list[str] = Field(default_factory=list, max_length=200)
+    tags: list[str] = Field(default_factory=list, max_length=50)
+
+
+class AgentCard(BaseModel):
+    """The A2A agent card fields routing needs; other card fields (capabilities, modes, provider, …) are
+    accepted and ignored. ``costPer1kTokens`` is our extension: cards carry no price."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(min_length=1, max_length=4000)
+    url: str = Field(min_length=1, max_length=2000, description="the agent's A2A JSON-RPC endpoint")
+    version: str = Field("1", max_length=64)
+    skills: list[CardSkill] = Field(default_factory=list, max_length=64)
+    cost_per_1k_tokens: float = Field(0.0, ge=0, le=1000, alias="costPer1kTokens")
+
+    def to_spec(self) -> AgentSpec:
+        skills = [
+            Skill(
+                name=slug(s.id),
+                description=" ".join(p for p in (s.name, s.description, ", ".join(s.tags)) if p)[:2000],
+                examples=[e for e in s.examples if e.strip()][:200],
+            )
+            for s in self.skills
+        ]
+        return AgentSpec(
+            name=slug(self.name),
+            description=self.description,
+            kind=AgentKind.a2a,
+            endpoint=self.url,
+            models=[ModelOption(name=slug(self.version) or "1", cost_per_1k_tokens=self.cost_per_1k_tokens)],
+            skills=list({s.name: s for s in skills}.values()),
+        )
+
+
+def _shape(body: Any) -> str:
+    return "spec" if (isinstance(body, dict) and "kind" in body) or isinstance(body, AgentSpec) else "card"
+
+
+Registration = Annotated[
+    Annotated[AgentSpec, Tag("spec")] | Annotated[AgentCard, Tag("card")],
+    Discriminator(_shape, custom_error_type="agent", custom_error_message="an agent spec (with kind) or A2A card"),
+]
+
+
+class PolicyViolation(ValueError):
+    pass
+
+
+async def onboard(
+    registry: AgentRegistry,
+    pheromones: PheromoneStore,
+    body: AgentSpec | AgentCard,
+    *,
+    hosts: list[str],
+    replay_dirs: list[str],
+) -> AgentSpec:
+    """Raises ``PolicyViolation`` (the endpoint is not allowed) or ``AgentExists``."""
+    spec = body.to_spec() if isinstance(body, AgentCard) else body
+    violation = policy_violation(spec, hosts, replay_dirs)
+    if violation:
+        raise PolicyViolation(violation)
+    await registry.register(spec)
+    edges = [e for p in PathGraph.single_stage([spec]).paths() for e in p.edges]
+    for intent in spec.intents():
+        await pheromones.seed(intent, edges)
+    return spec
