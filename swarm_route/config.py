@@ -51,7 +51,11 @@ class ReasoningSettings(BaseModel):
 
     llm: LLMSettings | None = Field(None, description="an OpenAI-compatible model to reason-then-select with")
     llm_weight: float = Field(
-        0.5, ge=0, le=1, description="share of the LLM's pick in the mixed intent weights and out-of-scope score"
+        0.4,
+        ge=0,
+        le=1,
+        description="share of the LLM's pick in the mixed intent weights and out-of-scope score; below 0.5 a "
+        "confident classifier can still overrule it, at 0.5 or more the LLM's 'none' always declines",
     )
     shortlist: int = Field(20, ge=1, le=200, description="agents shown to the LLM, best classifier scores first")
     max_set: int = Field(3, ge=1, le=3, description="agents one query may be sent to at most")

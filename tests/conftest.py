@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from swarm_route.keys import Keys
 from swarm_route.store import connect
+from tests.support.a2a_server import A2AServer
 from tests.support.openai_server import OpenAIServer, free_port
 from tests.support.otlp_receiver import OTLPReceiver
 from tests.support.redis_server import RedisServer
@@ -31,6 +32,13 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def openai_server() -> Iterator[OpenAIServer]:
     server = OpenAIServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def a2a_server() -> Iterator[A2AServer]:
+    server = A2AServer().start()
     yield server
     server.stop()
 

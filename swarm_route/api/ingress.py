@@ -209,7 +209,7 @@ class Ingress:
                 reason = "every agent chosen for it failed" if not answers else ""
         with self._stage(stages, "aggregate"):
             probs = [decision.candidates[a.candidate].probability for a in answers]
-            merged = await self._aggregator.merge.remote(answers, probs, reason)
+            merged = await self._aggregator.merge.remote(body.query, answers, probs, reason)
 
         response = QueryResponse(
             request_id=request_id,
@@ -228,8 +228,12 @@ class Ingress:
                 candidates=decision.candidates,
                 chosen=[a.candidate for a in answers],
                 reasoning=decision.reasoning,
+                selection=decision.selection,
+                set_floor=decision.set_floor,
+                router_llm=decision.llm,
                 attempts=attempts,
                 conflicts=merged.conflicts,
+                refined_by=merged.refined_by,
                 stages_ms=stages,
             ),
         )

@@ -39,7 +39,7 @@ class ChatRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     budget_usd: float | None = Field(None, gt=0, description="swarm_route extension: hard cost limit")
-    max_agents: int = Field(1, ge=1, description="swarm_route extension: agents that may answer")
+    max_agents: int = Field(3, ge=1, description="swarm_route extension: at most this many agents answer")
 
     @model_validator(mode="after")
     def _has_user_text(self) -> ChatRequest:

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from swarm_route.core.dispatch import Attempt
-from swarm_route.core.router import Candidate
+from swarm_route.core.router import Candidate, Selected
 
 REQUEST_ID = r"^[0-9a-f]{32}$"
 
@@ -17,7 +17,9 @@ class QueryRequest(BaseModel):
 
     query: str = Field(min_length=1, description="the user's question; longer than the configured limit is refused")
     budget_usd: float | None = Field(None, gt=0, description="hard limit on the expected cost of the chosen paths")
-    max_agents: int = Field(1, ge=1, description="how many agents may answer independently (merged afterwards)")
+    max_agents: int = Field(
+        3, ge=1, description="at most this many agents answer independently (merged); the router picks how many"
+    )
     cost_weight: float | None = Field(
         None, ge=0, le=100, description="λ for this request: 0 ignores cost, higher trades quality for price"
     )
@@ -30,8 +32,12 @@ class Trace(BaseModel):
     candidates: list[Candidate]
     chosen: list[int]
     reasoning: str
+    selection: list[Selected] = Field(description="the agent set the router named, with the evidence per agent")
+    set_floor: float
+    router_llm: str | None = Field(None, description="the routing LLM's reasoning, or why it was not used")
     attempts: list[Attempt]
     conflicts: list[str]
+    refined_by: str | None = Field(None, description="the LLM that merged several answers; None: deterministic")
     stages_ms: dict[str, float]
 
 

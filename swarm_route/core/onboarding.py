@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from swarm_route.core.graph import PathGraph
 from swarm_route.core.pheromone import PheromoneStore
@@ -41,10 +41,18 @@ class AgentCard(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(min_length=1, max_length=4000)
-    url: str = Field(min_length=1, max_length=2000, description="the agent's A2A JSON-RPC endpoint")
+    url: str = Field(
+        min_length=1, max_length=2000, pattern=r"^https?://", description="the agent's A2A JSON-RPC endpoint"
+    )
     version: str = Field("1", max_length=64)
     skills: list[CardSkill] = Field(default_factory=list, max_length=64)
     cost_per_1k_tokens: float = Field(0.0, ge=0, le=1000, alias="costPer1kTokens")
+
+    @model_validator(mode="after")
+    def _convertible(self) -> AgentCard:
+        """Fail validation (a 422 naming the field), not registration, when a card cannot become a spec."""
+        self.to_spec()
+        return self
 
     def to_spec(self) -> AgentSpec:
         skills = [
@@ -66,7 +74,9 @@ class AgentCard(BaseModel):
 
 
 def _shape(body: Any) -> str:
-    return "spec" if (isinstance(body, dict) and "kind" in body) or isinstance(body, AgentSpec) else "card"
+    """Our spec has ``kind``/``endpoint``/``models``; an A2A card has none of them (it has ``url``)."""
+    ours = isinstance(body, dict) and bool({"kind", "endpoint", "models"} & body.keys())
+    return "spec" if ours or isinstance(body, AgentSpec) else "card"
 
 
 Registration = Annotated[

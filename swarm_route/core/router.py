@@ -142,7 +142,7 @@ class ReasoningRouter:
         beta: float,
         q0: float,
         cost_weight: float,
-        llm_weight: float = 0.5,
+        llm_weight: float = 0.4,
         max_set: int = 3,
         ability: AbilityModel | None = None,
         rng: random.Random | None = None,
@@ -284,7 +284,7 @@ class ReasoningRouter:
         weights = {t: (1 - g) * w for t, w in intent.weights.items()}
         for t in picked:
             weights[t] = weights.get(t, 0.0) + g
-        return {t: round(w, 4) for t, w in weights.items() if w > 0}, oos, oos >= 0.5
+        return {t: round(w, 4) for t, w in weights.items() if w > 0}, oos, oos > 0.5
 
     @staticmethod
     def _needed(weights: Mapping[str, float], floor: float, limit: int) -> list[str]:

@@ -31,7 +31,7 @@ def build_app(settings: Settings) -> Application:
     router = RouterDeployment.options(**opts).bind(settings)
     builtin = BuiltinAgentsDeployment.options(**opts).bind()
     dispatcher = DispatchDeployment.options(**opts).bind(settings, builtin)
-    aggregator = AggregatorDeployment.options(**opts).bind()
+    aggregator = AggregatorDeployment.options(**opts).bind(settings)
     # The updater is not on the request path; binding it to the ingress keeps it part of the app.
     updater = UpdaterDeployment.options(num_replicas=1, max_ongoing_requests=8, ray_actor_options=_ACTOR).bind(settings)
     return Ingress.options(**opts).bind(settings, classifier, router, dispatcher, aggregator, updater)

@@ -285,11 +285,12 @@ class DispatchDeployment:
 
 @serve.deployment
 class AggregatorDeployment:
-    def __init__(self) -> None:
-        self._aggregator = RefiningAggregator()
+    def __init__(self, settings: Settings) -> None:
+        llm = settings.aggregator.llm
+        self._aggregator = RefiningAggregator(llm=ChatModel(llm) if llm else None)
 
-    async def merge(self, answers: list[PathAnswer], probabilities: list[float], reason: str) -> Aggregate:
-        return self._aggregator.merge(answers, probabilities, reason)
+    async def merge(self, query: str, answers: list[PathAnswer], probabilities: list[float], reason: str) -> Aggregate:
+        return await self._aggregator.refine(query, answers, probabilities, reason)
 
 
 @serve.deployment

@@ -159,6 +159,33 @@ def test_new_agent_is_routable_by_the_next_query(http, openai_server):
     assert http.post("/v1/query", json={"query": query}).json()["agents"] == [f"gardener-{skill}"]
 
 
+def test_an_a2a_card_registers_an_agent_that_answers_the_next_query(http, a2a_server):
+    tag = uuid.uuid4().hex[:6]
+    card = {
+        "name": f"Haiku Poet {tag}",
+        "description": "Writes haiku poems about any topic",
+        "url": a2a_server.url,
+        "capabilities": {"streaming": False},
+        "skills": [
+            {
+                "id": f"haiku-{tag}",
+                "name": "Haiku",
+                "description": "haiku poetry",
+                "examples": ["write a haiku about autumn", "compose a haiku on the sea", "haiku about mountains"],
+            }
+        ],
+    }
+    r = http.post("/v1/agents", json=card)
+    assert r.status_code == 201, r.text
+    assert r.json()["kind"] == "a2a" and r.json()["name"] == f"Haiku_Poet_{tag}"
+    body = http.post("/v1/query", json={"query": "write a haiku about winter snow"}).json()
+    assert body["agents"] == [f"Haiku_Poet_{tag}"] and body["answer"] == "a2a says: write a haiku about winter snow"
+    selection = body["trace"]["selection"]
+    assert selection[0]["intent"] == f"haiku-{tag}" and selection[0]["llm_selected"] is None
+    bad = http.post("/v1/agents", json={**card, "url": "http://evil.example.com/a2a"})
+    assert bad.status_code == 422 and "not allowed" in bad.json()["error"]
+
+
 @pytest.mark.parametrize(
     "path, body, status, words",
     [
@@ -208,6 +235,7 @@ def test_new_agent_is_routable_by_the_next_query(http, openai_server):
             422,
             ["kind"],
         ),
+        ("/v1/agents", {"name": "card", "description": "an A2A card without its url"}, 422, ["url"]),
     ],
 )
 def test_bad_input_gets_a_4xx_that_says_what_to_fix(http, path, body, status, words):

@@ -3,6 +3,7 @@ import asyncio
 from swarm_route.agents.base import AgentAnswer, AgentError
 from swarm_route.core.aggregate import RefiningAggregator
 from swarm_route.core.dispatch import Dispatcher, PathAnswer
+from swarm_route.core.llm import ChatModel, LLMSettings
 from swarm_route.core.registry import AgentKind
 from swarm_route.core.router import Candidate, HopOut, RouteDecision
 from tests.core.helpers import MATH, agent
@@ -109,3 +110,23 @@ def test_disagreeing_answers_are_merged_with_the_conflict_stated():
 def test_no_answer_is_a_polite_decline_that_says_why():
     merged = RefiningAggregator().merge([], [], "every agent chosen for it failed")
     assert merged.declined and "every agent chosen for it failed" in merged.text and "Sorry" in merged.text
+
+
+async def test_an_llm_refines_several_answers_and_its_failures_fall_back(openai_server):
+    llm = ChatModel(LLMSettings(base_url=openai_server.base_url, model="scripted"))
+    aggregator = RefiningAggregator(llm=llm)
+    two = [answer("Paris is the capital", "a", 0.4), answer("Lyon obviously", "b", 0.9)]
+    openai_server.app.state.scripts[:] = [
+        "Agents disagree: Paris (a) or Lyon (b).\nCONFLICTS: a says Paris | b says Lyon"
+    ]
+    merged = await aggregator.refine("capital of France?", two, [0.6, 0.4])
+    assert merged.text == "Agents disagree: Paris (a) or Lyon (b)." and merged.refined_by == "scripted"
+    assert merged.conflicts == ["a says Paris", "b says Lyon"] and merged.sources == [1, 0]
+    sent = openai_server.app.state.requests[-1]["messages"][1]["content"]
+    assert '{"agent": "b", "text": "Lyon obviously"}' in sent, "answers go to the LLM as escaped data"
+    openai_server.app.state.scripts[:] = ["Paris, no conflict line"]
+    fallback = await aggregator.refine("capital of France?", two, [0.6, 0.4])
+    assert fallback.refined_by is None and fallback.text.startswith("[b] Lyon")
+    calls = len(openai_server.app.state.requests)
+    single = await aggregator.refine("capital?", [answer("exactly this", "a")], [1.0])
+    assert single.text == "exactly this" and len(openai_server.app.state.requests) == calls, "one answer: no LLM"

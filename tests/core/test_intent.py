@@ -1,4 +1,4 @@
-from swarm_route.core.intent import IntentClassifier, LabelledExamples
+from swarm_route.core.intent import IntentClassifier, LabelledExamples, load_intent_files, training_set
 from tests.core.helpers import MATH, WEATHER, agent
 
 
@@ -88,3 +88,31 @@ def test_batch_and_single_agree_and_one_intent_still_works():
     solo = IntentClassifier(oos_threshold=-0.5).fit(labelled([(t, "weather") for t in WEATHER]))
     assert solo.classify("weather forecast tomorrow").top() == "weather"
     assert solo.classify("zzz qqq").out_of_scope
+
+
+def test_held_out_evidence_calibrates_the_temperature_and_the_set_floor():
+    loose = IntentClassifier(set_coverage=0.99).fit(labelled(TRAIN))
+    tight = IntentClassifier(set_coverage=0.5).fit(labelled(TRAIN))
+    assert loose.temperature != 0.1, "the temperature is fitted, not the default"
+    assert 0 < loose.set_floor <= tight.set_floor < 1, "more coverage asks for a lower floor (larger sets)"
+    assert loose.classify("will it rain").set_floor == loose.set_floor
+
+
+def test_a_large_training_set_without_validation_holds_a_slice_out(monkeypatch):
+    import swarm_route.core.intent as intent
+
+    monkeypatch.setattr(intent, "CV_LIMIT", 10)
+    data = labelled(TRAIN * 5 + [("a lone example", "lonely")])
+    clf = IntentClassifier().fit(data)
+    assert "lonely" in clf.intents, "every label keeps its first example in training"
+    assert clf.threshold != 0.0 and clf.temperature != 0.1, "thresholds came from the held-out slice"
+
+
+def test_past_traffic_names_agents_and_trains_their_skills(tmp_path):
+    traffic = tmp_path / "traffic.jsonl"
+    traffic.write_text('{"query": "is it hailing", "agents": ["forecaster"]}\n{"query": "hello", "agents": []}\n')
+    files = load_intent_files([str(traffic)])
+    assert files.train.labels == ["forecaster", "oos"] and not files.val.texts
+    forecaster = agent("forecaster", "weather", WEATHER)
+    data = training_set([forecaster], files.train)
+    assert ("is it hailing", "weather") in zip(data.texts, data.labels, strict=True)

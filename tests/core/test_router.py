@@ -4,17 +4,18 @@ import pytest
 
 from swarm_route.core.intent import IntentResult
 from swarm_route.core.pheromone import PheromoneStore
+from swarm_route.core.reasoning import LLMChoice
 from swarm_route.core.router import ReasoningRouter
 from tests.core.helpers import MATH, WEATHER, agent
 
 
 def make_router(client, keys, q0: float = 1.0) -> ReasoningRouter:
     store = PheromoneStore(client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0)
-    return ReasoningRouter(store, alpha=1, beta=2, q0=q0, cost_weight=0.5, multi_agent_ratio=0.5, rng=random.Random(1))
+    return ReasoningRouter(store, alpha=1, beta=2, q0=q0, cost_weight=0.5, llm_weight=0.4, rng=random.Random(1))
 
 
-def intent(**weights: float) -> IntentResult:
-    return IntentResult(weights, {k: 0.8 for k in weights}, 0.2, False)
+def intent(set_floor: float = 0.3, **weights: float) -> IntentResult:
+    return IntentResult(weights, {k: 0.8 for k in weights}, 0.2, False, set_floor)
 
 
 AGENTS = {
@@ -58,26 +59,49 @@ async def test_out_of_scope_is_declined_with_the_closest_intent(redis_client, ke
     assert d.declined and "math" in d.declined and d.chosen == []
 
 
-async def test_mixed_intent_can_ask_several_agents(redis_client, keys):
+async def test_the_set_holds_an_agent_per_needed_intent_and_stays_small_when_one_suffices(redis_client, keys):
     free = {"math": agent("math", "math", MATH), "weather": agent("weather", "weather", WEATHER)}
-    d = await make_router(redis_client, keys).route(
-        "weather and math", intent(math=0.5, weather=0.5), free, max_agents=2
-    )
+    router = make_router(redis_client, keys)
+    d = await router.route("weather and math", intent(math=0.5, weather=0.5), free)
     assert {a for i in d.chosen for a in d.candidates[i].agents} == {"math", "weather"}
-    d = await make_router(redis_client, keys).route(
-        "weather and math", intent(math=0.5, weather=0.5), AGENTS, max_agents=3
+    assert {s.intent for s in d.selection} == {"math", "weather"} and all(s.tau > 0 for s in d.selection)
+    assert "each needs an agent" in d.reasoning
+    d = await router.route("mostly math", intent(math=0.8, weather=0.2), free)
+    assert [s.agents for s in d.selection] == [["math"]], "weather's weight is below the set floor"
+    assert "one agent suffices" in d.reasoning
+    d = await router.route("weather and math", intent(math=0.5, weather=0.5), free, max_agents=1)
+    assert len(d.chosen) == 1 and d.fallbacks and not set(d.fallbacks) & set(d.chosen)
+    both = {"mathweather": agent("mathweather", "math", MATH), "weather": agent("weather", "weather", WEATHER)}
+    both["mathweather"].skills.append(both["weather"].skills[0])
+    d = await router.route("weather and math", intent(math=0.6, weather=0.4), both)
+    assert [s.agents for s in d.selection] == [["mathweather"]], "one agent covering both needs suffices"
+
+
+async def test_the_llm_pick_is_mixed_with_the_classifier_not_obeyed(redis_client, keys):
+    free = {"math": agent("math", "math", MATH), "weather": agent("weather", "weather", WEATHER)}
+    router = make_router(redis_client, keys)
+    d = await router.route(
+        "rain or sums?", intent(math=0.9, weather=0.1), free, llm=LLMChoice(agents=["weather"], reasoning="rain")
     )
-    assert len(d.chosen) == 1, "a paid agent far below the best p is not added"
-    assert d.fallbacks and not set(d.fallbacks) & set(d.chosen)
+    picked = {s.intent: s for s in d.selection}
+    assert set(picked) == {"math", "weather"}, "the classifier's strong pick and the LLM's both stay"
+    assert picked["weather"].llm_selected and not picked["math"].llm_selected
+    assert d.intent_weights["weather"] == pytest.approx(0.46) and d.llm == "rain"
+    sure = IntentResult({"math": 1.0}, {"math": 0.9}, 0.05, False, 0.3)
+    d = await router.route("rain or sums?", sure, free, llm=LLMChoice(agents=[], reasoning="chit-chat"))
+    assert not d.declined, "a confident classifier outweighs one LLM 'none' at weight 0.4"
+    unsure = IntentResult({"math": 1.0}, {"math": 0.1}, 0.3, False, 0.3)
+    d = await router.route("hm", unsure, free, llm=LLMChoice(agents=[], reasoning="chit-chat"))
+    assert d.declined and "LLM chose none" in d.declined
+    d = await router.route("hm", unsure, free, llm_note="LLM not used (timeout)")
+    assert not d.declined and d.llm == "LLM not used (timeout)"
 
 
 async def test_an_explored_path_outside_the_listed_ones_is_still_in_the_trace(redis_client, keys):
     """A large pool's trace lists the most probable paths; a sampled one from further down must join them."""
     store = PheromoneStore(redis_client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0)
     pool = {f"a{i}": agent(f"a{i}", "math", MATH, {"m": 0.001 * (i + 1)}) for i in range(30)}
-    router = ReasoningRouter(
-        store, alpha=1, beta=1, q0=0.0, cost_weight=1.0, multi_agent_ratio=0.5, rng=random.Random(0), max_trace=3
-    )
+    router = ReasoningRouter(store, alpha=1, beta=1, q0=0.0, cost_weight=1.0, rng=random.Random(0), max_trace=3)
     seen = set()
     for _ in range(40):
         d = await router.route("what is 2+2", intent(math=1.0), pool)

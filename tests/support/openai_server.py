@@ -2,7 +2,8 @@
 
 It answers deterministically from the request, so tests can check what the agent was sent. Model names
 steer failure modes: ``broken`` answers HTTP 500, ``slow`` sleeps past any sane timeout, ``flaky`` fails
-every other call.
+every other call. ``scripted`` answers with the next text a test queued in ``app.state.scripts``
+(for routing and refining prompts whose answers must have a given shape).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def make_app() -> FastAPI:
     app = FastAPI()
     calls = itertools.count()
     app.state.requests = []
+    app.state.scripts = []
 
     @app.get("/v1/models")
     async def models() -> dict:
@@ -42,6 +44,8 @@ def make_app() -> FastAPI:
             await asyncio.sleep(30)
         question = body["messages"][-1]["content"]
         text = f"[{model}] you asked: {question}"
+        if model == "scripted":
+            text = app.state.scripts.pop(0) if app.state.scripts else "no script queued"
         return JSONResponse(
             {
                 "id": f"chatcmpl-{n}",

@@ -1,0 +1,60 @@
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from swarm_route.core.onboarding import AgentCard, PolicyViolation, Registration, onboard, slug
+from swarm_route.core.pheromone import PheromoneStore
+from swarm_route.core.registry import AgentExists, AgentKind, AgentRegistry, AgentSpec
+from tests.core.helpers import MATH, agent
+
+CARD = {
+    "name": "Recipe Agent",
+    "description": "Finds recipes by ingredient and diet",
+    "url": "http://127.0.0.1:9/a2a",
+    "version": "1.0.0",
+    "capabilities": {"streaming": False},
+    "defaultInputModes": ["text/plain"],
+    "skills": [
+        {"id": "find-recipe", "name": "Find recipe", "description": "Recipe search", "examples": ["vegan lasagne?"]}
+    ],
+}
+
+
+def test_slugs_are_valid_names():
+    assert slug("PDF&URL Tool") == "PDF_URL_Tool" and slug("_x") == "x" and slug("&&") == "a"
+
+
+def test_a_registration_body_is_either_our_spec_or_an_a2a_card():
+    adapter = TypeAdapter(Registration)
+    card = adapter.validate_python(CARD)
+    assert isinstance(card, AgentCard)
+    spec = card.to_spec()
+    assert (spec.name, spec.kind, spec.endpoint) == ("Recipe_Agent", AgentKind.a2a, CARD["url"])
+    assert spec.skills[0].name == "find-recipe" and spec.skills[0].examples == ["vegan lasagne?"]
+    ours = adapter.validate_python(agent("math", "math", MATH).model_dump(mode="json"))
+    assert isinstance(ours, AgentSpec)
+    with pytest.raises(ValidationError, match="url"):
+        adapter.validate_python({"name": "x", "description": "y"})
+    with pytest.raises(ValidationError, match="http"):
+        adapter.validate_python({**CARD, "url": "ftp://host/a2a"})
+
+
+async def test_a_newcomer_starts_at_the_colony_mean_and_incumbents_keep_theirs(redis_client, keys):
+    registry = AgentRegistry(redis_client, keys)
+    store = PheromoneStore(redis_client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0)
+    await onboard(registry, store, agent("old", "math", MATH), hosts=[], replay_dirs=[])
+    old = await store.trails("math")
+    assert old == {}, "a first agent on a fresh intent has no colony to start from: τ_init"
+    await store.deposit("math", {"source>old/m": 4.0})
+    before = await store.trails("math")
+    newcomer = agent("new", "math", MATH)
+    await onboard(registry, store, newcomer, hosts=[], replay_dirs=[])
+    after = await store.trails("math")
+    mean = sum(before.values()) / len(before)
+    new_edges = {e: t for e, t in after.items() if "new/" in e}
+    assert new_edges and all(t == pytest.approx(mean) for t in new_edges.values())
+    assert {e: after[e] for e in before} == before
+    assert "new" in (await registry.snapshot())[1]
+    with pytest.raises(AgentExists):
+        await onboard(registry, store, newcomer, hosts=[], replay_dirs=[])
+    with pytest.raises(PolicyViolation, match="not allowed"):
+        await onboard(registry, store, AgentCard.model_validate(CARD), hosts=["*.internal"], replay_dirs=[])
