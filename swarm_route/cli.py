@@ -161,7 +161,7 @@ def _bench_routing(args: argparse.Namespace) -> int:
 def _bench_intent(args: argparse.Namespace) -> int:
     from swarm_route.bench import intent
 
-    intent.run(args.data, json_path=args.json, embeddings=not args.lexical)
+    intent.run(args.data, json_path=args.json, embeddings=not args.lexical, settings=load_settings(args.config))
     return 0
 
 
@@ -289,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data", required=True, help="JSON with train/val/test (+ oos_*) lists of [text, label]")
     p.add_argument("--json")
     p.add_argument("--lexical", action="store_true", help="lexical path only, no sentence embeddings")
+    p.add_argument("--config")
     p.set_defaults(func=_bench_intent)
     p = bench.add_parser("agents", help="agent-set selection and declines on an agent-set file")
     p.add_argument("--agents", required=True, help="JSON list of {name, description, examples?}")

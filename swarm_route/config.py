@@ -109,6 +109,13 @@ class IntentSettings(BaseModel):
     temperature: float = Field(
         0.1, gt=0, description="softmax temperature over intent scores; refitted on held-out data when there is some"
     )
+    max_false_decline: float | None = Field(
+        0.05,
+        ge=0,
+        lt=1,
+        description="cap on the share of held-out in-scope queries the data-chosen threshold may decline; "
+        "None: no cap (harmonic mean of in-scope accuracy and out-of-scope recall alone)",
+    )
     set_coverage: float = Field(
         0.9,
         gt=0,

@@ -19,13 +19,13 @@ from typing import Any
 from swarm_route.bench.report import console, percentiles, table, write_json
 from swarm_route.config import Settings
 from swarm_route.core.embedding import default_embedder
-from swarm_route.core.intent import IntentClassifier, LabelledExamples, traffic_examples, training_set
+from swarm_route.core.intent import LabelledExamples, traffic_examples, training_set
 from swarm_route.core.llm import ChatModel, LLMSettings, LLMUnavailable
 from swarm_route.core.onboarding import AgentCard, CardSkill, onboard, slug
 from swarm_route.core.reasoning import LLMChoice, MalformedAnswer, ReasonThenSelect
 from swarm_route.core.registry import AgentRegistry
 from swarm_route.keys import Keys
-from swarm_route.serve.deployments import pheromone_store, reasoning_router
+from swarm_route.serve.deployments import intent_classifier, pheromone_store, reasoning_router
 from swarm_route.store import EmbeddedRedis, connect
 
 BENCH_ENDPOINT = "http://agents.bench.invalid/"  # never called: the benchmark routes, it does not dispatch
@@ -103,13 +103,9 @@ async def _run(
                     past,
                 )
         t0 = time.perf_counter()
-        s = settings.intent
-        classifier = IntentClassifier(
-            s.oos_threshold,
-            s.temperature,
-            embedder=default_embedder() if embeddings else None,
-            set_coverage=s.set_coverage,
-        ).fit(training_set(agents.values(), past))
+        classifier = intent_classifier(settings, default_embedder() if embeddings else None).fit(
+            training_set(agents.values(), past)
+        )
         train_seconds = time.perf_counter() - t0
         router = reasoning_router(settings, store)
         selector = (

@@ -13,14 +13,21 @@ from pathlib import Path
 from typing import Any
 
 from swarm_route.bench.report import console, percentiles, table, write_json
+from swarm_route.config import Settings
 from swarm_route.core.embedding import default_embedder
-from swarm_route.core.intent import OOS, IntentClassifier, labelled_split
+from swarm_route.core.intent import OOS, labelled_split
+from swarm_route.serve.deployments import intent_classifier
 
 BATCH = 64
 
 
 def run(
-    data_path: str, *, json_path: str | None = None, latency_samples: int = 500, embeddings: bool = True
+    data_path: str,
+    *,
+    json_path: str | None = None,
+    latency_samples: int = 500,
+    embeddings: bool = True,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     path = Path(data_path)
     if not path.is_file():
@@ -36,7 +43,7 @@ def run(
 
     t0 = time.perf_counter()
     embedder = default_embedder() if embeddings else None
-    clf = IntentClassifier(embedder=embedder).fit(train, val if val.texts else None)
+    clf = intent_classifier(settings or Settings(), embedder).fit(train, val if val.texts else None)
     train_seconds = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -4,9 +4,11 @@ Intents are the skills registered agents declare (their examples and description
 or the labels of a loaded intent file. The classifier is a linear SVM over word and character n-gram
 TF-IDF: cheap to train (seconds for 15k examples), ~0.1 ms a query in a batch, offline, no model download.
 Out of scope is decided by a threshold on the best intent's score, chosen from data to maximise the
-harmonic mean of in-scope accuracy and out-of-scope recall: on validation data when it has out-of-scope
-examples; otherwise on a simulation (held-out folds as in-scope, each intent's examples scored by a model
-trained without that intent as out-of-scope).
+harmonic mean of in-scope accuracy and out-of-scope recall, capped so that at most ``max_false_decline``
+of held-out in-scope queries are turned away (a wrongly declined user is the costlier error). Held out
+means validation data when there is some; a slice of a large training set; otherwise a simulation
+(held-out folds as in-scope, each intent's examples scored by a model trained without that intent as
+out-of-scope).
 Examples labelled ``oos`` train an explicit out-of-scope class as well.
 
 The same held-out evidence calibrates the weights: the softmax temperature is fitted to held-out
@@ -164,11 +166,15 @@ class _Evidence:
     lexical_right: list[bool] = field(default_factory=list)
     inside: list[bool] = field(default_factory=list)
     calibration: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # in-scope scores, gold column
+    calibration_row: list[int] = field(default_factory=list)  # per row: its place in the calibration rows, or -1
 
     def add(self, model: _Model, lexical: np.ndarray, full: np.ndarray, truth: Sequence[str]) -> None:
         gold = np.array(truth)
         column = {model.classes[i]: k for k, i in enumerate(model.in_scope)}
         rows = np.array([i for i, g in enumerate(truth) if g in column], dtype=int)
+        place = np.full(len(truth), -1)
+        place[rows] = sum(len(g) for _, g in self.calibration) + np.arange(rows.size)
+        self.calibration_row.extend(place.tolist())
         if rows.size:
             self.calibration.append((full[rows][:, model.in_scope], np.array([column[truth[i]] for i in rows])))
         for scores, best_out, right_out in (
@@ -192,12 +198,16 @@ class IntentClassifier:
         c: float = 1.0,
         embedder: Embedder | None = None,
         set_coverage: float = 0.9,
+        set_size: int = 3,
+        max_false_decline: float | None = 0.05,
     ) -> None:
         self.oos_threshold = oos_threshold  # None: choose from data at fit time
         self.threshold = oos_threshold if oos_threshold is not None else 0.0
         self.fast_accept = np.inf  # lexical score from which the slow path is skipped
         self.temperature = temperature  # refitted on held-out evidence when there is some
         self.set_coverage = set_coverage
+        self.set_size = set_size
+        self.max_false_decline = max_false_decline
         self.set_floor = 1.0  # only the best intent joins the set until evidence says otherwise
         self.c = c
         self.embedder = embedder
@@ -259,12 +269,17 @@ class IntentClassifier:
         if not inside.any():
             return
         full, right = np.array(evidence.full), np.array(evidence.full_right, dtype=bool)
+        covered = self._calibrate(evidence.calibration)
+        if covered is not None:  # routing is right when the agent set holds the right intent, not only the top
+            place = np.array(evidence.calibration_row)
+            right = right | ((place >= 0) & covered[np.maximum(place, 0)])
         if self.oos_threshold is None:
             if (~inside).any():
                 self.threshold = _best_split(full[inside], right[inside], full[~inside])
             else:
                 self.threshold = float(np.quantile(full[inside], 1 - ACCEPT_IN_SCOPE))
-        self._calibrate(evidence.calibration)
+            if self.max_false_decline is not None:  # never turn away more in-scope queries than allowed
+                self.threshold = min(self.threshold, float(np.quantile(full[inside], self.max_false_decline)))
         if not slow_path:
             self.fast_accept = -np.inf
             return
@@ -281,11 +296,12 @@ class IntentClassifier:
         label_cut = float(lexical[inside][order][ok[-1]]) if ok.size else np.inf
         self.fast_accept = max(in_scope_cut, label_cut)
 
-    def _calibrate(self, batches: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    def _calibrate(self, batches: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray | None:
         """Temperature by held-out likelihood, then the weight an intent needs to join the agent set: the
-        (1 − coverage) quantile of the weight the right intent got, so sets cover it that often."""
+        (1 − coverage) quantile of the weight the right intent got, so sets cover it that often. Returns,
+        per calibration row, whether its set (at most ``set_size`` intents) holds the right intent."""
         if not batches:
-            return
+            return None
 
         def gold_weights(temperature: float) -> np.ndarray:
             out = []
@@ -298,7 +314,10 @@ class IntentClassifier:
 
         fitted = minimize_scalar(lambda t: -gold_weights(t).mean(), bounds=(0.005, 5.0), method="bounded")
         self.temperature = float(fitted.x)
-        self.set_floor = float(np.quantile(np.exp(gold_weights(self.temperature)), 1 - self.set_coverage))
+        gold = np.exp(gold_weights(self.temperature))
+        self.set_floor = float(np.quantile(gold, 1 - self.set_coverage))
+        rank = np.concatenate([(s > s[np.arange(len(g)), g][:, None]).sum(axis=1) for s, g in batches])
+        return (rank == 0) | ((gold >= self.set_floor) & (rank < self.set_size))
 
     def classify(self, query: str) -> IntentResult:
         return self.classify_many([query])[0]

@@ -25,7 +25,7 @@ from swarm_route.config import Settings
 from swarm_route.core.ability import AbilityModel
 from swarm_route.core.aggregate import Aggregate, RefiningAggregator
 from swarm_route.core.dispatch import Dispatcher, DispatchResult, PathAnswer
-from swarm_route.core.embedding import default_embedder
+from swarm_route.core.embedding import Embedder, default_embedder
 from swarm_route.core.intent import (
     IntentClassifier,
     IntentResult,
@@ -95,6 +95,19 @@ def pheromone_updater(
     )
 
 
+def intent_classifier(settings: Settings, embedder: Embedder | None) -> IntentClassifier:
+    """The classifier as the settings describe it (unfitted): service and benchmarks build it here alike."""
+    s = settings.intent
+    return IntentClassifier(
+        s.oos_threshold,
+        s.temperature,
+        embedder=embedder,
+        set_coverage=s.set_coverage,
+        set_size=settings.reasoning.max_set,
+        max_false_decline=s.max_false_decline,
+    )
+
+
 def reasoning_router(
     settings: Settings, store: PheromoneStore, ability: AbilityModel | None = None, rng: random.Random | None = None
 ) -> ReasoningRouter:
@@ -131,6 +144,7 @@ class IntentClassifierDeployment:
     def __init__(self, settings: Settings) -> None:
         self._registry = AgentRegistry(redis_client(settings), Keys(settings.namespace))
         self._settings = settings.intent
+        self._all_settings = settings
         self._embedder = default_embedder() if self._settings.embeddings else None
         self._classifier = self._new_classifier()
         self._version: int | None = None
@@ -143,8 +157,7 @@ class IntentClassifierDeployment:
         return self._new_classifier().fit(training_set(agents, self._files.train), val)
 
     def _new_classifier(self) -> IntentClassifier:
-        s = self._settings
-        return IntentClassifier(s.oos_threshold, s.temperature, embedder=self._embedder, set_coverage=s.set_coverage)
+        return intent_classifier(self._all_settings, self._embedder)
 
     async def _refit(self, version: int, agents: list[AgentSpec]) -> None:
         classifier = await asyncio.to_thread(self._fit, agents)
