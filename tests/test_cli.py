@@ -3,7 +3,7 @@
 import pytest
 
 from swarm_route.cli import main
-from tests.support.openai_server import free_port
+from swarm_route.store import free_port
 
 
 def test_agents_against_an_unreachable_service_says_so(capsys):

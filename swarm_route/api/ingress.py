@@ -10,6 +10,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
@@ -40,7 +41,9 @@ from swarm_route.api.schemas import (
     Trails,
 )
 from swarm_route.config import Settings
+from swarm_route.core.failopen import STORE_ERRORS, Breaker
 from swarm_route.core.onboarding import PolicyViolation, Registration, onboard
+from swarm_route.core.outbox import Outbox
 from swarm_route.core.records import Feedback, FinishedRequest, PathOutcome
 from swarm_route.core.registry import AgentExists, AgentNotFound, AgentRegistry, AgentSpec
 from swarm_route.core.stream import EventStream
@@ -131,14 +134,25 @@ class Ingress:
     ) -> None:
         self._settings = settings
         self._redis = redis_client(settings)
+        self._metrics = Metrics()
         self._keys = Keys(settings.namespace)
         self._registry = AgentRegistry(self._redis, self._keys)
         self._stream = EventStream(self._redis, self._keys)
+        store = settings.store
+        self._breaker = Breaker(store.breaker_open_s, lambda op: self._metrics.inc("store_errors_total", operation=op))
+        self._outbox = Outbox(
+            self._stream,
+            capacity=store.outbox_capacity,
+            record_ttl_s=settings.updater.record_ttl_s,
+            breaker=self._breaker,
+            on_drop=lambda kind: self._metrics.inc("store_errors_total", operation=f"outbox_full_{kind}"),
+        )
+        self._recent: OrderedDict[str, asyncio.Task[Any]] = OrderedDict()  # request id → publish of its record
+        self._stop = asyncio.Event()
         self._pheromones = pheromone_store(settings, self._redis)
         self._classifier, self._router = classifier, router
         self._dispatcher, self._aggregator, self._updater = dispatcher, aggregator, updater
         self._background: set[asyncio.Task[None]] = set()
-        self._metrics = Metrics()
         self._tracer = tracer()
         auth = settings.auth
         self._access = AccessControl(
@@ -149,6 +163,7 @@ class Ingress:
             auth.rate_per_minute,
         )
         await self._register_configured_agents()
+        self._flusher = asyncio.create_task(self._outbox.run(self._stop))
 
     async def _register_configured_agents(self) -> None:
         """Default pool only where absent (an operator's edits win); configured agents replace their entry."""
@@ -256,7 +271,9 @@ class Ingress:
                 cost_usd=response.cost_usd,
                 trace_context=carrier(),
             )
-            self._in_background(self._stream.publish(event, self._settings.updater.record_ttl_s))
+            self._recent[request_id] = self._in_background(self._outbox.put(event))
+            while len(self._recent) > self._settings.store.outbox_capacity:
+                self._recent.popitem(last=False)
         return response
 
     def _record(self, response: QueryResponse, decision: Any, answers: list[Any], attempts: list[Any]) -> None:
@@ -275,19 +292,21 @@ class Ingress:
             )
             m.inc("attempts_total", result=result, fallback=str(attempt.fallback).lower())
 
-    def _in_background(self, coro: Any) -> None:
-        """The client never waits for learning; a store error here is logged, not raised."""
+    def _in_background(self, coro: Any) -> asyncio.Task[Any]:
+        """The client never waits for learning; an error here is logged, not raised."""
 
-        async def guarded() -> None:
+        async def guarded() -> Any:
             try:
-                await coro
+                return await coro
             except Exception:
                 log.exception("background publish failed")
                 self._metrics.inc("store_errors_total", operation="publish")
+                return False
 
         task = asyncio.create_task(guarded())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     # ------------------------------------------------------------------ OpenAI-compatible
 
@@ -304,12 +323,9 @@ class Ingress:
         await self._access.check(authorization, Scope.client)
         agent = None
         if body.model != AUTO_MODEL:
-            try:
-                agent = (await self._registry.get(body.model)).name
-            except AgentNotFound:
-                raise ApiError(
-                    404, f"no model {body.model!r}: use {AUTO_MODEL!r} or an agent from GET /v1/models"
-                ) from None
+            if body.model not in (await self._registry.snapshot())[1]:  # fails open on the last snapshot
+                raise ApiError(404, f"no model {body.model!r}: use {AUTO_MODEL!r} or an agent from GET /v1/models")
+            agent = body.model
         result = await self._answer(
             QueryRequest(query=body.query(), budget_usd=body.budget_usd, max_agents=body.max_agents), agent
         )
@@ -330,10 +346,25 @@ class Ingress:
     )
     async def feedback(self, body: FeedbackRequest, authorization: AuthHeader = None) -> FeedbackAccepted:
         await self._access.check(authorization, Scope.client)
-        if await self._stream.record(body.request_id) is None:
-            raise ApiError(404, f"unknown request_id {body.request_id!r} (never answered, or older than its TTL)")
-        await self._stream.publish(Feedback(request_id=body.request_id, score=body.score))
+        await self._check_answered(body.request_id)
+        if not await self._outbox.put(Feedback(request_id=body.request_id, score=body.score)):
+            raise ApiError(503, "the store is down and the feedback buffer is full; retry in a few seconds")
         return FeedbackAccepted(request_id=body.request_id)
+
+    async def _check_answered(self, request_id: str) -> None:
+        """Feedback needs its request's record written first: a request this replica answered recently is
+        checked here (its record is in the store or queued ahead in the outbox), others in the store."""
+        published = self._recent.get(request_id)
+        if published is not None:
+            if not await asyncio.shield(published):
+                raise ApiError(503, "this request's record was dropped while the store was down; feedback is lost")
+            return
+        missing = object()
+        found = await self._breaker.call("feedback", lambda: self._stream.record(request_id), lambda: missing)
+        if found is missing:
+            raise ApiError(503, "the store is unreachable and this replica did not answer that request; retry shortly")
+        if found is None:
+            raise ApiError(404, f"unknown request_id {request_id!r} (never answered, or older than its TTL)")
 
     # ------------------------------------------------------------------ agents
 
@@ -406,9 +437,17 @@ class Ingress:
 
     @api.get("/readyz", responses={503: {"model": ErrorBody}})
     async def readyz(self) -> dict[str, Any]:
+        """Ready while it can answer: with the store down it still routes on what it last read (degraded)."""
+        try:
+            agents = len(await self._registry.all())
+        except STORE_ERRORS as exc:
+            raise ApiError(503, f"store unreachable and no registry read yet: {type(exc).__name__}") from None
+        status = {"status": "ready", "agents": agents, "outbox": len(self._outbox)}
         try:
             await self._redis.ping()
-            agents = len(await self._registry.all())
-        except Exception as exc:
-            raise ApiError(503, f"store unreachable: {type(exc).__name__}") from None
-        return {"status": "ready", "agents": agents}
+        except STORE_ERRORS as exc:
+            status |= {"status": "degraded", "store": f"unreachable: {type(exc).__name__}"}
+        return status
+
+    def __del__(self) -> None:
+        self._stop.set()

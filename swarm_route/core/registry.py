@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from swarm_route.core.failopen import STORE_ERRORS
 from swarm_route.keys import Keys
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -138,7 +139,16 @@ class AgentRegistry:
         return int(await self._r.get(self._k.agents_version) or 0)
 
     async def snapshot(self) -> tuple[int, dict[str, AgentSpec]]:
-        """All agents and the version they belong to; re-read from Redis only when the version moved."""
+        """All agents and the version they belong to; re-read from Redis only when the version moved.
+        With the store down, the last snapshot this replica read (fail open); none read yet: the error."""
+        try:
+            return await self._snapshot()
+        except STORE_ERRORS:
+            if self._version is None:
+                raise
+            return self._version, self._cache
+
+    async def _snapshot(self) -> tuple[int, dict[str, AgentSpec]]:
         version = await self.version()
         if version != self._version:
             raw = await self._r.hgetall(self._k.agents)

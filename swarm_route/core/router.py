@@ -21,9 +21,10 @@ from pydantic import BaseModel, Field
 from swarm_route.agents.base import estimate_tokens
 from swarm_route.core import aco
 from swarm_route.core.ability import AbilityModel
+from swarm_route.core.failopen import Breaker, Stale
 from swarm_route.core.graph import Path, PathGraph
 from swarm_route.core.intent import IntentResult
-from swarm_route.core.pheromone import PheromoneStore
+from swarm_route.core.pheromone import PheromoneStore, Trails
 from swarm_route.core.reasoning import LLMChoice
 from swarm_route.core.registry import AgentSpec
 
@@ -76,6 +77,7 @@ class RouteDecision(BaseModel):
     selection: list[Selected] = Field(default_factory=list, description="the agent set, one entry per chosen path")
     set_floor: float = Field(1.0, description="weight an intent needed to join the set")
     llm: str | None = Field(None, description="the LLM's reasoning, or why it was not used; None without one")
+    store: str | None = Field(None, description="set when the store was unreachable and routing failed open")
     declined: str | None = None
     cost_weight: float = 0.0
 
@@ -147,6 +149,8 @@ class ReasoningRouter:
         ability: AbilityModel | None = None,
         rng: random.Random | None = None,
         max_trace: int = 50,
+        breaker: Breaker | None = None,
+        max_stale_s: float = 300.0,
     ) -> None:
         self.pheromones = pheromones
         self.max_trace = max_trace
@@ -155,6 +159,8 @@ class ReasoningRouter:
         self.ability = ability or AbilityModel()
         self._rng = rng or random.Random()
         self._pool: _Pool | None = None
+        self.breaker = breaker or Breaker()
+        self._last_trails = Stale(max_stale_s)
 
     def _pool_for(self, agents: Mapping[str, AgentSpec]) -> _Pool:
         if self._pool is None or self._pool.agents is not agents:
@@ -198,7 +204,8 @@ class ReasoningRouter:
             return RouteDecision(**base, candidates=[], chosen=[], fallbacks=[], reasoning=why + ".", declined=why)
 
         pool = self._pool_for(agents)
-        specialists = await self.pheromones.read(weights)
+        specialists, store_note = await self._trails(weights)
+        base["store"] = store_note
         estimate = self.ability.predict(query, pool.nodes)
         tokens = estimate_tokens(query) + EXPECTED_ANSWER_TOKENS
         node_cost = np.where(np.isnan(estimate.cost), pool.node_price * tokens / 1000, estimate.cost)
@@ -270,6 +277,26 @@ class ReasoningRouter:
             selection=selection,
             reasoning=self._explain(intent, weights, needed, candidates, chosen, selection, int(eligible.size), n),
         )
+
+    async def _trails(self, weights: Mapping[str, float]) -> tuple[dict[str, Trails], str | None]:
+        """The specialists from the store; when it fails, the last ones read, up to ``max_stale_s`` old
+        (older or never read: τ_init, every path alike), and a note saying so."""
+        intents = sorted(weights)
+
+        async def fetch() -> tuple[dict[str, Trails], str | None]:
+            trails = await self.pheromones.read(intents)
+            for t, v in trails.items():
+                self._last_trails.put(t, v)
+            return trails, None
+
+        def last_known() -> tuple[dict[str, Trails], str | None]:
+            found = {t: hit for t in intents if (hit := self._last_trails.get(t)) is not None}
+            if not found:
+                return {}, "store unreachable: no trails recent enough, every path at τ_init"
+            oldest = max(age for _, age in found.values())
+            return {t: v for t, (v, _) in found.items()}, f"store unreachable: trails as of {oldest:.1f} s ago"  # type: ignore[misc]
+
+        return await self.breaker.call("trails", fetch, last_known)
 
     def _mix(
         self, intent: IntentResult, agents: Mapping[str, AgentSpec], llm: LLMChoice | None

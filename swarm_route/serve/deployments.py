@@ -26,6 +26,7 @@ from swarm_route.core.ability import AbilityModel
 from swarm_route.core.aggregate import Aggregate, RefiningAggregator
 from swarm_route.core.dispatch import Dispatcher, DispatchResult, PathAnswer
 from swarm_route.core.embedding import Embedder, default_embedder
+from swarm_route.core.failopen import STORE_ERRORS, Breaker
 from swarm_route.core.intent import (
     IntentClassifier,
     IntentResult,
@@ -109,7 +110,11 @@ def intent_classifier(settings: Settings, embedder: Embedder | None) -> IntentCl
 
 
 def reasoning_router(
-    settings: Settings, store: PheromoneStore, ability: AbilityModel | None = None, rng: random.Random | None = None
+    settings: Settings,
+    store: PheromoneStore,
+    ability: AbilityModel | None = None,
+    rng: random.Random | None = None,
+    breaker: Breaker | None = None,
 ) -> ReasoningRouter:
     """The router as the settings describe it: the service and the benchmark build it here alike."""
     a = settings.aco
@@ -123,6 +128,8 @@ def reasoning_router(
         max_set=settings.reasoning.max_set,
         ability=ability,
         rng=rng,
+        breaker=breaker,
+        max_stale_s=settings.store.max_stale_s,
     )
 
 
@@ -165,7 +172,11 @@ class IntentClassifierDeployment:
             self._classifier, self._version = classifier, version
 
     async def _refresh(self) -> None:
-        version, agents = await self._registry.snapshot()
+        try:
+            version, agents = await self._registry.snapshot()
+        except STORE_ERRORS as exc:  # never read the registry yet: keep the model we have (fail open)
+            log.warning("classifier: registry unreadable, keeping the current model: %s", exc)
+            return
         if version == self._version:
             return
         async with self._lock:
@@ -194,7 +205,13 @@ class RouterDeployment:
         self._client = client
         self._registry = AgentRegistry(client, self._keys)
         self._memory = AbilityMemory(OutcomeLog(client, self._keys), ability_model(settings))
-        self._router = reasoning_router(settings, pheromone_store(settings, client), self._memory.model)
+        metrics = Metrics()
+        self._breaker = Breaker(
+            settings.store.breaker_open_s, lambda op: metrics.inc("store_errors_total", operation=op)
+        )
+        self._router = reasoning_router(
+            settings, pheromone_store(settings, client), self._memory.model, breaker=self._breaker
+        )
         r = settings.reasoning
         self._llm = ReasonThenSelect(ChatModel(r.llm), shortlist_size=r.shortlist, max_set=r.max_set) if r.llm else None
 
@@ -213,9 +230,10 @@ class RouterDeployment:
             skills = agents[agent].intents()
             intent = IntentResult({t: 1 / len(skills) for t in skills}, intent.similarity, 0.0, False)
         choice, note = await self._ask_llm(query, intent, agents) if agent is None else (None, None)
-        await self._memory.refresh()
+        await self._breaker.call("outcomes", self._memory.refresh, lambda: None)
         self._router.ability = self._memory.model
-        latency = {k: float(v) for k, v in (await self._client.hgetall(self._keys.latency)).items()}
+        raw = await self._breaker.call("latency", lambda: self._client.hgetall(self._keys.latency), dict)
+        latency = {k: float(v) for k, v in raw.items()}
         return await self._router.route(
             query,
             intent,

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 import threading
 import time
 
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+
+from swarm_route.store import free_port
 
 
 def make_app() -> FastAPI:
@@ -58,12 +59,6 @@ def make_app() -> FastAPI:
         )
 
     return app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ThreadedServer:

@@ -1,0 +1,77 @@
+"""The store fails: routing answers from what it last read, and events wait in order for the store's return."""
+
+import random
+from collections.abc import Iterator
+
+import pytest
+
+from swarm_route.core.failopen import Breaker
+from swarm_route.core.intent import IntentResult
+from swarm_route.core.outbox import Outbox
+from swarm_route.core.pheromone import PheromoneStore
+from swarm_route.core.records import Feedback, FinishedRequest
+from swarm_route.core.registry import AgentRegistry
+from swarm_route.core.router import ReasoningRouter
+from swarm_route.core.stream import EventStream
+from swarm_route.store import RedisProcess, connect
+from tests.core.helpers import MATH, agent
+
+
+@pytest.fixture
+def flaky_redis() -> Iterator[RedisProcess]:
+    """A store of the test's own, to stop and restart (with its data) without touching the session's."""
+    server = RedisProcess(persist=True).start()
+    yield server
+    server.stop()
+
+
+def finished(request_id: str) -> FinishedRequest:
+    return FinishedRequest(request_id=request_id, intent_weights={"math": 1.0}, paths=[], cost_usd=0.0)
+
+
+async def test_events_wait_in_order_while_the_store_is_down_and_a_full_outbox_refuses(flaky_redis, keys):
+    client = connect(flaky_redis.url)
+    stream = EventStream(client, keys)
+    outbox = Outbox(stream, capacity=3, record_ttl_s=60, breaker=Breaker(open_s=0.2))
+    assert await outbox.put(finished("a" * 32)) and len(outbox) == 0, "written at once while the store is up"
+    flaky_redis.stop()
+    assert await outbox.put(finished("b" * 32))
+    assert await outbox.put(Feedback(request_id="b" * 32, score=0.9))
+    assert await outbox.put(finished("c" * 32)) and len(outbox) == 3
+    assert not await outbox.put(Feedback(request_id="c" * 32, score=0.1)), "full: feedback is refused, not lost"
+    assert not await outbox.put(finished("d" * 32)) and outbox.dropped == 1
+    assert await outbox.flush() == 0 and len(outbox) == 3
+    flaky_redis.start()
+    assert await outbox.flush() == 3 and len(outbox) == 0
+    entries = await client.xrange(keys.finished)
+    kinds = [(e[1]["data"].split('"type":"')[1][:8], e[1]["data"].split('"request_id":"')[1][:1]) for e in entries]
+    assert kinds == [("finished", "a"), ("finished", "b"), ("feedback", "b"), ("finished", "c")]
+    assert await stream.record("b" * 32) is not None, "the record feedback needs was written too"
+    await client.aclose()
+
+
+async def test_routing_fails_open_on_the_last_trails_then_on_tau_init(flaky_redis, keys):
+    client = connect(flaky_redis.url)
+    store = PheromoneStore(client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0)
+    agents = {"cheap": agent("cheap", "math", MATH, {"m": 0.001}), "dear": agent("dear", "math", MATH, {"m": 0.002})}
+    registry = AgentRegistry(client, keys)
+    for spec in agents.values():
+        await registry.register(spec)
+    await registry.snapshot()
+    errors: list[str] = []
+    router = ReasoningRouter(
+        store, alpha=3, beta=1, q0=1.0, cost_weight=0.0, rng=random.Random(0), breaker=Breaker(0.2, errors.append)
+    )
+    intent = IntentResult({"math": 1.0}, {"math": 0.9}, 0.1, False)
+    await store.deposit("math", {"source>dear/m": 4.0, "dear/m>sink": 4.0})
+    up = await router.route("2+2", intent, agents)
+    assert up.store is None and up.selection[0].agents == ["dear"], "the trail decides at λ=0"
+    flaky_redis.stop()
+    down = await router.route("2+2", intent, agents)
+    assert down.selection[0].agents == ["dear"] and "trails as of" in down.store and errors == ["trails"]
+    assert (await registry.snapshot())[1].keys() == agents.keys(), "the registry serves its last snapshot"
+    router._last_trails.max_age_s = 0.0
+    stale = await router.route("2+2", intent, agents)
+    assert "τ_init" in stale.store and not stale.declined
+    flaky_redis.start()
+    await client.aclose()
