@@ -92,6 +92,8 @@ class DispatchSettings(BaseModel):
     retries: int = Field(2, ge=0, description="extra attempts on retryable errors")
     backoff_s: float = Field(0.2, ge=0)
     fallbacks: int = Field(2, ge=0, description="next-best paths tried when every chosen agent failed")
+    failures_to_cool: int = Field(2, ge=1, description="retryable failures in a row that cool a replica down")
+    cooldown_s: float = Field(10.0, gt=0, description="how long a cooled-down replica gets no calls")
 
 
 class LimitSettings(BaseModel):

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from swarm_route.agents.base import AgentAnswer, AgentBackend, AgentError
 from swarm_route.core.registry import AgentKind, AgentSpec
+from swarm_route.core.replicas import Replicas
 from swarm_route.core.router import Candidate, RouteDecision
+from swarm_route.keys import Keys
 from swarm_route.timing import ms_since
 
 
@@ -28,6 +30,8 @@ class Attempt(BaseModel):
     latency_ms: float
     error: str | None = None
     fallback: bool = False
+    replica: str | None = Field(None, description="the endpoint called, when the agent has several")
+    cooled_down: bool = Field(False, description="this failure put the replica into cooldown")
 
 
 class PathAnswer(BaseModel):
@@ -52,6 +56,10 @@ class DispatchResult(BaseModel):
 _tracer = trace.get_tracer("swarm_route")  # the API's no-op tracer unless a provider is installed
 
 
+class Busy(AgentError):
+    """The agent's concurrency limit stayed full for the whole call timeout; try another path instead."""
+
+
 def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError) or (isinstance(exc, AgentError) and exc.retryable)
 
@@ -65,14 +73,45 @@ class Dispatcher:
         retries: int,
         backoff_s: float,
         fallbacks: int,
+        replicas: Replicas | None = None,
     ) -> None:
         self.backends = backends
+        self.replicas = replicas or Replicas(None, Keys("local"))
+        self._slots: dict[str, tuple[int, asyncio.Semaphore]] = {}
         self.timeout_s, self.retries, self.backoff_s, self.max_fallbacks = (
             timeout_s,
             retries,
             backoff_s,
             fallbacks,
         )
+
+    async def _limited(self, spec: AgentSpec, call: Awaitable[AgentAnswer], endpoint: str) -> AgentAnswer:
+        """The call within the timeout, counted in flight on its replica, and within the agent's
+        ``max_concurrency`` (waiting for a slot counts against the same timeout)."""
+        deadline = time.monotonic() + self.timeout_s
+        slot = self._slot(spec)
+        if slot is not None:
+            try:
+                await asyncio.wait_for(slot.acquire(), self.timeout_s)
+            except TimeoutError:
+                call.close()  # type: ignore[attr-defined]
+                raise Busy(f"{spec.name} stayed at its limit of {spec.max_concurrency} calls in flight") from None
+        self.replicas.in_flight[endpoint] += 1
+        try:
+            return await asyncio.wait_for(call, max(0.0, deadline - time.monotonic()))
+        finally:
+            self.replicas.in_flight[endpoint] -= 1
+            if slot is not None:
+                slot.release()
+
+    def _slot(self, spec: AgentSpec) -> asyncio.Semaphore | None:
+        if spec.max_concurrency is None:
+            return None
+        known = self._slots.get(spec.name)
+        if known is None or known[0] != spec.max_concurrency:  # new agent, or its limit was changed
+            known = (spec.max_concurrency, asyncio.Semaphore(spec.max_concurrency))
+            self._slots[spec.name] = known
+        return known[1]
 
     async def run(self, query: str, decision: RouteDecision, agents: Mapping[str, AgentSpec]) -> DispatchResult:
         attempts: list[Attempt] = []
@@ -162,13 +201,24 @@ class Dispatcher:
             reraise=True,
         )
         n = 0
+        endpoints = spec.endpoints()
+        tried: set[str] = set()
+        await self.replicas.sync()
         try:
             async for state in retrying:
                 with state:
                     n += 1
                     t0 = time.perf_counter()
+                    endpoint = self.replicas.choose(endpoints, tried)
+                    replica = endpoint if len(endpoints) > 1 else None
 
-                    def record(error: str | None, n: int = n, t0: float = t0) -> None:
+                    def record(
+                        error: str | None,
+                        cooled: bool = False,
+                        n: int = n,
+                        t0: float = t0,
+                        replica: str | None = replica,
+                    ) -> None:
                         attempts.append(
                             Attempt(
                                 agent=spec.name,
@@ -178,18 +228,24 @@ class Dispatcher:
                                 latency_ms=ms_since(t0),
                                 error=error,
                                 fallback=fallback,
+                                replica=replica,
+                                cooled_down=cooled,
                             )
                         )
 
                     attributes = {"swarm_route.agent": spec.name, "swarm_route.model": model, "swarm_route.attempt": n}
+                    target = spec if endpoint == spec.endpoint else spec.model_copy(update={"endpoint": endpoint})
                     with _tracer.start_as_current_span("agent_call", attributes=attributes) as span:
                         try:
-                            answer = await asyncio.wait_for(backend.answer(spec, model, query), self.timeout_s)
+                            answer = await self._limited(spec, backend.answer(target, model, query), endpoint)
                         except Exception as exc:
                             error = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
                             span.set_status(StatusCode.ERROR, error)
-                            record(error)
+                            cooled = _retryable(exc) and await self.replicas.failed(endpoint)
+                            tried.add(endpoint)
+                            record(error, cooled)
                             raise
+                    self.replicas.succeeded(endpoint)
                     record(None)
                     return answer
         except Exception:  # recorded above; the caller falls back

@@ -61,6 +61,15 @@ class AgentSpec(BaseModel):
         description="builtin: the tool name; openai: the base URL (http/https); a2a: the JSON-RPC URL; "
         "replay: the CSV path",
     )
+    replicas: list[str] = Field(
+        default_factory=list,
+        max_length=32,
+        description="more base URLs serving the same models (openai and a2a kinds); dispatch balances across "
+        "endpoint and replicas by in-flight calls and cools down the failing ones",
+    )
+    max_concurrency: int | None = Field(
+        None, ge=1, le=100_000, description="calls in flight to this agent per dispatch replica; more wait"
+    )
     models: list[ModelOption] = Field(min_length=1, max_length=32)
     skills: list[Skill] = Field(default_factory=list, max_length=64)
     api_key_env: str | None = Field(
@@ -70,15 +79,23 @@ class AgentSpec(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> AgentSpec:
         if self.kind in (AgentKind.openai, AgentKind.a2a):
-            url = urlparse(self.endpoint)
-            if url.scheme not in ("http", "https") or not url.netloc:
-                raise ValueError(f"endpoint of an {self.kind} agent must be an http(s) URL, e.g. http://host:8000/v1")
+            for endpoint in self.endpoints():
+                url = urlparse(endpoint)
+                if url.scheme not in ("http", "https") or not url.netloc:
+                    raise ValueError(
+                        f"endpoint and replicas of an {self.kind} agent must be http(s) URLs, e.g. http://host:8000/v1"
+                    )
+        elif self.replicas:
+            raise ValueError(f"replicas are for openai and a2a agents; a {self.kind} agent runs where it is served")
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
             raise ValueError("model names of one agent must be unique")
         if not self.skills:
             self.skills = [Skill(name=self.name, description=self.description)]
         return self
+
+    def endpoints(self) -> list[str]:
+        return list(dict.fromkeys([self.endpoint, *self.replicas]))
 
     def intents(self) -> list[str]:
         return [s.name for s in self.skills]
@@ -164,10 +181,11 @@ class AgentRegistry:
 def policy_violation(spec: AgentSpec, hosts: list[str], replay_dirs: list[str]) -> str | None:
     """Why ``spec`` may not be registered under the allow-lists, or None when it may."""
     if spec.kind in (AgentKind.openai, AgentKind.a2a) and hosts:
-        host = (urlparse(spec.endpoint).hostname or "").lower()
-        allowed = any(host == h.lower() or (h.startswith("*.") and host.endswith(h[1:].lower())) for h in hosts)
-        if not allowed:
-            return f"endpoint host {host!r} is not allowed; allowed: {', '.join(hosts)}"
+        for endpoint in spec.endpoints():
+            host = (urlparse(endpoint).hostname or "").lower()
+            allowed = any(host == h.lower() or (h.startswith("*.") and host.endswith(h[1:].lower())) for h in hosts)
+            if not allowed:
+                return f"endpoint host {host!r} is not allowed; allowed: {', '.join(hosts)}"
     if spec.kind is AgentKind.replay and replay_dirs:
         files = [Path(p).resolve() for p in spec.endpoint.split(",")]
         roots = [Path(d).resolve() for d in replay_dirs]

@@ -41,6 +41,7 @@ from swarm_route.core.pheromone import PheromoneStore
 from swarm_route.core.quality import QualityGate
 from swarm_route.core.reasoning import LLMChoice, MalformedAnswer, ReasonThenSelect
 from swarm_route.core.registry import AgentKind, AgentRegistry, AgentSpec
+from swarm_route.core.replicas import Replicas
 from swarm_route.core.router import ReasoningRouter, RouteDecision
 from swarm_route.core.updater import PheromoneUpdater
 from swarm_route.keys import Keys
@@ -290,9 +291,19 @@ class ServeBuiltinBackend:
 @serve.deployment
 class DispatchDeployment:
     def __init__(self, settings: Settings, builtin: DeploymentHandle) -> None:
-        self._registry = AgentRegistry(redis_client(settings), Keys(settings.namespace))
+        client = redis_client(settings)
+        self._registry = AgentRegistry(client, Keys(settings.namespace))
         self._tracer = tracer()
         d = settings.dispatch
+        metrics = Metrics()
+        breaker = Breaker(settings.store.breaker_open_s, lambda op: metrics.inc("store_errors_total", operation=op))
+        replicas = Replicas(
+            client,
+            Keys(settings.namespace),
+            failures_to_cool=d.failures_to_cool,
+            cooldown_s=d.cooldown_s,
+            breaker=breaker,
+        )
         self._dispatcher = Dispatcher(
             {
                 AgentKind.builtin: ServeBuiltinBackend(builtin),
@@ -304,6 +315,7 @@ class DispatchDeployment:
             retries=d.retries,
             backoff_s=d.backoff_s,
             fallbacks=d.fallbacks,
+            replicas=replicas,
         )
 
     async def run(
