@@ -14,6 +14,7 @@ Every key lives under ``{namespace}:`` so several deployments can share one Redi
 | ``{ns}:outcomes`` | list | graded outcomes (query, node, score, cost) JSON, capped; feeds the ability model |
 | ``{ns}:outcomes:total`` | string (int) | outcomes ever appended, so readers can tail a capped list |
 | ``{ns}:rate:{key id}:{minute}`` | string (int) | requests of one API key in one minute window, expires |
+| ``{ns}:updates:paused`` | string | present while an operator has paused learning (nothing is published) |
 | ``{ns}:cooldown`` | sorted set | replica endpoint → time (epoch s) its cooldown ends; shared by dispatch replicas |
 | ``{ns}:latency`` | hash | node (``agent/model``) → recent latency in seconds (EWMA), written by the updater |
 """
@@ -66,6 +67,10 @@ class Keys:
     @property
     def outcomes_total(self) -> str:
         return f"{self.namespace}:outcomes:total"
+
+    @property
+    def updates_paused(self) -> str:
+        return f"{self.namespace}:updates:paused"
 
     @property
     def cooldown(self) -> str:

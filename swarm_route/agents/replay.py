@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from swarm_route.agents.base import AgentAnswer, AgentError, estimate_tokens
-from swarm_route.core.registry import AgentKind, AgentSpec, ModelOption, Skill
+from swarm_route.core.registry import AgentKind, AgentSpec, ModelOption, Skill, as_name
 
 RESPONSE_SUFFIX = "|model_response"
 COST_SUFFIX = "|total_cost"
@@ -100,11 +100,6 @@ def _indexed(endpoint: str) -> tuple[dict[str, Row], tuple[str, ...]]:
     return matrix.index(), tuple(matrix.models)
 
 
-def agent_name(model: str) -> str:
-    """A registry-safe agent name for a model column (``meta/llama-2-70b-chat`` → ``meta_llama-2-70b-chat``)."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", model).lstrip("_.-")[:64] or "model"
-
-
 def replay_pool(matrix: RoutingMatrix, files: list[str | Path], examples_per_task: int = 5) -> list[AgentSpec]:
     """One replay agent per model of the matrix, priced from what it recorded.
 
@@ -115,14 +110,14 @@ def replay_pool(matrix: RoutingMatrix, files: list[str | Path], examples_per_tas
     by_task: dict[str, list[str]] = {}
     for row in matrix.rows:
         by_task.setdefault(row.task or "default", []).append(row.prompt[:1500])
-    skills = [Skill(name=agent_name(t), examples=p[:examples_per_task]) for t, p in sorted(by_task.items())]
+    skills = [Skill(name=as_name(t), examples=p[:examples_per_task]) for t, p in sorted(by_task.items())]
     agents = []
     for model in matrix.models:
         spent = sum(r.records[model].cost_usd or 0.0 for r in matrix.rows)
         tokens = sum(estimate_tokens(r.prompt) + estimate_tokens(r.records[model].response) for r in matrix.rows)
         agents.append(
             AgentSpec(
-                name=agent_name(model),
+                name=as_name(model),
                 description=f"Recorded answers of {model}.",
                 kind=AgentKind.replay,
                 endpoint=",".join(str(Path(f).resolve()) for f in files),

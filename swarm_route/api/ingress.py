@@ -35,12 +35,16 @@ from swarm_route.api.schemas import (
     ErrorBody,
     FeedbackAccepted,
     FeedbackRequest,
+    InvokeRequest,
+    InvokeResponse,
     QueryRequest,
     QueryResponse,
     Trace,
     Trails,
+    UpdaterState,
 )
 from swarm_route.config import Settings
+from swarm_route.core.aggregate import RefiningAggregator
 from swarm_route.core.failopen import STORE_ERRORS, Breaker
 from swarm_route.core.onboarding import PolicyViolation, Registration, onboard
 from swarm_route.core.outbox import Outbox
@@ -147,6 +151,8 @@ class Ingress:
             breaker=self._breaker,
             on_drop=lambda kind: self._metrics.inc("store_errors_total", operation=f"outbox_full_{kind}"),
         )
+        self._passthrough = RefiningAggregator()
+        self._paused = (0.0, False)  # (checked at, paused): the learning switch, read at most once a second
         self._recent: OrderedDict[str, asyncio.Task[Any]] = OrderedDict()  # request id → publish of its record
         self._stop = asyncio.Event()
         self._pheromones = pheromone_store(settings, self._redis)
@@ -224,7 +230,10 @@ class Ingress:
                 reason = "every agent chosen for it failed" if not answers else ""
         with self._stage(stages, "aggregate"):
             probs = [decision.candidates[a.candidate].probability for a in answers]
-            merged = await self._aggregator.merge.remote(body.query, answers, probs, reason)
+            if len(answers) <= 1:  # one answer passes through untouched, none is a decline: no hop needed
+                merged = self._passthrough.merge(answers, probs, reason)
+            else:
+                merged = await self._aggregator.merge.remote(body.query, answers, probs, reason)
 
         response = QueryResponse(
             request_id=request_id,
@@ -253,7 +262,7 @@ class Ingress:
             ),
         )
         self._record(response, decision, answers, attempts)
-        if answers:
+        if answers and not await self._learning_paused():
             event = FinishedRequest(
                 request_id=request_id,
                 query=body.query,
@@ -275,6 +284,15 @@ class Ingress:
             while len(self._recent) > self._settings.store.outbox_capacity:
                 self._recent.popitem(last=False)
         return response
+
+    async def _learning_paused(self) -> bool:
+        checked, paused = self._paused
+        if time.monotonic() - checked > 1.0:
+            paused = await self._breaker.call(
+                "updates_paused", lambda: self._redis.exists(self._keys.updates_paused), lambda: paused
+            )
+            self._paused = (time.monotonic(), bool(paused))
+        return self._paused[1]
 
     def _record(self, response: QueryResponse, decision: Any, answers: list[Any], attempts: list[Any]) -> None:
         m = self._metrics
@@ -387,6 +405,35 @@ class Ingress:
         except AgentExists as exc:
             raise ApiError(409, f"an agent named {str(exc)!r} exists; DELETE it first or pick another name") from None
 
+    @api.post(
+        "/v1/agents/{name}/invoke",
+        response_model=InvokeResponse,
+        responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 502: {"model": ErrorBody}},
+    )
+    async def invoke(self, name: str, body: InvokeRequest, authorization: AuthHeader = None) -> InvokeResponse:
+        """Call one agent directly, bypassing classification, routing and merging (still with retries,
+        replica choice and limits): to try an agent out, and the baseline ``bench load`` compares with."""
+        await self._access.check(authorization, Scope.client)
+        limit = self._settings.limits.max_query_chars
+        if len(body.query) > limit:
+            raise _field_error("query", f"is {len(body.query)} characters; at most {limit} allowed")
+        started = time.perf_counter()
+        result = await self._dispatcher.call.remote(name, body.model, body.query)
+        if "error" in result:
+            raise ApiError(result["status"], result["error"])
+        answer = result["answer"]
+        if answer is None:
+            failures = "; ".join(a.error or "" for a in result["attempts"])
+            raise ApiError(502, f"agent {name!r} failed: {failures}")
+        return InvokeResponse(
+            agent=name,
+            model=result["model"],
+            answer=answer.text,
+            cost_usd=answer.cost_usd,
+            latency_ms=ms_since(started),
+            attempts=result["attempts"],
+        )
+
     @api.get("/v1/agents", response_model=list[AgentSpec])
     async def list_agents(self, authorization: AuthHeader = None) -> list[AgentSpec]:
         await self._access.check(authorization, Scope.client)
@@ -424,6 +471,23 @@ class Ingress:
             tau_max=p.tau_max,
             trails=await p.trails(intent),
         )
+
+    @api.get("/v1/updater/state", response_model=UpdaterState)
+    async def updater_state(self, authorization: AuthHeader = None) -> UpdaterState:
+        await self._access.check(authorization, Scope.admin)
+        return UpdaterState(enabled=not await self._redis.exists(self._keys.updates_paused))
+
+    @api.put("/v1/updater/state", response_model=UpdaterState)
+    async def set_updater_state(self, body: UpdaterState, authorization: AuthHeader = None) -> UpdaterState:
+        """Pause or resume learning for every ingress replica (within a second): while paused, finished
+        requests are not published, so trails and ability stay as they are. Feedback is still accepted."""
+        await self._access.check(authorization, Scope.admin)
+        if body.enabled:
+            await self._redis.delete(self._keys.updates_paused)
+        else:
+            await self._redis.set(self._keys.updates_paused, "1")
+        self._paused = (time.monotonic(), not body.enabled)
+        return body
 
     @api.get("/v1/updater/stats")
     async def updater_stats(self, authorization: AuthHeader = None) -> dict[str, int]:

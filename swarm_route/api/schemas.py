@@ -77,3 +77,25 @@ class Trails(BaseModel):
 class ErrorBody(BaseModel):
     error: str
     detail: list[dict[str, Any]] | None = None
+
+
+class InvokeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, description="sent to the agent as is")
+    model: str | None = Field(None, description="one of the agent's models; its first when omitted")
+
+
+class InvokeResponse(BaseModel):
+    agent: str
+    model: str
+    answer: str
+    cost_usd: float
+    latency_ms: float
+    attempts: list[Attempt]
+
+
+class UpdaterState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(description="false pauses learning: finished requests are not published or graded")

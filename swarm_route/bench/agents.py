@@ -21,9 +21,9 @@ from swarm_route.config import Settings
 from swarm_route.core.embedding import default_embedder
 from swarm_route.core.intent import LabelledExamples, traffic_examples, training_set
 from swarm_route.core.llm import ChatModel, LLMSettings, LLMUnavailable
-from swarm_route.core.onboarding import AgentCard, CardSkill, onboard, slug
+from swarm_route.core.onboarding import AgentCard, CardSkill, onboard
 from swarm_route.core.reasoning import LLMChoice, MalformedAnswer, ReasonThenSelect
-from swarm_route.core.registry import AgentRegistry
+from swarm_route.core.registry import AgentRegistry, as_name
 from swarm_route.keys import Keys
 from swarm_route.serve.deployments import intent_classifier, pheromone_store, reasoning_router
 from swarm_route.store import EmbeddedRedis, connect
@@ -40,9 +40,9 @@ def _cards(entries: list[dict[str, Any]]) -> tuple[list[AgentCard], dict[str, st
     """One A2A card per agent (its examples as the skill's); names made ids, and the map back."""
     cards, names = [], {}
     for entry in entries:
-        sid = slug(entry["name"])
+        sid = as_name(entry["name"])
         while sid in names:  # two display names slugged alike
-            sid = slug(f"{sid}_{len(names)}")
+            sid = as_name(f"{sid}_{len(names)}")
         names[sid] = entry["name"]
         skill = CardSkill(id=sid, description=entry["description"], examples=entry.get("examples") or [])
         cards.append(AgentCard(name=sid, description=entry["description"], url=BENCH_ENDPOINT + sid, skills=[skill]))

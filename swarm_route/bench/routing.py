@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from swarm_route.agents.replay import RoutingMatrix, Row, agent_name, replay_pool
+from swarm_route.agents.replay import RoutingMatrix, Row, replay_pool
 from swarm_route.bench.report import console, percentiles, table, write_json
 from swarm_route.config import Settings
 from swarm_route.core.ability import AbilityModel
@@ -28,7 +28,7 @@ from swarm_route.core.graph import node_id
 from swarm_route.core.intent import IntentClassifier, IntentResult, LabelledExamples
 from swarm_route.core.outcomes import AbilityMemory, OutcomeLog
 from swarm_route.core.records import FinishedRequest, PathOutcome
-from swarm_route.core.registry import AgentSpec, ModelOption
+from swarm_route.core.registry import AgentSpec, ModelOption, as_name
 from swarm_route.core.router import ReasoningRouter
 from swarm_route.core.updater import PheromoneUpdater
 from swarm_route.core.warmup import warm_up
@@ -100,10 +100,10 @@ class Bench:
         self.settings, self.train, self.test, self.models, self.seed = settings, train, test, models, seed
         matrix = RoutingMatrix(train, models)
         self.agents: dict[str, AgentSpec] = {a.name: a for a in replay_pool(matrix, files)}
-        self.node_model = {node_id(agent_name(m), m): m for m in models}
+        self.node_model = {node_id(as_name(m), m): m for m in models}
         labelled = LabelledExamples()
         for r in train:
-            labelled.add(agent_name(r.task or "default"), [r.prompt])
+            labelled.add(as_name(r.task or "default"), [r.prompt])
         # Out-of-scope is the intent issue's concern: here every prompt is in scope of the pool.
         self.classifier = IntentClassifier(oos_threshold=-np.inf, temperature=settings.intent.temperature).fit(labelled)
         self.intents: list[IntentResult] = [self.classifier.classify(r.prompt) for r in test]
@@ -130,7 +130,7 @@ class Bench:
         out["cheapest"] = _fixed(test, lambda r: cheapest).point(model=cheapest)
         tasks: dict[str, list[Row]] = {}
         for r in train:
-            tasks.setdefault(agent_name(r.task or "default"), []).append(r)
+            tasks.setdefault(as_name(r.task or "default"), []).append(r)
         task_best = {t: max(models, key=lambda m, rs=rs: mean_score(rs, m)) for t, rs in tasks.items()}
         predicted = {id(r): self.intents[i].top() for i, r in enumerate(test)}
         out["per_task_best"] = _fixed(test, lambda r: task_best.get(predicted[id(r)] or "", best)).point()
@@ -201,8 +201,8 @@ class Bench:
             for m in self.models:
                 if len(node_model) >= n_candidates:
                     break
-                base = self.agents[agent_name(m)]
-                name = f"c{c}-{agent_name(m)}"[:64]
+                base = self.agents[as_name(m)]
+                name = f"c{c}-{as_name(m)}"[:64]
                 spec = base.model_copy(update={"name": name, "models": [ModelOption(**base.models[0].model_dump())]})
                 agents[name] = spec
                 node_model[node_id(name, m)] = m
@@ -212,7 +212,7 @@ class Bench:
         store = pheromone_store(self.settings.model_copy(update={"namespace": f"bench-{uuid.uuid4().hex[:8]}"}), client)
         for r in history[:50]:
             await store.deposit(
-                agent_name(r.task or "default"),
+                as_name(r.task or "default"),
                 {f"source>{n}": 0.1 for n in nodes if (r.records[node_model[n]].score or 0) >= 0.5},
             )
         router = reasoning_router(self.settings, store, model)

@@ -129,6 +129,11 @@ class Dispatcher:
                 failed.append(i)
         return DispatchResult(answers=answers, attempts=attempts, failed=failed)
 
+    async def call(self, spec: AgentSpec, model: str, query: str) -> tuple[AgentAnswer | None, list[Attempt]]:
+        """One agent and model, no routing: with the same retries, replicas and limits as a routed call."""
+        attempts: list[Attempt] = []
+        return await self._call(spec, model, query, attempts, fallback=False), attempts
+
     async def _path(
         self,
         query: str,

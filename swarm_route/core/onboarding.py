@@ -7,22 +7,21 @@ this: validate, store, seed.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from swarm_route.core.graph import PathGraph
 from swarm_route.core.pheromone import PheromoneStore
-from swarm_route.core.registry import AgentKind, AgentRegistry, AgentSpec, ModelOption, Skill, policy_violation
-
-_NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-def slug(text: str) -> str:
-    """An id our name pattern accepts, from a display name such as 'PDF&URL Tool' → 'PDF_URL_Tool'."""
-    out = _NOT_NAME.sub("_", text.strip()).strip("_.-")[:64]
-    return out if out and out[0].isalnum() else f"a{out}"[:64]
+from swarm_route.core.registry import (
+    AgentKind,
+    AgentRegistry,
+    AgentSpec,
+    ModelOption,
+    Skill,
+    as_name,
+    policy_violation,
+)
 
 
 class CardSkill(BaseModel):
@@ -57,18 +56,18 @@ class AgentCard(BaseModel):
     def to_spec(self) -> AgentSpec:
         skills = [
             Skill(
-                name=slug(s.id),
+                name=as_name(s.id),
                 description=" ".join(p for p in (s.name, s.description, ", ".join(s.tags)) if p)[:2000],
                 examples=[e for e in s.examples if e.strip()][:200],
             )
             for s in self.skills
         ]
         return AgentSpec(
-            name=slug(self.name),
+            name=as_name(self.name),
             description=self.description,
             kind=AgentKind.a2a,
             endpoint=self.url,
-            models=[ModelOption(name=slug(self.version) or "1", cost_per_1k_tokens=self.cost_per_1k_tokens)],
+            models=[ModelOption(name=as_name(self.version) or "1", cost_per_1k_tokens=self.cost_per_1k_tokens)],
             skills=list({s.name: s for s in skills}.values()),
         )
 

@@ -18,6 +18,14 @@ from swarm_route.core.failopen import STORE_ERRORS
 from swarm_route.keys import Keys
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def as_name(text: str) -> str:
+    """A name ``NAME_PATTERN`` accepts, from a display name or model id: 'PDF&URL Tool' → 'PDF_URL_Tool',
+    'meta/llama-2-70b-chat' → 'meta_llama-2-70b-chat'."""
+    out = _NOT_NAME.sub("_", text.strip()).strip("_.-")[:64]
+    return out if out and out[0].isalnum() else f"a{out}"[:64]
 
 
 class AgentKind(StrEnum):

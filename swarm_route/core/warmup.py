@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from swarm_route.agents.replay import Row, agent_name
+from swarm_route.agents.replay import Row
 from swarm_route.core.graph import Hop, Path
 from swarm_route.core.outcomes import Outcome, OutcomeLog
 from swarm_route.core.pheromone import PheromoneStore
 from swarm_route.core.quality import QualityGate
+from swarm_route.core.registry import as_name
 
 
 @dataclass
@@ -26,7 +27,7 @@ class WarmupReport:
 
 
 def model_path(model: str) -> Path:
-    return Path((Hop(agent_name(model), model),))
+    return Path((Hop(as_name(model), model),))
 
 
 async def warm_up(
@@ -57,7 +58,7 @@ async def warm_up(
                 for edge in path.edges:
                     deltas[edge] = deltas.get(edge, 0.0) + deposit_q / ((record.cost_usd or 0.0) + epsilon)
         if deltas:
-            await store.deposit(agent_name(row.task or "default"), deltas)
+            await store.deposit(as_name(row.task or "default"), deltas)
             report.deposits += 1
         if outcomes is not None and len(pending) >= batch:
             await outcomes.append(pending)

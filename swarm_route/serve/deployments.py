@@ -325,6 +325,18 @@ class DispatchDeployment:
         with self._tracer.start_as_current_span("dispatch_paths", context=context_from(trace_carrier)):
             return await self._dispatcher.run(query, decision, agents)
 
+    async def call(self, agent: str, model: str | None, query: str) -> dict[str, Any]:
+        """A direct call to one agent (no classification, routing or merging); ``error`` names what failed."""
+        _, agents = await self._registry.snapshot()
+        spec = agents.get(agent)
+        if spec is None:
+            return {"error": f"no agent named {agent!r}", "status": 404}
+        model = model or spec.models[0].name
+        if model not in {m.name for m in spec.models}:
+            return {"error": f"agent {agent!r} has no model {model!r}", "status": 422}
+        answer, attempts = await self._dispatcher.call(spec, model, query)
+        return {"answer": answer, "model": model, "attempts": attempts}
+
 
 @serve.deployment
 class AggregatorDeployment:

@@ -1,9 +1,9 @@
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from swarm_route.core.onboarding import AgentCard, PolicyViolation, Registration, onboard, slug
+from swarm_route.core.onboarding import AgentCard, PolicyViolation, Registration, onboard
 from swarm_route.core.pheromone import PheromoneStore
-from swarm_route.core.registry import AgentExists, AgentKind, AgentRegistry, AgentSpec
+from swarm_route.core.registry import AgentExists, AgentKind, AgentRegistry, AgentSpec, as_name
 from tests.core.helpers import MATH, agent
 
 CARD = {
@@ -19,8 +19,8 @@ CARD = {
 }
 
 
-def test_slugs_are_valid_names():
-    assert slug("PDF&URL Tool") == "PDF_URL_Tool" and slug("_x") == "x" and slug("&&") == "a"
+def test_display_names_become_valid_names():
+    assert as_name("PDF&URL Tool") == "PDF_URL_Tool" and as_name("_x") == "x" and as_name("&&") == "a"
 
 
 def test_a_registration_body_is_either_our_spec_or_an_a2a_card():
