@@ -13,8 +13,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from swarm_route.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from swarm_route.agents.replay import RoutingMatrix
 
 
 def _wait_ready(url: str, timeout_s: float) -> None:
@@ -183,6 +187,22 @@ def _bench_agents(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_load(args: argparse.Namespace) -> int:
+    from swarm_route.bench import load
+
+    load.run(
+        args.data,
+        url=args.url,
+        key=args.key,
+        agent=args.agent,
+        concurrency=args.concurrency,
+        requests=args.requests,
+        json_path=args.json,
+        settings=load_settings(args.config),
+    )
+    return 0
+
+
 def _store_settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config)
     if not settings.redis_url:
@@ -190,7 +210,9 @@ def _store_settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _warmup(args: argparse.Namespace) -> int:
+async def warm_service(settings: Settings, files: Sequence[str], matrix: RoutingMatrix | None = None) -> str:
+    """Register one replay agent per model of the routing matrices and warm trails and ability on them,
+    in the service's Redis: what ``swarm-route warmup`` and ``bench load`` do."""
     from swarm_route.agents.replay import RoutingMatrix, replay_pool
     from swarm_route.core.outcomes import OutcomeLog
     from swarm_route.core.registry import AgentRegistry
@@ -199,30 +221,29 @@ def _warmup(args: argparse.Namespace) -> int:
     from swarm_route.serve.deployments import pheromone_store, quality_gate
     from swarm_route.store import connect
 
-    settings = _store_settings(args)
-    matrix = RoutingMatrix.load(*args.files)
+    matrix = matrix or RoutingMatrix.load(*files)
+    client = connect(settings.redis_url or "")
+    keys = Keys(settings.namespace)
+    registry = AgentRegistry(client, keys)
+    for spec in replay_pool(matrix, list(files)):
+        await registry.register(spec, replace=True)
+    report = await warm_up(
+        matrix.rows,
+        pheromone_store(settings, client),
+        quality_gate(settings, sample_rate=1.0),  # history is graded whole, not sampled
+        deposit_q=settings.aco.deposit_q,
+        epsilon=settings.aco.epsilon,
+        outcomes=OutcomeLog(client, keys),
+    )
+    await client.aclose()
+    return (
+        f"registered {len(matrix.models)} replay agents; {report.prompts} prompts, "
+        f"{report.deposits} graded events, {report.outcomes} outcomes"
+    )
 
-    async def go() -> None:
-        client = connect(settings.redis_url or "")
-        keys = Keys(settings.namespace)
-        registry = AgentRegistry(client, keys)
-        for spec in replay_pool(matrix, args.files):
-            await registry.register(spec, replace=True)
-        report = await warm_up(
-            matrix.rows,
-            pheromone_store(settings, client),
-            quality_gate(settings, sample_rate=1.0),  # history is graded whole, not sampled
-            deposit_q=settings.aco.deposit_q,
-            epsilon=settings.aco.epsilon,
-            outcomes=OutcomeLog(client, keys),
-        )
-        await client.aclose()
-        print(
-            f"registered {len(matrix.models)} replay agents; {report.prompts} prompts, "
-            f"{report.deposits} graded events, {report.outcomes} outcomes"
-        )
 
-    asyncio.run(go())
+def _warmup(args: argparse.Namespace) -> int:
+    print(asyncio.run(warm_service(_store_settings(args), args.files)))
     return 0
 
 
@@ -301,6 +322,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--llm-model", default="default", help="the model name at --llm-url")
     p.add_argument("--config")
     p.set_defaults(func=_bench_agents)
+    p = bench.add_parser("load", help="routed vs direct calls under concurrency; updates on vs off")
+    p.add_argument("--data", nargs="+", required=True, help="routing-matrix CSVs: the replay agents and prompts")
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--requests", type=int, default=600, help="per mode")
+    p.add_argument("--url", help="a running service instead of one started on embedded defaults")
+    p.add_argument("--key", help="an admin API key of the running service")
+    p.add_argument("--agent", help="with --url: the agent the direct calls go to")
+    p.add_argument("--json")
+    p.add_argument("--config")
+    p.set_defaults(func=_bench_load)
     args = parser.parse_args(argv)
     if args.command == "agents":
         args.file = args.name = args.target

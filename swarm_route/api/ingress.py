@@ -19,7 +19,10 @@ from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import DeploymentUnavailableError, ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from swarm_route.agents.builtin import default_pool
 from swarm_route.api.access import AccessControl, AccessDenied, Scope
@@ -58,6 +61,7 @@ from swarm_route.serve.tracing import carrier, tracer
 from swarm_route.timing import ms_since
 
 log = logging.getLogger(__name__)
+REPLICA_GONE = (RayActorError, ReplicaUnavailableError, DeploymentUnavailableError)
 
 api = FastAPI(
     title="swarm_route",
@@ -200,6 +204,24 @@ class Ingress:
         with self._tracer.start_as_current_span("query", attributes={"swarm_route.request_id": request_id}):
             return await self._walk(body, agent, request_id)
 
+    @staticmethod
+    async def _remote(stage: str, method: Any, *args: Any) -> Any:
+        """A stage's handle call, retried when its replica died or is restarting (Ray restarts it; stages
+        are idempotent, though a dispatch retried after its replica died mid-call may call an agent twice);
+        still gone after that, a 503 that says which stage and to retry."""
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(4),
+                wait=wait_exponential(multiplier=0.25, max=2.0),
+                retry=retry_if_exception_type(REPLICA_GONE),
+                reraise=True,
+            ):
+                with attempt:
+                    return await method.remote(*args)
+        except REPLICA_GONE as exc:
+            raise ApiError(503, f"the {stage} stage is restarting ({type(exc).__name__}); retry shortly") from None
+        raise AssertionError("unreachable: the retry loop returns or raises")
+
     @contextmanager
     def _stage(self, stages: dict[str, float], name: str) -> Iterator[None]:
         """Time a stage for the trace returned to the client, and span it for OpenTelemetry."""
@@ -212,10 +234,17 @@ class Ingress:
         started = time.perf_counter()
         stages: dict[str, float] = {}
         with self._stage(stages, "classify"):
-            intent = await self._classifier.classify.remote(body.query)
+            intent = await self._remote("classify", self._classifier.classify, body.query)
         with self._stage(stages, "route"):
-            decision = await self._router.route.remote(
-                body.query, intent, body.budget_usd, body.max_agents, body.cost_weight, agent
+            decision = await self._remote(
+                "route",
+                self._router.route,
+                body.query,
+                intent,
+                body.budget_usd,
+                body.max_agents,
+                body.cost_weight,
+                agent,
             )
         if decision.declined and decision.candidates and body.budget_usd is not None:
             cheapest = min(c.expected_cost_usd for c in decision.candidates if c.ability >= 0.01)
@@ -225,7 +254,7 @@ class Ingress:
             if decision.declined:
                 answers, attempts, reason = [], [], decision.declined
             else:
-                result = await self._dispatcher.run.remote(body.query, decision, carrier())
+                result = await self._remote("dispatch", self._dispatcher.run, body.query, decision, carrier())
                 answers, attempts = result.answers, result.attempts
                 reason = "every agent chosen for it failed" if not answers else ""
         with self._stage(stages, "aggregate"):
@@ -233,7 +262,7 @@ class Ingress:
             if len(answers) <= 1:  # one answer passes through untouched, none is a decline: no hop needed
                 merged = self._passthrough.merge(answers, probs, reason)
             else:
-                merged = await self._aggregator.merge.remote(body.query, answers, probs, reason)
+                merged = await self._remote("aggregate", self._aggregator.merge, body.query, answers, probs, reason)
 
         response = QueryResponse(
             request_id=request_id,
@@ -418,7 +447,7 @@ class Ingress:
         if len(body.query) > limit:
             raise _field_error("query", f"is {len(body.query)} characters; at most {limit} allowed")
         started = time.perf_counter()
-        result = await self._dispatcher.call.remote(name, body.model, body.query)
+        result = await self._remote("dispatch", self._dispatcher.call, name, body.model, body.query)
         if "error" in result:
             raise ApiError(result["status"], result["error"])
         answer = result["answer"]

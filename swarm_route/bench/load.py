@@ -1,0 +1,187 @@
+"""``swarm-route bench load``: what routing costs over calling the backend directly, under concurrency.
+
+Without ``--url`` it starts the service on its embedded defaults (local Ray, embedded Redis) with one
+``replay`` agent per model of the given routing matrices, warmed up on them, and drives it over HTTP through
+the Serve proxy. Three modes run side by side, in rounds with their order rotated so drift on a noisy
+machine hits each alike: ``direct`` (``POST /v1/agents/{best}/invoke``: the same proxy, ingress and
+dispatch, no classification, routing or merging), ``routed`` (``POST /v1/query`` with learning on) and
+``routed_updates_off`` (learning paused through ``PUT /v1/updater/state``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from swarm_route.bench.report import console, table, write_json
+from swarm_route.config import Settings
+
+MODES = ("direct", "routed", "routed_updates_off")
+ROUNDS = 3
+
+
+def summary(latencies_ms: Sequence[float], errors: int, wall_s: float) -> dict[str, Any]:
+    a = np.asarray(latencies_ms) if latencies_ms else np.asarray([np.nan])
+    done = len(latencies_ms) + errors
+    return {
+        "p50_ms": round(float(np.nanpercentile(a, 50)), 3),
+        "p99_ms": round(float(np.nanpercentile(a, 99)), 3),
+        "rps": round(done / wall_s, 1) if wall_s else None,
+        "errors": errors,
+        "requests": done,
+    }
+
+
+class Driver:
+    """N concurrent clients sending M requests of one mode; latencies of the 2xx, count of the rest."""
+
+    def __init__(self, url: str, key: str | None, concurrency: int, timeout_s: float = 60.0) -> None:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        self.client = httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout_s, limits=limits)
+        self.concurrency = concurrency
+        self.errors_seen: dict[str, int] = {}
+
+    async def run(self, requests: list[tuple[str, dict[str, Any]]]) -> tuple[list[float], int, float]:
+        queue = list(reversed(requests))
+        latencies: list[float] = []
+        errors = 0
+
+        async def client() -> None:
+            nonlocal errors
+            while queue:
+                path, body = queue.pop()
+                t = time.perf_counter()
+                try:
+                    r = await self.client.post(path, json=body)
+                    ok = r.status_code == 200
+                    why = f"HTTP {r.status_code}"
+                except httpx.HTTPError as exc:
+                    ok, why = False, type(exc).__name__
+                if ok:
+                    latencies.append((time.perf_counter() - t) * 1000)
+                else:
+                    errors += 1
+                    self.errors_seen[why] = self.errors_seen.get(why, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(min(self.concurrency, len(requests)))))
+        return latencies, errors, time.perf_counter() - started
+
+    async def set_learning(self, enabled: bool) -> None:
+        r = await self.client.put("/v1/updater/state", json={"enabled": enabled})
+        r.raise_for_status()
+
+
+async def measure(
+    url: str, key: str | None, prompts: list[str], agent: str, model: str | None, concurrency: int, requests: int
+) -> dict[str, Any]:
+    driver = Driver(url, key, concurrency)
+    rng = random.Random(0)
+    bodies = {
+        "direct": lambda q: (f"/v1/agents/{agent}/invoke", {"query": q, "model": model}),
+        "routed": lambda q: ("/v1/query", {"query": q}),
+        "routed_updates_off": lambda q: ("/v1/query", {"query": q}),
+    }
+    warm = [bodies[m](rng.choice(prompts)) for m in MODES for _ in range(min(50, requests))]
+    await driver.run(warm)  # first calls pay for lazy imports, connection set-up and model loads
+    samples: dict[str, tuple[list[float], int, float]] = {m: ([], 0, 0.0) for m in MODES}
+    per_round = max(1, requests // ROUNDS)
+    try:
+        for r in range(ROUNDS):
+            for mode in MODES[r % 3 :] + MODES[: r % 3]:
+                await driver.set_learning(mode != "routed_updates_off")
+                await asyncio.sleep(1.1)  # ingress replicas re-read the switch within a second
+                lat, err, wall = await driver.run([bodies[mode](rng.choice(prompts)) for _ in range(per_round)])
+                old = samples[mode]
+                samples[mode] = (old[0] + lat, old[1] + err, old[2] + wall)
+    finally:
+        await driver.set_learning(True)
+        await driver.client.aclose()
+    result: dict[str, Any] = {m: summary(*samples[m]) for m in MODES}
+    routed, direct, off = result["routed"], result["direct"], result["routed_updates_off"]
+    result |= {
+        "concurrency": concurrency,
+        "overhead_p50_ms": round(routed["p50_ms"] - direct["p50_ms"], 3),
+        "rps_ratio": round(routed["rps"] / direct["rps"], 3) if direct["rps"] else None,
+        "p99_updates_on_over_off": round(routed["p99_ms"] / off["p99_ms"], 3) if off["p99_ms"] else None,
+        "direct_target": f"{agent}/{model}",
+        "error_kinds": driver.errors_seen,
+    }
+    return result
+
+
+def _embedded(files: list[str], settings: Settings) -> tuple[Any, list[str], str, str]:
+    """Start the service with the matrices' replay agents, warm it up; the best single model is the
+    direct call's target (what a caller without a router would pick)."""
+    from swarm_route.agents.replay import RoutingMatrix, replay_pool
+    from swarm_route.cli import LocalService, warm_service
+    from swarm_route.core.registry import as_name
+    from swarm_route.store import free_port
+
+    matrix = RoutingMatrix.load(*files)
+    settings = settings.model_copy(
+        update={
+            "agents": replay_pool(matrix, files),
+            "default_pool": False,
+            "serve": settings.serve.model_copy(update={"port": free_port()}),
+        }
+    )
+    service = LocalService(settings)
+    service.start()
+    asyncio.run(warm_service(service.settings, files, matrix))
+    best = max(matrix.models, key=lambda m: np.mean([r.records[m].score or 0.0 for r in matrix.rows if m in r.records]))
+    return service, [r.prompt for r in matrix.rows], as_name(best), best
+
+
+def run(
+    files: list[str],
+    *,
+    url: str | None = None,
+    key: str | None = None,
+    agent: str | None = None,
+    concurrency: int = 16,
+    requests: int = 600,
+    json_path: str | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any] | None:
+    from swarm_route.agents.replay import RoutingMatrix
+
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing or not files:
+        console.print(f"bench load: skipped, no routing-matrix file at {', '.join(missing) or '(none given)'}")
+        return None
+    service = None
+    if url is None:
+        service, prompts, agent_name, model = _embedded(files, settings or Settings())
+        url = service.url
+    else:
+        if agent is None:
+            raise ValueError("with --url, name the agent of the direct calls with --agent")
+        matrix = RoutingMatrix.load(*files)
+        prompts, agent_name, model = [r.prompt for r in matrix.rows], agent, ""
+    try:
+        console.print(f"bench load: {url}, {concurrency} clients, {requests} requests per mode")
+        result = asyncio.run(measure(url, key, prompts, agent_name, model or None, concurrency, requests))
+    finally:
+        if service is not None:
+            service.stop()
+    table(
+        "routed vs direct",
+        ["mode", "p50_ms", "p99_ms", "rps", "errors", "requests"],
+        [(m, *(result[m][k] for k in ("p50_ms", "p99_ms", "rps", "errors", "requests"))) for m in MODES],
+    )
+    table(
+        "ratios",
+        ["figure", "value"],
+        [(k, result[k]) for k in ("overhead_p50_ms", "rps_ratio", "p99_updates_on_over_off", "concurrency")],
+    )
+    write_json(json_path, result)
+    return result
