@@ -203,6 +203,19 @@ def _bench_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_chaos(args: argparse.Namespace) -> int:
+    from swarm_route.bench import chaos
+
+    result = chaos.run(
+        seconds=args.seconds,
+        redis_down_s=args.redis_down,
+        concurrency=args.concurrency,
+        json_path=args.json,
+        settings=load_settings(args.config),
+    )
+    return 0 if result["failed"] == 0 and result["lost"] == 0 else 1
+
+
 def _store_settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config)
     if not settings.redis_url:
@@ -332,6 +345,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json")
     p.add_argument("--config")
     p.set_defaults(func=_bench_load)
+    p = bench.add_parser("chaos", help="steady load while Redis stops, an agent replica and a router replica die")
+    p.add_argument("--seconds", type=float, default=40.0, help="how long the load runs")
+    p.add_argument("--redis-down", type=float, default=10.0, help="seconds Redis stays stopped")
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--json")
+    p.add_argument("--config")
+    p.set_defaults(func=_bench_chaos)
     args = parser.parse_args(argv)
     if args.command == "agents":
         args.file = args.name = args.target
