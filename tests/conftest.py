@@ -24,7 +24,7 @@ CLIENT_KEY = "client-test-key"
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer().start()
+    server = RedisServer(persist=True).start()  # persisted: a fail-open test stops and restarts it
     yield server
     server.stop()
 

@@ -284,6 +284,7 @@ class Ingress:
                 selection=decision.selection,
                 set_floor=decision.set_floor,
                 router_llm=decision.llm,
+                store=decision.store,
                 attempts=attempts,
                 conflicts=merged.conflicts,
                 refined_by=merged.refined_by,

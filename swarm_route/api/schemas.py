@@ -35,6 +35,7 @@ class Trace(BaseModel):
     selection: list[Selected] = Field(description="the agent set the router named, with the evidence per agent")
     set_floor: float
     router_llm: str | None = Field(None, description="the routing LLM's reasoning, or why it was not used")
+    store: str | None = Field(None, description="set when the store was unreachable and routing failed open")
     attempts: list[Attempt]
     conflicts: list[str]
     refined_by: str | None = Field(None, description="the LLM that merged several answers; None: deterministic")

@@ -1,0 +1,59 @@
+"""The store goes down under the running service: queries are still answered, feedback is still accepted,
+and what was accepted reaches the updater once the store is back. (Restarts the session's Redis, which
+keeps its data in an append-only file.)"""
+
+import time
+
+import httpx
+import pytest
+
+from swarm_route.bench.load import measure
+from tests.conftest import ADMIN_KEY
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(predicate, timeout_s=30.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+def test_queries_and_feedback_survive_a_store_outage(service, redis_server):
+    with httpx.Client(base_url=service.url, timeout=30, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as http:
+        assert http.post("/v1/query", json={"query": "what is 3 * 5"}).json()["agents"] == ["calculator"]
+        before = http.get("/v1/updater/stats").json().get("feedback", 0)
+        redis_server.stop()
+        try:
+            answered = []
+            for q in ("what is 6 * 7", "what is 12 / 4", "what time is it in Tokyo"):
+                r = http.post("/v1/query", json={"query": q})
+                assert r.status_code == 200, r.text
+                answered.append(r.json())
+            assert answered[0]["answer"].endswith("= 42") and answered[2]["agents"] == ["clock"]
+            assert all("store unreachable" in (b["trace"]["store"] or "") for b in answered)
+            for body in answered:
+                r = http.post("/v1/feedback", json={"request_id": body["request_id"], "score": 0.9})
+                assert r.status_code == 202, r.text
+            unknown = http.post("/v1/feedback", json={"request_id": "f" * 32, "score": 0.9})
+            assert unknown.status_code == 503 and "retry" in unknown.json()["error"]
+            assert http.get("/readyz").json()["status"] == "degraded"
+        finally:
+            redis_server.start()
+        wait_for(lambda: http.get("/v1/updater/stats").json().get("feedback", 0) >= before + 3)
+        assert wait_for(lambda: http.get("/readyz").json()["status"] == "ready")
+
+
+async def test_bench_load_measures_routed_and_direct_side_by_side(service):
+    prompts = ["what is 2 + 3", "what is 7 * 6", "compute 9 - 4"]
+    result = await measure(service.url, ADMIN_KEY, prompts, "calculator", None, concurrency=4, requests=12)
+    for mode in ("direct", "routed", "routed_updates_off"):
+        assert result[mode]["requests"] == 12 and result[mode]["p50_ms"] > 0
+    assert result["direct"]["errors"] == 0 and result["routed"]["errors"] == 0
+    assert result["rps_ratio"] > 0 and result["p99_updates_on_over_off"] > 0
+    with httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as http:
+        assert http.get("/v1/updater/state").json() == {"enabled": True}, "the bench leaves learning on"
