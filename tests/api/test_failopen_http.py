@@ -2,25 +2,14 @@
 and what was accepted reaches the updater once the store is back. (Restarts the session's Redis, which
 keeps its data in an append-only file.)"""
 
-import time
-
 import httpx
 import pytest
 
 from swarm_route.bench.load import measure
 from tests.conftest import ADMIN_KEY
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(predicate, timeout_s=30.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
 
 
 def test_queries_and_feedback_survive_a_store_outage(service, redis_server):
@@ -44,7 +33,7 @@ def test_queries_and_feedback_survive_a_store_outage(service, redis_server):
             assert http.get("/readyz").json()["status"] == "degraded"
         finally:
             redis_server.start()
-        wait_for(lambda: http.get("/v1/updater/stats").json().get("feedback", 0) >= before + 3)
+        wait_for(lambda: http.get("/v1/updater/stats").json().get("feedback", 0) >= before + 3, timeout_s=30)
         assert wait_for(lambda: http.get("/readyz").json()["status"] == "ready")
 
 

@@ -1,13 +1,13 @@
 """The service end to end over HTTP, on real Ray Serve, a real Redis and a real OpenAI-compatible server."""
 
 import csv
-import time
 import uuid
 
 import httpx
 import pytest
 
 from tests.conftest import ADMIN_KEY
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -28,16 +28,6 @@ def llm_agent(openai_server, name, skill, examples, model="echo-1", price=0.0):
         "models": [{"name": model, "cost_per_1k_tokens": price}],
         "skills": [{"name": skill, "description": skill, "examples": examples}],
     }
-
-
-def wait_for(predicate, timeout_s=15.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_health_readiness_and_docs(http):
