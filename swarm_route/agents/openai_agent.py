@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 
 import openai
 
-from swarm_route.agents.base import AgentAnswer, AgentError
+from swarm_route.agents.base import AgentAnswer, AgentError, estimate_tokens
 from swarm_route.core.llm import openai_client
 from swarm_route.core.registry import AgentSpec
 
@@ -48,4 +49,36 @@ class OpenAIBackend:
             cost_usd=(prompt + answer) * price / 1000,
             prompt_tokens=prompt,
             completion_tokens=answer,
+        )
+
+    async def stream(self, spec: AgentSpec, model: str, query: str) -> AsyncIterator[str | AgentAnswer]:
+        """The answer as it is written: text deltas, then the whole answer (tokens as reported with
+        ``include_usage``, estimated where the server reports none)."""
+        price = next(m.cost_per_1k_tokens for m in spec.models if m.name == model)
+        try:
+            stream = await self._client(spec).chat.completions.create(
+                model=model,
+                messages=[{"role": "system", "content": spec.description}, {"role": "user", "content": query}],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            parts: list[str] = []
+            usage = None
+            async for chunk in stream:
+                usage = chunk.usage or usage
+                delta = chunk.choices[0].delta.content if chunk.choices else None
+                if delta:
+                    parts.append(delta)
+                    yield delta
+        except (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError) as exc:
+            raise AgentError(f"{type(exc).__name__}: {exc}", retryable=True) from exc
+        except openai.APIStatusError as exc:
+            raise AgentError(f"HTTP {exc.status_code} from {spec.endpoint}", retryable=exc.status_code >= 500) from exc
+        text = "".join(parts)
+        if not text:
+            raise AgentError(f"empty stream from {spec.endpoint}", retryable=True)
+        prompt = usage.prompt_tokens if usage else estimate_tokens(query)
+        answer = usage.completion_tokens if usage else estimate_tokens(text)
+        yield AgentAnswer(
+            text=text, cost_usd=(prompt + answer) * price / 1000, prompt_tokens=prompt, completion_tokens=answer
         )

@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -190,8 +190,21 @@ class Ingress:
         await self._access.check(authorization, Scope.client)
         return await self._answer(body)
 
-    async def _answer(self, body: QueryRequest, agent: str | None = None) -> QueryResponse:
-        """The whole walk of one query; ``agent`` addresses a registered agent directly, skipping the choice."""
+    async def _answer(
+        self,
+        body: QueryRequest,
+        agent: str | None = None,
+        on_delta: Callable[[str], None] | None = None,
+        request_id: str | None = None,
+    ) -> QueryResponse:
+        """The whole walk of one query; ``agent`` addresses a registered agent directly, skipping the choice;
+        ``on_delta`` receives the answer's text as a single streaming agent writes it."""
+        self._check_limits(body)
+        request_id = request_id or uuid.uuid4().hex
+        with self._tracer.start_as_current_span("query", attributes={"swarm_route.request_id": request_id}):
+            return await self._walk(body, agent, request_id, on_delta)
+
+    def _check_limits(self, body: QueryRequest) -> None:
         limits = self._settings.limits
         if len(body.query) > limits.max_query_chars:
             raise _field_error("query", f"is {len(body.query)} characters; at most {limits.max_query_chars} allowed")
@@ -199,10 +212,6 @@ class Ingress:
             raise _field_error("max_agents", f"at most {limits.max_agents} allowed")
         if body.budget_usd is not None and body.budget_usd > limits.max_budget_usd:
             raise _field_error("budget_usd", f"at most {limits.max_budget_usd} allowed")
-
-        request_id = uuid.uuid4().hex
-        with self._tracer.start_as_current_span("query", attributes={"swarm_route.request_id": request_id}):
-            return await self._walk(body, agent, request_id)
 
     @staticmethod
     async def _remote(stage: str, method: Any, *args: Any) -> Any:
@@ -230,7 +239,9 @@ class Ingress:
             yield
         stages[name] = ms_since(t)
 
-    async def _walk(self, body: QueryRequest, agent: str | None, request_id: str) -> QueryResponse:
+    async def _walk(
+        self, body: QueryRequest, agent: str | None, request_id: str, on_delta: Callable[[str], None] | None
+    ) -> QueryResponse:
         started = time.perf_counter()
         stages: dict[str, float] = {}
         with self._stage(stages, "classify"):
@@ -254,7 +265,7 @@ class Ingress:
             if decision.declined:
                 answers, attempts, reason = [], [], decision.declined
             else:
-                result = await self._remote("dispatch", self._dispatcher.run, body.query, decision, carrier())
+                result = await self._dispatch(body.query, decision, on_delta)
                 answers, attempts = result.answers, result.attempts
                 reason = "every agent chosen for it failed" if not answers else ""
         with self._stage(stages, "aggregate"):
@@ -315,6 +326,20 @@ class Ingress:
                 self._recent.popitem(last=False)
         return response
 
+    async def _dispatch(self, query: str, decision: Any, on_delta: Callable[[str], None] | None) -> Any:
+        """The dispatch stage; with ``on_delta``, through the streaming handle, relaying text as it comes."""
+        if on_delta is None:
+            return await self._remote("dispatch", self._dispatcher.run, query, decision, carrier())
+        result = None
+        async for item in self._dispatcher.options(stream=True).stream.remote(query, decision, carrier()):
+            if isinstance(item, str):
+                on_delta(item)
+            else:
+                result = item
+        if result is None:
+            raise ApiError(502, "the dispatch stream ended without a result")
+        return result
+
     async def _learning_paused(self) -> bool:
         checked, paused = self._paused
         if time.monotonic() - checked > 1.0:
@@ -374,16 +399,21 @@ class Ingress:
             if body.model not in (await self._registry.snapshot())[1]:  # fails open on the last snapshot
                 raise ApiError(404, f"no model {body.model!r}: use {AUTO_MODEL!r} or an agent from GET /v1/models")
             agent = body.model
-        result = await self._answer(
-            QueryRequest(query=body.query(), budget_usd=body.budget_usd, max_agents=body.max_agents), agent
-        )
-        completion = chat_completion(body, result)
+        request = QueryRequest(query=body.query(), budget_usd=body.budget_usd, max_agents=body.max_agents)
         if not body.stream:
-            return completion
+            return chat_completion(body, await self._answer(request, agent))
+        self._check_limits(request)
+        deltas: asyncio.Queue[str | None] = asyncio.Queue()
+        request_id = uuid.uuid4().hex
+        walk = asyncio.create_task(self._answer(request, agent, on_delta=deltas.put_nowait, request_id=request_id))
+        walk.add_done_callback(lambda _: deltas.put_nowait(None))
+        first = await deltas.get()
+        if first is None:
+            walk.result()  # an error before any text (say, a budget too low) is an HTTP error, not a stream
         return StreamingResponse(
-            stream_chunks(completion),
+            stream_chunks(body, request_id, first, deltas, walk),
             media_type="text/event-stream",
-            headers={"x-swarm-route-request-id": result.request_id},
+            headers={"x-swarm-route-request-id": request_id},
         )
 
     @api.post(

@@ -7,6 +7,7 @@ OpenAI work unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -85,16 +86,20 @@ def chat_completion(request: ChatRequest, result: QueryResponse) -> dict[str, An
     }
 
 
-async def stream_chunks(completion: dict[str, Any], words_per_chunk: int = 8) -> AsyncIterator[str]:
-    """The answer as ``chat.completion.chunk`` events: role first, then text, then the stop with usage.
-
-    Agents' own token streams are not passed through yet: the merged answer is streamed once known.
-    """
+async def stream_chunks(
+    request: ChatRequest,
+    request_id: str,
+    first: str | None,
+    deltas: asyncio.Queue[str | None],
+    walk: asyncio.Task[QueryResponse],
+) -> AsyncIterator[str]:
+    """``chat.completion.chunk`` events: the role, then the agent's own text as it streams it (when one
+    streaming agent answers), else the final answer once known; last the stop with usage and the trace."""
     base = {
-        "id": completion["id"],
+        "id": f"chatcmpl-{request_id}",
         "object": "chat.completion.chunk",
-        "created": completion["created"],
-        "model": completion["model"],
+        "created": int(time.time()),
+        "model": request.model,
     }
 
     def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
@@ -102,9 +107,15 @@ async def stream_chunks(completion: dict[str, Any], words_per_chunk: int = 8) ->
         return f"data: {json.dumps(chunk)}\n\n"
 
     yield event({"role": "assistant", "content": ""})
-    words = completion["choices"][0]["message"]["content"].split(" ")
-    for i in range(0, len(words), words_per_chunk):
-        piece = " ".join(words[i : i + words_per_chunk])
-        yield event({"content": piece if i == 0 else " " + piece})
+    streamed = False
+    item = first
+    while item is not None:
+        streamed = True
+        yield event({"content": item})
+        item = await deltas.get()
+    result = await walk
+    completion = chat_completion(request, result)
+    if not streamed:
+        yield event({"content": result.answer})
     yield event({}, "stop", usage=completion["usage"], swarm_route=completion["swarm_route"])
     yield "data: [DONE]\n\n"

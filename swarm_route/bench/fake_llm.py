@@ -3,7 +3,8 @@ protocol, for the chaos benchmark's agent replicas and the tests.
 
 It answers deterministically from the request. Model names steer failure modes: ``broken`` answers HTTP
 500, ``slow`` sleeps past any sane timeout, ``flaky`` fails every other call, ``redirect`` answers 307 to
-another host, ``scripted`` answers with the next text queued in ``app.state.scripts``.
+another host, ``scripted`` answers with the next text queued in ``app.state.scripts``, ``stream-broken``
+breaks its stream half-way. ``"stream": true`` gets the answer as server-sent chunks, word by word.
 Run one as a process: ``python -m swarm_route.bench.fake_llm --port 8001``.
 """
 
@@ -12,11 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import time
+from collections.abc import AsyncIterator
 
 import uvicorn
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 
 def make_app() -> FastAPI:
@@ -46,6 +49,8 @@ def make_app() -> FastAPI:
         text = f"[{model}] you asked: {question}"
         if model == "scripted":
             text = app.state.scripts.pop(0) if app.state.scripts else "no script queued"
+        if body.get("stream"):
+            return StreamingResponse(_chunks(f"chatcmpl-{n}", model, text), media_type="text/event-stream")
         return JSONResponse(
             {
                 "id": f"chatcmpl-{n}",
@@ -58,6 +63,24 @@ def make_app() -> FastAPI:
         )
 
     return app
+
+
+async def _chunks(completion_id: str, model: str, text: str) -> AsyncIterator[str]:
+    """The answer word by word as ``chat.completion.chunk`` events; ``stream-broken`` dies half-way."""
+    words = text.split(" ")
+    head = {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+
+    def event(delta: dict[str, str], finish: str | None) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return "data: " + json.dumps({**head, "choices": [choice]}) + "\n\n"
+
+    for i, word in enumerate(words):
+        if model == "stream-broken" and i == len(words) // 2:
+            raise RuntimeError("replica died mid-stream")
+        yield event({"content": word if i == 0 else " " + word}, None)
+        await asyncio.sleep(0.005)
+    yield event({}, "stop")
+    yield "data: [DONE]\n\n"
 
 
 def main() -> None:

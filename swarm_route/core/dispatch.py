@@ -6,8 +6,9 @@ Every attempt, failed or not, lands in the trace, so a client can see a retry or
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
@@ -89,20 +90,103 @@ class Dispatcher:
         """The call within the timeout, counted in flight on its replica, and within the agent's
         ``max_concurrency`` (waiting for a slot counts against the same timeout)."""
         deadline = time.monotonic() + self.timeout_s
+        try:
+            async with self._occupy(spec, endpoint):
+                return await asyncio.wait_for(call, max(0.0, deadline - time.monotonic()))
+        except Busy:
+            call.close()  # type: ignore[attr-defined]
+            raise
+
+    @contextlib.asynccontextmanager
+    async def _occupy(self, spec: AgentSpec, endpoint: str) -> AsyncIterator[None]:
+        """A slot of the agent's ``max_concurrency`` (waited for up to the timeout) and an in-flight count
+        on the replica, for the duration of a call."""
         slot = self._slot(spec)
         if slot is not None:
             try:
                 await asyncio.wait_for(slot.acquire(), self.timeout_s)
             except TimeoutError:
-                call.close()  # type: ignore[attr-defined]
                 raise Busy(f"{spec.name} stayed at its limit of {spec.max_concurrency} calls in flight") from None
         self.replicas.in_flight[endpoint] += 1
         try:
-            return await asyncio.wait_for(call, max(0.0, deadline - time.monotonic()))
+            yield
         finally:
             self.replicas.in_flight[endpoint] -= 1
             if slot is not None:
                 slot.release()
+
+    async def stream(
+        self, query: str, decision: RouteDecision, agents: Mapping[str, AgentSpec]
+    ) -> AsyncIterator[str | DispatchResult]:
+        """Text deltas of a single streaming path as they arrive, then its ``DispatchResult``. Anything
+        else (several paths, several hops, a backend that does not stream), and a stream that fails before
+        its first delta, is dispatched as ``run`` does (retries, replicas, fallbacks): only the result."""
+        one = decision.candidates[decision.chosen[0]] if len(decision.chosen) == 1 else None
+        spec = agents.get(one.path[0].agent) if one is not None and len(one.path) == 1 else None
+        backend = self.backends.get(spec.kind) if spec is not None else None
+        if one is None or spec is None or not hasattr(backend, "stream"):
+            yield await self.run(query, decision, agents)
+            return
+        await self.replicas.sync()
+        model, endpoint = one.path[0].model, self.replicas.choose(spec.endpoints())
+        target = spec if endpoint == spec.endpoint else spec.model_copy(update={"endpoint": endpoint})
+        replica = endpoint if len(spec.endpoints()) > 1 else None
+        started, parts, answer = time.perf_counter(), [], None
+        try:
+            async with self._occupy(spec, endpoint):
+                items = backend.stream(target, model, query).__aiter__()  # type: ignore[union-attr]
+                while True:
+                    try:
+                        item = await asyncio.wait_for(items.__anext__(), self.timeout_s)
+                    except StopAsyncIteration:
+                        break
+                    if isinstance(item, AgentAnswer):
+                        answer = item
+                    else:
+                        parts.append(item)
+                        yield item
+        except Exception as exc:
+            error = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+            cooled = _retryable(exc) and await self.replicas.failed(endpoint)
+            failed = Attempt(
+                agent=spec.name,
+                model=model,
+                attempt=1,
+                ok=False,
+                latency_ms=ms_since(started),
+                error=f"stream broke after {sum(map(len, parts))} characters: {error}" if parts else error,
+                replica=replica,
+                cooled_down=cooled,
+            )
+            if not parts:  # nothing reached the client yet: dispatch as usual
+                result = await self.run(query, decision, agents)
+                yield result.model_copy(update={"attempts": [failed, *result.attempts]})
+                return
+            answer, attempts = AgentAnswer(text="".join(parts)), [failed]
+        else:
+            self.replicas.succeeded(endpoint)
+            answer = answer or AgentAnswer(text="".join(parts))
+            attempts = [
+                Attempt(agent=spec.name, model=model, attempt=1, ok=True, latency_ms=ms_since(started), replica=replica)
+            ]
+        yield DispatchResult(
+            answers=[
+                PathAnswer(
+                    candidate=decision.chosen[0],
+                    agents=[spec.name],
+                    models=[model],
+                    edges=one.edges,
+                    text=answer.text,
+                    cost_usd=answer.cost_usd,
+                    latency_ms=ms_since(started),
+                    score=answer.score,
+                    prompt_tokens=answer.prompt_tokens,
+                    completion_tokens=answer.completion_tokens,
+                )
+            ],
+            attempts=attempts,
+            failed=[],
+        )
 
     def _slot(self, spec: AgentSpec) -> asyncio.Semaphore | None:
         if spec.max_concurrency is None:

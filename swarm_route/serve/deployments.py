@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ray import serve
@@ -324,6 +324,16 @@ class DispatchDeployment:
         _, agents = await self._registry.snapshot()
         with self._tracer.start_as_current_span("dispatch_paths", context=context_from(trace_carrier)):
             return await self._dispatcher.run(query, decision, agents)
+
+    async def stream(
+        self, query: str, decision: RouteDecision, trace_carrier: dict[str, str] | None = None
+    ) -> AsyncIterator[str | DispatchResult]:
+        """``run``, streamed: text deltas of a single streaming path as they arrive, then the result.
+        Called through ``handle.options(stream=True)``."""
+        _, agents = await self._registry.snapshot()
+        with self._tracer.start_as_current_span("dispatch_paths", context=context_from(trace_carrier)):
+            async for item in self._dispatcher.stream(query, decision, agents):
+                yield item
 
     async def call(self, agent: str, model: str | None, query: str) -> dict[str, Any]:
         """A direct call to one agent (no classification, routing or merging); ``error`` names what failed."""

@@ -1,5 +1,7 @@
 """The official openai client, unchanged, against swarm_route on real Ray Serve."""
 
+import uuid
+
 import openai
 import pytest
 
@@ -42,6 +44,33 @@ def test_streaming_yields_the_same_answer(client):
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == whole.choices[0].message.content
     assert chunks[-1].choices[0].finish_reason == "stop" and chunks[-1].usage.total_tokens > 0
+
+
+def test_a_streaming_agents_own_stream_is_passed_through(client, service, openai_server):
+    import httpx
+
+    name = f"storyteller-{uuid.uuid4().hex[:6]}"
+    spec = {
+        "name": name,
+        "description": "Tells short stories.",
+        "kind": "openai",
+        "endpoint": openai_server.base_url,
+        "models": [{"name": "echo-1"}],
+        "skills": [{"name": name, "examples": ["tell me a story about a fox", "a bedtime story please"]}],
+    }
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    assert httpx.post(f"{service.url}/v1/agents", json=spec, headers=headers).status_code == 201
+    question = "tell me a story about a brave little owl"
+    chunks = list(
+        client.chat.completions.create(model=name, messages=[{"role": "user", "content": question}], stream=True)
+    )
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert "".join(pieces) == f"[echo-1] you asked: {question}"
+    assert len(pieces) == len(pieces[0].split()) + len("".join(pieces[1:]).split()), "one chunk per word, as written"
+    assert openai_server.app.state.requests[-1]["stream"] is True, "the agent was asked to stream"
+    final = chunks[-1].model_extra["swarm_route"]
+    assert chunks[-1].choices[0].finish_reason == "stop" and final["agents"] == [name]
+    assert chunks[0].id == chunks[-1].id == f"chatcmpl-{final['request_id']}"
 
 
 def test_bad_requests_raise_the_clients_own_errors(client):

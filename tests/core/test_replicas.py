@@ -7,8 +7,9 @@ from swarm_route.agents.openai_agent import OpenAIBackend
 from swarm_route.core.dispatch import Dispatcher
 from swarm_route.core.registry import AgentKind
 from swarm_route.core.replicas import Replicas
+from swarm_route.keys import Keys
 from tests.core.helpers import MATH, agent
-from tests.core.test_dispatch_and_aggregate import ScriptedBackend, decision
+from tests.core.test_dispatch_and_aggregate import AGENTS, ScriptedBackend, decision
 
 DEAD = "http://127.0.0.1:9/v1"
 
@@ -74,3 +75,48 @@ def test_replicas_are_validated_like_endpoints():
     spec = agent("llm", "x", MATH)
     with pytest.raises(ValueError, match="http"):
         type(spec).model_validate({**spec.model_dump(), "replicas": ["file:///etc/passwd"]})
+
+
+async def collect(stream):  # type: ignore[no-untyped-def]
+    deltas, results = [], []
+    async for item in stream:
+        (deltas if isinstance(item, str) else results).append(item)
+    return deltas, results
+
+
+async def test_a_streaming_agent_is_passed_through_and_a_dead_replica_falls_back_before_any_text(openai_server):
+    spec = agent("llm", "x", MATH)
+    spec.endpoint, spec.replicas = DEAD, [openai_server.base_url]
+    d = Dispatcher(
+        {AgentKind.openai: OpenAIBackend(2.0)},
+        timeout_s=2,
+        retries=2,
+        backoff_s=0.001,
+        fallbacks=0,
+        replicas=Replicas(None, Keys("s"), rng=random.Random(0)),
+    )
+    for _ in range(4):  # whichever replica it picks first, the client gets the whole answer
+        deltas, (result,) = await collect(d.stream("tell me a story", decision("llm"), {"llm": spec}))
+        assert result.answers[0].text == "[m] you asked: tell me a story"
+        if deltas:
+            assert len(deltas) == 7 and "".join(deltas) == result.answers[0].text, "word by word, as written"
+        else:
+            assert not result.attempts[0].ok and result.attempts[0].replica == DEAD and result.attempts[-1].ok
+
+
+async def test_a_stream_that_breaks_half_way_keeps_what_was_sent_and_says_so(openai_server):
+    spec = agent("llm", "x", MATH, {"stream-broken": 0.0})
+    spec.endpoint = openai_server.base_url
+    d = Dispatcher({AgentKind.openai: OpenAIBackend(2.0)}, timeout_s=2, retries=0, backoff_s=0.001, fallbacks=0)
+    decided = decision("llm")
+    decided.candidates[0].path[0].model = "stream-broken"
+    deltas, (result,) = await collect(d.stream("one two three four five six", decided, {"llm": spec}))
+    assert deltas and result.answers[0].text == "".join(deltas)
+    assert "stream broke after" in result.attempts[0].error
+
+
+async def test_several_paths_are_not_streamed():
+    backend = ScriptedBackend({"a": ["from a"], "b": ["from b"]})
+    d = Dispatcher({AgentKind.openai: backend}, timeout_s=1, retries=0, backoff_s=0.001, fallbacks=0)
+    deltas, (result,) = await collect(d.stream("q", decision("a", "b", chosen=(0, 1)), AGENTS))
+    assert deltas == [] and {a.text for a in result.answers} == {"from a", "from b"}
