@@ -14,8 +14,8 @@ import time
 from enum import StrEnum
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
+from swarm_route.core.failopen import Breaker
 from swarm_route.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class AccessControl:
         self._admin = [k.encode() for k in admin_keys]
         self._client = [k.encode() for k in client_keys]
         self.rate_per_minute = rate_per_minute
+        self._breaker = Breaker()  # a store failure lets calls through unchecked, without waiting on it each time
         if not self.enabled:
             log.warning("no API keys configured: every endpoint is open to anyone who can reach it")
 
@@ -75,14 +76,15 @@ class AccessControl:
         """Fixed one-minute windows shared by every ingress replica; a store failure lets the call through."""
         window = int(time.time() // 60)
         counter = self._k.rate(who, window)
-        try:
+
+        async def count() -> int:
             async with self._r.pipeline(transaction=True) as pipe:
                 pipe.incr(counter)
                 pipe.expire(counter, 120)
                 used, _ = await pipe.execute()
-        except RedisError as exc:
-            log.warning("rate limit unchecked, store unavailable: %s", type(exc).__name__)
-            return
+            return int(used)
+
+        used = await self._breaker.call("rate_limit", count, lambda: 0)
         if used > self.rate_per_minute:
             retry = 60 - int(time.time() % 60)
             raise AccessDenied(429, f"rate limit of {self.rate_per_minute} requests a minute reached", retry)

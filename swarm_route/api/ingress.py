@@ -22,6 +22,7 @@ from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import DeploymentUnavailableError, ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
+from redis.exceptions import RedisError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from swarm_route.agents.builtin import default_pool
@@ -115,6 +116,15 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
     ]
     summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
     return _error(request, 422, f"invalid request: {summary}", problems)
+
+
+@api.exception_handler(RedisError)
+async def _store_down(request: Request, exc: RedisError) -> JSONResponse:
+    """What cannot fail open (registering an agent, reading trails) says so, and that a retry will do."""
+    log.warning("store unavailable: %s", exc)
+    response = _error(request, 503, f"the store is unreachable ({type(exc).__name__}); retry shortly")
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 @api.exception_handler(Exception)

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from swarm_route.core.failopen import STORE_ERRORS
+from swarm_route.core.failopen import Breaker
 from swarm_route.keys import Keys
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -126,11 +126,12 @@ def _safe_field(name: str) -> str:
 class AgentRegistry:
     """Redis-backed registry with a version-checked local cache."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, client: aioredis.Redis, keys: Keys, breaker: Breaker | None = None) -> None:
         self._r = client
         self._k = keys
         self._cache: dict[str, AgentSpec] = {}
         self._version: int | None = None
+        self._breaker = breaker or Breaker()
 
     async def register(self, spec: AgentSpec, *, replace: bool = False) -> bool:
         """Add an agent; False if it exists and ``replace`` is off. HSETNX + version bump in one MULTI."""
@@ -165,13 +166,12 @@ class AgentRegistry:
 
     async def snapshot(self) -> tuple[int, dict[str, AgentSpec]]:
         """All agents and the version they belong to; re-read from Redis only when the version moved.
-        With the store down, the last snapshot this replica read (fail open); none read yet: the error."""
-        try:
+        With the store down or hanging, the last snapshot this replica read (fail open, and for a moment
+        without asking the store again); none read yet: the error."""
+        if self._version is None:
             return await self._snapshot()
-        except STORE_ERRORS:
-            if self._version is None:
-                raise
-            return self._version, self._cache
+        version = self._version
+        return await self._breaker.call("registry", self._snapshot, lambda: (version, self._cache))
 
     async def _snapshot(self) -> tuple[int, dict[str, AgentSpec]]:
         version = await self.version()

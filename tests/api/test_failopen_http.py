@@ -31,6 +31,15 @@ def test_queries_and_feedback_survive_a_store_outage(service, redis_server):
             unknown = http.post("/v1/feedback", json={"request_id": "f" * 32, "score": 0.9})
             assert unknown.status_code == 503 and "retry" in unknown.json()["error"]
             assert http.get("/readyz").json()["status"] == "degraded"
+            spec = {
+                "name": "late",
+                "description": "d",
+                "kind": "builtin",
+                "endpoint": "clock",
+                "models": [{"name": "m"}],
+            }
+            refused = http.post("/v1/agents", json=spec)
+            assert refused.status_code == 503 and "retry" in refused.json()["error"], "what cannot fail open says so"
         finally:
             redis_server.start()
         wait_for(lambda: http.get("/v1/updater/stats").json().get("feedback", 0) >= before + 3, timeout_s=30)

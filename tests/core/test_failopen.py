@@ -1,6 +1,7 @@
 """The store fails: routing answers from what it last read, and events wait in order for the store's return."""
 
 import random
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -74,4 +75,22 @@ async def test_routing_fails_open_on_the_last_trails_then_on_tau_init(flaky_redi
     stale = await router.route("2+2", intent, agents)
     assert "τ_init" in stale.store and not stale.declined
     flaky_redis.start()
+    await client.aclose()
+
+
+async def test_a_hanging_store_costs_one_timeout_then_the_last_snapshot_is_served_at_once(flaky_redis, keys):
+    client = connect(flaky_redis.url)
+    registry = AgentRegistry(client, keys, breaker=Breaker(open_s=5.0))
+    await registry.register(agent("math", "math", MATH))
+    await registry.snapshot()
+    flaky_redis.freeze()
+    try:
+        t = time.perf_counter()
+        assert "math" in (await registry.snapshot())[1]
+        first = time.perf_counter() - t
+        t = time.perf_counter()
+        assert "math" in (await registry.snapshot())[1]
+        assert time.perf_counter() - t < 0.05 < first, "the open breaker skips the store instead of waiting again"
+    finally:
+        flaky_redis.thaw()
     await client.aclose()
