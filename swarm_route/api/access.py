@@ -38,14 +38,20 @@ def key_id(key: str) -> str:
 
 class AccessControl:
     def __init__(
-        self, client: aioredis.Redis, keys: Keys, admin_keys: list[str], client_keys: list[str], rate_per_minute: int
+        self,
+        client: aioredis.Redis,
+        keys: Keys,
+        admin_keys: list[str],
+        client_keys: list[str],
+        rate_per_minute: int,
+        breaker: Breaker | None = None,
     ) -> None:
         self._r = client
         self._k = keys
         self._admin = [k.encode() for k in admin_keys]
         self._client = [k.encode() for k in client_keys]
         self.rate_per_minute = rate_per_minute
-        self._breaker = Breaker()  # a store failure lets calls through unchecked, without waiting on it each time
+        self._breaker = breaker or Breaker()  # a store failure lets calls through unchecked, without waiting
         if not self.enabled:
             log.warning("no API keys configured: every endpoint is open to anyone who can reach it")
 

@@ -49,14 +49,14 @@ from swarm_route.api.schemas import (
 )
 from swarm_route.config import Settings
 from swarm_route.core.aggregate import RefiningAggregator
-from swarm_route.core.failopen import STORE_ERRORS, Breaker
+from swarm_route.core.failopen import STORE_ERRORS
 from swarm_route.core.onboarding import PolicyViolation, Registration, onboard
 from swarm_route.core.outbox import Outbox
 from swarm_route.core.records import Feedback, FinishedRequest, PathOutcome
 from swarm_route.core.registry import AgentExists, AgentNotFound, AgentRegistry, AgentSpec
 from swarm_route.core.stream import EventStream
 from swarm_route.keys import Keys
-from swarm_route.serve.deployments import pheromone_store, redis_client
+from swarm_route.serve.deployments import pheromone_store, redis_client, store_breaker
 from swarm_route.serve.telemetry import Metrics
 from swarm_route.serve.tracing import carrier, tracer
 from swarm_route.timing import ms_since
@@ -154,13 +154,12 @@ class Ingress:
         self._redis = redis_client(settings)
         self._metrics = Metrics()
         self._keys = Keys(settings.namespace)
-        self._registry = AgentRegistry(self._redis, self._keys)
+        self._breaker = store_breaker(settings, self._metrics)
+        self._registry = AgentRegistry(self._redis, self._keys, self._breaker)
         self._stream = EventStream(self._redis, self._keys)
-        store = settings.store
-        self._breaker = Breaker(store.breaker_open_s, lambda op: self._metrics.inc("store_errors_total", operation=op))
         self._outbox = Outbox(
             self._stream,
-            capacity=store.outbox_capacity,
+            capacity=settings.store.outbox_capacity,
             record_ttl_s=settings.updater.record_ttl_s,
             breaker=self._breaker,
             on_drop=lambda kind: self._metrics.inc("store_errors_total", operation=f"outbox_full_{kind}"),
@@ -181,6 +180,7 @@ class Ingress:
             [k.get_secret_value() for k in auth.admin_keys],
             [k.get_secret_value() for k in auth.client_keys],
             auth.rate_per_minute,
+            self._breaker,
         )
         await self._register_configured_agents()
         self._flusher = asyncio.create_task(self._outbox.run(self._stop))

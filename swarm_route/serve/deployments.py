@@ -134,6 +134,12 @@ def reasoning_router(
     )
 
 
+def store_breaker(settings: Settings, metrics: Metrics) -> Breaker:
+    """The replica's one breaker: every store read on its request path fails open through it, so a store
+    that failed for one of them is skipped by all for ``store.breaker_open_s``, and each failure is counted."""
+    return Breaker(settings.store.breaker_open_s, lambda op: metrics.inc("store_errors_total", operation=op))
+
+
 def redis_client(settings: Settings) -> Any:
     if not settings.redis_url:
         raise RuntimeError("settings.redis_url is unset: set REDIS_URL, or start through `swarm-route serve`")
@@ -150,7 +156,9 @@ class IntentClassifierDeployment:
     """
 
     def __init__(self, settings: Settings) -> None:
-        self._registry = AgentRegistry(redis_client(settings), Keys(settings.namespace))
+        self._registry = AgentRegistry(
+            redis_client(settings), Keys(settings.namespace), store_breaker(settings, Metrics())
+        )
         self._settings = settings.intent
         self._all_settings = settings
         self._embedder = default_embedder() if self._settings.embeddings else None
@@ -204,12 +212,9 @@ class RouterDeployment:
         client = redis_client(settings)
         self._keys = Keys(settings.namespace)
         self._client = client
-        self._registry = AgentRegistry(client, self._keys)
+        self._breaker = store_breaker(settings, Metrics())
+        self._registry = AgentRegistry(client, self._keys, self._breaker)
         self._memory = AbilityMemory(OutcomeLog(client, self._keys), ability_model(settings))
-        metrics = Metrics()
-        self._breaker = Breaker(
-            settings.store.breaker_open_s, lambda op: metrics.inc("store_errors_total", operation=op)
-        )
         self._router = reasoning_router(
             settings, pheromone_store(settings, client), self._memory.model, breaker=self._breaker
         )
@@ -292,11 +297,10 @@ class ServeBuiltinBackend:
 class DispatchDeployment:
     def __init__(self, settings: Settings, builtin: DeploymentHandle) -> None:
         client = redis_client(settings)
-        self._registry = AgentRegistry(client, Keys(settings.namespace))
+        breaker = store_breaker(settings, Metrics())
+        self._registry = AgentRegistry(client, Keys(settings.namespace), breaker)
         self._tracer = tracer()
         d = settings.dispatch
-        metrics = Metrics()
-        breaker = Breaker(settings.store.breaker_open_s, lambda op: metrics.inc("store_errors_total", operation=op))
         replicas = Replicas(
             client,
             Keys(settings.namespace),
