@@ -20,12 +20,12 @@ from swarm_route.bench.report import console, percentiles, table, write_json
 from swarm_route.config import Settings
 from swarm_route.core.embedding import default_embedder
 from swarm_route.core.intent import LabelledExamples, traffic_examples, training_set
-from swarm_route.core.llm import ChatModel, LLMSettings, LLMUnavailable
+from swarm_route.core.llm import LLMSettings, LLMUnavailable
 from swarm_route.core.onboarding import AgentCard, CardSkill, onboard
-from swarm_route.core.reasoning import LLMChoice, MalformedAnswer, ReasonThenSelect
+from swarm_route.core.reasoning import LLMChoice, MalformedAnswer
 from swarm_route.core.registry import AgentRegistry, as_name
 from swarm_route.keys import Keys
-from swarm_route.serve.deployments import intent_classifier, pheromone_store, reasoning_router
+from swarm_route.serve.deployments import intent_classifier, pheromone_store, reason_then_select, reasoning_router
 from swarm_route.store import EmbeddedRedis, connect
 
 BENCH_ENDPOINT = "http://agents.bench.invalid/"  # never called: the benchmark routes, it does not dispatch
@@ -97,24 +97,15 @@ async def _run(
         past = LabelledExamples()
         if train_path:
             with open(train_path, encoding="utf-8") as fh:
-                rows = (json.loads(line) for line in fh if line.strip())
-                traffic_examples(
-                    (json.dumps({"query": r["query"], "agents": [ids.get(a, a) for a in r["agents"]]}) for r in rows),
-                    past,
-                )
+                traffic = traffic_examples(fh)  # labels are the file's agent names: map them to the ids
+            past = LabelledExamples(traffic.texts, [ids.get(label, label) for label in traffic.labels])
         t0 = time.perf_counter()
         classifier = intent_classifier(settings, default_embedder() if embeddings else None).fit(
             training_set(agents.values(), past)
         )
         train_seconds = time.perf_counter() - t0
         router = reasoning_router(settings, store)
-        selector = (
-            ReasonThenSelect(
-                ChatModel(llm), shortlist_size=settings.reasoning.shortlist, max_set=settings.reasoning.max_set
-            )
-            if llm
-            else None
-        )
+        selector = reason_then_select(settings, llm) if llm else None
 
         gold, chosen, latency, llm_failures = [], [], [], 0
         for row in test:

@@ -35,7 +35,7 @@ from swarm_route.core.intent import (
     load_intent_files,
     training_set,
 )
-from swarm_route.core.llm import ChatModel, LLMUnavailable
+from swarm_route.core.llm import ChatModel, LLMSettings, LLMUnavailable
 from swarm_route.core.outcomes import AbilityMemory, OutcomeLog
 from swarm_route.core.pheromone import PheromoneStore
 from swarm_route.core.quality import QualityGate
@@ -134,6 +134,12 @@ def reasoning_router(
     )
 
 
+def reason_then_select(settings: Settings, llm: LLMSettings) -> ReasonThenSelect:
+    """The LLM routing step as the settings describe it, on ``llm`` (the service's, or a benchmark's)."""
+    r = settings.reasoning
+    return ReasonThenSelect(ChatModel(llm), shortlist_size=r.shortlist, max_set=r.max_set)
+
+
 def store_breaker(settings: Settings, metrics: Metrics) -> Breaker:
     """The replica's one breaker: every store read on its request path fails open through it, so a store
     that failed for one of them is skipped by all for ``store.breaker_open_s``, and each failure is counted."""
@@ -218,8 +224,8 @@ class RouterDeployment:
         self._router = reasoning_router(
             settings, pheromone_store(settings, client), self._memory.model, breaker=self._breaker
         )
-        r = settings.reasoning
-        self._llm = ReasonThenSelect(ChatModel(r.llm), shortlist_size=r.shortlist, max_set=r.max_set) if r.llm else None
+        llm = settings.reasoning.llm
+        self._llm = reason_then_select(settings, llm) if llm else None
 
     async def route(
         self,
