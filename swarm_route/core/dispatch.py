@@ -61,6 +61,16 @@ class Busy(AgentError):
     """The agent's concurrency limit stayed full for the whole call timeout; try another path instead."""
 
 
+def _error_text(exc: BaseException) -> str:
+    return "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+
+
+def _aim(spec: AgentSpec, endpoint: str) -> tuple[AgentSpec, str | None]:
+    """The spec pointed at the chosen replica, and the replica to name in the trace (None: only one)."""
+    target = spec if endpoint == spec.endpoint else spec.model_copy(update={"endpoint": endpoint})
+    return target, endpoint if len(spec.endpoints()) > 1 else None
+
+
 def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError) or (isinstance(exc, AgentError) and exc.retryable)
 
@@ -129,8 +139,7 @@ class Dispatcher:
             return
         await self.replicas.sync()
         model, endpoint = one.path[0].model, self.replicas.choose(spec.endpoints())
-        target = spec if endpoint == spec.endpoint else spec.model_copy(update={"endpoint": endpoint})
-        replica = endpoint if len(spec.endpoints()) > 1 else None
+        target, replica = _aim(spec, endpoint)
         started, parts, answer = time.perf_counter(), [], None
         try:
             async with self._occupy(spec, endpoint):
@@ -146,7 +155,7 @@ class Dispatcher:
                         parts.append(item)
                         yield item
         except Exception as exc:
-            error = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+            error = _error_text(exc)
             cooled = _retryable(exc) and await self.replicas.failed(endpoint)
             failed = Attempt(
                 agent=spec.name,
@@ -299,7 +308,7 @@ class Dispatcher:
                     n += 1
                     t0 = time.perf_counter()
                     endpoint = self.replicas.choose(endpoints, tried)
-                    replica = endpoint if len(endpoints) > 1 else None
+                    target, replica = _aim(spec, endpoint)
 
                     def record(
                         error: str | None,
@@ -323,12 +332,11 @@ class Dispatcher:
                         )
 
                     attributes = {"swarm_route.agent": spec.name, "swarm_route.model": model, "swarm_route.attempt": n}
-                    target = spec if endpoint == spec.endpoint else spec.model_copy(update={"endpoint": endpoint})
                     with _tracer.start_as_current_span("agent_call", attributes=attributes) as span:
                         try:
                             answer = await self._limited(spec, backend.answer(target, model, query), endpoint)
                         except Exception as exc:
-                            error = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+                            error = _error_text(exc)
                             span.set_status(StatusCode.ERROR, error)
                             cooled = _retryable(exc) and await self.replicas.failed(endpoint)
                             tried.add(endpoint)
