@@ -216,12 +216,16 @@ class Ingress:
 
     def _check_limits(self, body: QueryRequest) -> None:
         limits = self._settings.limits
-        if len(body.query) > limits.max_query_chars:
-            raise _field_error("query", f"is {len(body.query)} characters; at most {limits.max_query_chars} allowed")
+        self._check_query(body.query)
         if body.max_agents > limits.max_agents:
             raise _field_error("max_agents", f"at most {limits.max_agents} allowed")
         if body.budget_usd is not None and body.budget_usd > limits.max_budget_usd:
             raise _field_error("budget_usd", f"at most {limits.max_budget_usd} allowed")
+
+    def _check_query(self, query: str) -> None:
+        limit = self._settings.limits.max_query_chars
+        if len(query) > limit:
+            raise _field_error("query", f"is {len(query)} characters; at most {limit} allowed")
 
     @staticmethod
     async def _remote(stage: str, method: Any, *args: Any) -> Any:
@@ -412,7 +416,6 @@ class Ingress:
         request = QueryRequest(query=body.query(), budget_usd=body.budget_usd, max_agents=body.max_agents)
         if not body.stream:
             return chat_completion(body, await self._answer(request, agent))
-        self._check_limits(request)
         deltas: asyncio.Queue[str | None] = asyncio.Queue()
         request_id = uuid.uuid4().hex
         walk = asyncio.create_task(self._answer(request, agent, on_delta=deltas.put_nowait, request_id=request_id))
@@ -484,9 +487,7 @@ class Ingress:
         """Call one agent directly, bypassing classification, routing and merging (still with retries,
         replica choice and limits): to try an agent out, and the baseline ``bench load`` compares with."""
         await self._access.check(authorization, Scope.client)
-        limit = self._settings.limits.max_query_chars
-        if len(body.query) > limit:
-            raise _field_error("query", f"is {len(body.query)} characters; at most {limit} allowed")
+        self._check_query(body.query)
         started = time.perf_counter()
         result = await self._remote("dispatch", self._dispatcher.call, name, body.model, body.query)
         if "error" in result:

@@ -183,6 +183,8 @@ def test_an_a2a_card_registers_an_agent_that_answers_the_next_query(http, a2a_se
         ("/v1/query", {"query": ""}, 422, ["query"]),
         ("/v1/query", {"query": "x" * 9000}, 422, ["query", "at most"]),
         ("/v1/query", {"query": "hi", "max_agents": 50}, 422, ["max_agents"]),
+        ("/v1/agents/calculator/invoke", {"query": "x" * 9000}, 422, ["query", "at most"]),
+        ("/v1/agents/nobody/invoke", {"query": "2+2"}, 404, ["no agent named"]),
         ("/v1/query", {"query": "hi", "budget_usd": -1}, 422, ["budget_usd"]),
         ("/v1/query", {"query": "hi", "colour": "red"}, 422, ["colour"]),
         ("/v1/query", {"query": "what is 2 * 3", "budget_usd": 1e-12}, 200, []),

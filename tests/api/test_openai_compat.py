@@ -76,8 +76,11 @@ def test_a_streaming_agents_own_stream_is_passed_through(client, service, openai
 def test_bad_requests_raise_the_clients_own_errors(client):
     with pytest.raises(openai.NotFoundError, match="no model"):
         client.chat.completions.create(model="gpt-nope", messages=[{"role": "user", "content": "hi"}])
-    with pytest.raises(openai.UnprocessableEntityError, match="query: is 9000 characters"):
-        client.chat.completions.create(model="swarm-route/auto", messages=[{"role": "user", "content": "x" * 9000}])
+    for stream in (False, True):  # a stream that cannot start is an error response, not an empty stream
+        with pytest.raises(openai.UnprocessableEntityError, match="query: is 9000 characters"):
+            client.chat.completions.create(
+                model="swarm-route/auto", messages=[{"role": "user", "content": "x" * 9000}], stream=stream
+            )
     with pytest.raises(openai.UnprocessableEntityError, match="user message"):
         client.chat.completions.create(model="swarm-route/auto", messages=[{"role": "system", "content": "x"}])
 
