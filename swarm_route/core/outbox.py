@@ -40,7 +40,6 @@ class Outbox:
         self._queue: deque[Event] = deque()
         self._lock = asyncio.Lock()
         self.dropped = 0
-        self.written = 0
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -51,7 +50,6 @@ class Outbox:
         if not self._queue and not self.breaker.is_open:
             try:
                 await self.stream.publish(event, self.record_ttl_s)
-                self.written += 1
                 return True
             except STORE_ERRORS as exc:
                 self.breaker.trip("publish", exc)
@@ -76,7 +74,6 @@ class Outbox:
                     break
                 self._queue.popleft()
                 written += 1
-        self.written += written
         return written
 
     async def run(self, stop: asyncio.Event, every_s: float = 0.5) -> None:
