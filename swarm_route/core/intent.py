@@ -303,7 +303,7 @@ class IntentClassifier:
         if not batches:
             return None
 
-        def gold_weights(temperature: float) -> np.ndarray:
+        def gold_log_weights(temperature: float) -> np.ndarray:
             out = []
             for scores, gold in batches:
                 z = scores / temperature
@@ -312,9 +312,9 @@ class IntentClassifier:
                 out.append(log_p[np.arange(len(gold)), gold])
             return np.concatenate(out)
 
-        fitted = minimize_scalar(lambda t: -gold_weights(t).mean(), bounds=(0.005, 5.0), method="bounded")
+        fitted = minimize_scalar(lambda t: -gold_log_weights(t).mean(), bounds=(0.005, 5.0), method="bounded")
         self.temperature = float(fitted.x)
-        gold = np.exp(gold_weights(self.temperature))
+        gold = np.exp(gold_log_weights(self.temperature))
         self.set_floor = float(np.quantile(gold, 1 - self.set_coverage))
         rank = np.concatenate([(s > s[np.arange(len(g)), g][:, None]).sum(axis=1) for s, g in batches])
         return (rank == 0) | ((gold >= self.set_floor) & (rank < self.set_size))
