@@ -105,21 +105,22 @@ class LimitSettings(BaseModel):
 class IntentSettings(BaseModel):
     oos_threshold: float | None = Field(
         None,
-        description="below this best intent score a query is out of scope; None chooses it from data "
+        description="below this score a query is out of scope: the best intent's score, or its lead over the "
+        "`oos` class when out-of-scope examples were given; None chooses it from data "
         "(validation split of `files`, else cross-validation of the training examples)",
     )
     temperature: float = Field(
         0.1, gt=0, description="softmax temperature over intent scores; refitted on held-out data when there is some"
     )
     max_false_decline: float | None = Field(
-        0.05,
+        0.02,
         ge=0,
         lt=1,
         description="cap on the share of held-out in-scope queries the data-chosen threshold may decline; "
         "None: no cap (harmonic mean of in-scope accuracy and out-of-scope recall alone)",
     )
     set_coverage: float = Field(
-        0.9,
+        0.92,
         gt=0,
         lt=1,
         description="share of held-out queries whose agent set must contain a fitting agent; chooses the "

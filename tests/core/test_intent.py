@@ -1,3 +1,7 @@
+import zlib
+
+import numpy as np
+
 from swarm_route.core.intent import IntentClassifier, LabelledExamples, load_intent_files, training_set
 from tests.core.helpers import MATH, WEATHER, agent
 
@@ -73,12 +77,38 @@ def test_without_validation_data_the_threshold_comes_from_cross_validation():
     assert clf.classify("will it be sunny tomorrow").top() == "weather"
 
 
-def test_an_explicit_oos_class_vetoes_and_is_never_an_intent():
-    clf = IntentClassifier(oos_threshold=-10).fit(
-        labelled([*TRAIN, ("tell me a joke", "oos"), ("sing a song", "oos"), ("what is love", "oos")])
-    )
+OOS_TRAIN = [*TRAIN, ("tell me a joke", "oos"), ("sing a song", "oos"), ("what is love", "oos")]
+
+
+def test_with_an_explicit_oos_class_in_scope_means_leading_it_and_it_is_never_an_intent():
+    clf = IntentClassifier(oos_threshold=-0.5).fit(labelled(OOS_TRAIN))
     assert "oos" not in clf.intents
-    assert clf.classify("tell me a funny joke").out_of_scope
+    joke, rain = clf.classify_many(["tell me a funny joke", "will it rain in berlin tomorrow"])
+    assert joke.out_of_scope and not rain.out_of_scope
+    lead = IntentClassifier(oos_threshold=-0.5).fit(labelled(TRAIN)).classify("tell me a funny joke")
+    assert not lead.out_of_scope, "without the oos class the same threshold lets the joke in"
+
+
+class WordEmbedder:
+    """A stand-in sentence encoder (bag of hashed words), so the slow path runs without the model."""
+
+    def encode(self, texts, batch_size=128):
+        out = np.zeros((len(texts), 64))
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                out[row, zlib.crc32(word.encode()) % 64] += 1
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+def test_queries_the_lexical_path_decides_are_measured_against_its_own_cut():
+    val = labelled([("is it going to rain in rome", "weather"), ("what is 6 times 7", "math"), ("hum a tune", "oos")])
+    clf = IntentClassifier(embedder=WordEmbedder()).fit(labelled(OOS_TRAIN), val)
+    clf.fast_accept, clf.lexical_threshold, clf.threshold = -5.0, -5.0, 1e9  # everything fast; slow path refuses all
+    fast = clf.classify("weather forecast for tomorrow")
+    assert not fast.out_of_scope and fast.oos_score < 0.5 and clf.slow_share == 0
+    clf.fast_accept = 1e9  # now everything takes the slow path and meets its threshold
+    slow = clf.classify("weather forecast for tomorrow")
+    assert slow.out_of_scope and clf.slow_share == 1
 
 
 def test_batch_and_single_agree_and_one_intent_still_works():
