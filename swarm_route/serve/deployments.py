@@ -203,7 +203,9 @@ class IntentClassifierDeployment:
             elif self._background is None or self._background.done():
                 self._background = asyncio.create_task(self._refit(version, list(agents.values())))
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
+    # Opportunistic batching: no wait for a batch to fill (a lone query would pay the wait in full); under
+    # load, queries queue while a batch is classified and the next batch takes them all.
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
     async def _classify_batch(self, queries: list[str]) -> list[IntentResult]:
         await self._refresh()
         return self._classifier.classify_many(queries)
