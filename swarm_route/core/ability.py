@@ -16,6 +16,8 @@ import numpy as np
 from scipy.sparse import csc_matrix, csr_matrix, vstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from swarm_route.core.tfidf import TfidfRows
+
 
 @dataclass(frozen=True)
 class AbilityEstimate:
@@ -29,9 +31,9 @@ class AbilityModel:
 
     def __init__(self, k: int = 50, shrinkage: float = 5.0, prior: float = 0.7) -> None:
         self.k, self.shrinkage, self.prior = k, shrinkage, prior
-        # vectorizer and the history's vectors, swapped as one so a refit in a thread never mixes them
+        # featuriser and the history's vectors, swapped as one so a refit in a thread never mixes them
         # (CSC, so one query's few terms select a few columns instead of a sparse-by-sparse product)
-        self._index: tuple[TfidfVectorizer, csc_matrix] | None = None
+        self._index: tuple[TfidfRows, csc_matrix] | None = None
         self._texts: list[str] = []
         self._rows: list[csr_matrix] = []
         self._nodes: dict[str, int] = {}
@@ -64,8 +66,9 @@ class AbilityModel:
         vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1, max_features=200_000)
         matrix = vectorizer.fit_transform(texts).tocsc()
         extra = self._texts[len(texts) :]  # appended while fitting
-        self._rows = [vectorizer.transform(extra)] if extra else []
-        self._index = (vectorizer, matrix)
+        featurise = TfidfRows(vectorizer)
+        self._rows = [featurise(extra)] if extra else []
+        self._index = (featurise, matrix)
 
     def add(self, outcomes: Sequence[tuple[str, str, float, float | None]]) -> None:
         """Append graded outcomes ``(text, node, score, cost)``; consecutive ones on one text share a row.
@@ -97,7 +100,7 @@ class AbilityModel:
         if self._index is None:
             self.refit()
         else:
-            self._rows.append(self._index[0].transform(texts))
+            self._rows.append(self._index[0](texts))
 
     def _node_mean(self) -> np.ndarray:
         """Each node's mean graded score (the prior where it has none), cached until the history changes."""
@@ -107,13 +110,13 @@ class AbilityModel:
             self._mean_cache = np.where(counts > 0, sums / np.maximum(counts, 1), self.prior)
         return self._mean_cache
 
-    def _vectors(self) -> tuple[TfidfVectorizer, csc_matrix] | None:
+    def _vectors(self) -> tuple[TfidfRows, csc_matrix] | None:
         if self._index is None:
             return None
         if self._rows:
-            vectorizer, matrix = self._index
+            featurise, matrix = self._index
             rows, self._rows = self._rows, []
-            self._index = (vectorizer, vstack([matrix, *rows]).tocsc())
+            self._index = (featurise, vstack([matrix, *rows]).tocsc())
         return self._index
 
     def predict(self, query: str, nodes: Sequence[str]) -> AbilityEstimate:
@@ -126,8 +129,8 @@ class AbilityModel:
         index = self._vectors()
         if index is None or not known.any():
             return AbilityEstimate(score, cost, support)
-        vectorizer, matrix = index
-        q = vectorizer.transform([query])
+        featurise, matrix = index
+        q = featurise([query])
         sims = np.asarray(matrix[:, q.indices] @ q.data).ravel()
         k = min(self.k, len(sims))
         top = np.argpartition(-sims, k - 1)[:k]

@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.sparse import csr_matrix, hstack
-from sklearn import config_context
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import KFold
 from sklearn.svm import LinearSVC
 
 from swarm_route.core.embedding import Embedder
+from swarm_route.core.tfidf import TfidfRows
 
 OOS = "oos"
 ACCEPT_IN_SCOPE = 0.95  # without out-of-scope data, the threshold keeps this share of in-scope queries
@@ -92,6 +92,7 @@ class _Model:
         self.word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
         self.char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=1)
         features = hstack([self.word.fit_transform(data.texts), self.char.fit_transform(data.texts)]).tocsr()
+        self._rows = TfidfRows(self.word, self.char)
         self.labels = sorted(set(data.labels))
         self.svm: LinearSVC | None = None
         self.dense: tuple[np.ndarray, np.ndarray] | None = None
@@ -116,8 +117,7 @@ class _Model:
         self.oos = classes.index(OOS) if OOS in classes else None
 
     def features(self, texts: Sequence[str]) -> csr_matrix:
-        with config_context(assume_finite=True, skip_parameter_validation=True):
-            return hstack([self.word.transform(texts), self.char.transform(texts)]).tocsr()
+        return self._rows(texts)
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """Lexical scores."""

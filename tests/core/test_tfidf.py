@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from swarm_route.core.tfidf import TfidfRows
+
+CORPUS = [
+    "what's the weather in Berlin tomorrow",
+    "compute 12 times 4, then add 7",
+    "book a table for two at eight",
+    "Weather, weather: rain or sun in Rome?",
+]
+QUERIES = ["rain in berlin", "unseen words only zzz", "", "table table table for 12 times", CORPUS[3]]
+
+
+@pytest.mark.parametrize(
+    "vectorizers",
+    [
+        [TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)],
+        [TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5))],
+        [TfidfVectorizer(norm=None), TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)],
+    ],
+)
+def test_rows_equal_scikit_learns_transform(vectorizers):
+    for v in vectorizers:
+        v.fit(CORPUS)
+    expected = np.hstack([v.transform(QUERIES).toarray() for v in vectorizers])
+    got = TfidfRows(*vectorizers)(QUERIES)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got.toarray(), expected, atol=1e-12)
+    assert TfidfRows(*vectorizers)([]).shape == (0, expected.shape[1])
+
+
+def test_unsupported_settings_are_refused():
+    with pytest.raises(ValueError, match="use_idf"):
+        TfidfRows(TfidfVectorizer(norm="l1").fit(CORPUS))
