@@ -25,6 +25,7 @@ from swarm_route.config import Settings
 
 MODES = ("direct", "routed", "routed_updates_off")
 ROUNDS = 3
+STAGE_SAMPLES = 30
 
 
 def summary(latencies_ms: Sequence[float], errors: int, wall_s: float) -> dict[str, Any]:
@@ -80,6 +81,19 @@ class Driver:
         r.raise_for_status()
 
 
+async def stage_medians(client: httpx.AsyncClient, requests: list[tuple[str, dict[str, Any]]]) -> dict[str, float]:
+    """Where a routed query's time goes: medians of its trace's stage timings and of the ingress's whole
+    walk, from queries sent one at a time after the timed rounds (the client does not parse the timed ones)."""
+    seen: dict[str, list[float]] = {}
+    for path, body in requests:
+        r = await client.post(path, json=body)
+        if r.status_code == 200:
+            answer = r.json()
+            for stage, ms in {**answer["trace"]["stages_ms"], "ingress": answer["latency_ms"]}.items():
+                seen.setdefault(stage, []).append(ms)
+    return {stage: round(float(np.median(ms)), 3) for stage, ms in seen.items()}
+
+
 async def measure(
     url: str, key: str | None, prompts: list[str], agent: str, model: str | None, concurrency: int, requests: int
 ) -> dict[str, Any]:
@@ -102,10 +116,14 @@ async def measure(
                 lat, err, wall = await driver.run([bodies[mode](rng.choice(prompts)) for _ in range(per_round)])
                 old = samples[mode]
                 samples[mode] = (old[0] + lat, old[1] + err, old[2] + wall)
+        stages = await stage_medians(
+            driver.client, [bodies["routed"](rng.choice(prompts)) for _ in range(STAGE_SAMPLES)]
+        )
     finally:
         await driver.set_learning(True)
         await driver.client.aclose()
     result: dict[str, Any] = {m: summary(*samples[m]) for m in MODES}
+    result["routed_stages_p50_ms"] = stages
     routed, direct, off = result["routed"], result["direct"], result["routed_updates_off"]
     result |= {
         "concurrency": concurrency,
@@ -181,7 +199,10 @@ def run(
     table(
         "ratios",
         ["figure", "value"],
-        [(k, result[k]) for k in ("overhead_p50_ms", "rps_ratio", "p99_updates_on_over_off", "concurrency")],
+        [
+            *((k, result[k]) for k in ("overhead_p50_ms", "rps_ratio", "p99_updates_on_over_off", "concurrency")),
+            *((f"routed {stage} p50_ms", ms) for stage, ms in result["routed_stages_p50_ms"].items()),
+        ],
     )
     write_json(json_path, result)
     return result

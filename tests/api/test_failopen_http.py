@@ -53,5 +53,8 @@ async def test_bench_load_measures_routed_and_direct_side_by_side(service):
         assert result[mode]["requests"] == 12 and result[mode]["p50_ms"] > 0
     assert result["direct"]["errors"] == 0 and result["routed"]["errors"] == 0
     assert result["rps_ratio"] > 0 and result["p99_updates_on_over_off"] > 0
+    stages = result["routed_stages_p50_ms"]
+    assert {"classify", "route", "dispatch", "ingress"} <= set(stages)
+    assert all(0 <= stages[s] <= stages["ingress"] for s in ("classify", "route", "dispatch")), "within the walk"
     with httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as http:
         assert http.get("/v1/updater/state").json() == {"enabled": True}, "the bench leaves learning on"
