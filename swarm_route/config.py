@@ -163,6 +163,11 @@ class ServeSettings(BaseModel):
     app_name: str = "swarm_route"
     num_cpus: int | None = Field(None, description="CPUs for a local Ray; None lets Ray count them")
     max_ongoing_requests: int = Field(256, ge=1, description="per replica, for every deployment")
+    colocate_routing: bool = Field(
+        False,
+        description="classify and route inside each ingress replica instead of in their own deployments: two "
+        "handle hops fewer per query, but the two stages then scale with the ingress",
+    )
     metrics_port: int | None = Field(
         None, ge=1, le=65535, description="a local Ray's Prometheus export port (/metrics); None: a free one"
     )

@@ -56,7 +56,14 @@ from swarm_route.core.records import Feedback, FinishedRequest, PathOutcome
 from swarm_route.core.registry import AgentExists, AgentNotFound, AgentRegistry, AgentSpec
 from swarm_route.core.stream import EventStream
 from swarm_route.keys import Keys
-from swarm_route.serve.deployments import pheromone_store, redis_client, store_breaker
+from swarm_route.serve.deployments import (
+    InProcess,
+    IntentClassifierDeployment,
+    RouterDeployment,
+    pheromone_store,
+    redis_client,
+    store_breaker,
+)
 from swarm_route.serve.telemetry import Metrics
 from swarm_route.serve.tracing import carrier, tracer
 from swarm_route.timing import ms_since
@@ -144,8 +151,8 @@ class Ingress:
     async def __init__(
         self,
         settings: Settings,
-        classifier: DeploymentHandle,
-        router: DeploymentHandle,
+        classifier: DeploymentHandle | None,
+        router: DeploymentHandle | None,
         dispatcher: DeploymentHandle,
         aggregator: DeploymentHandle,
         updater: DeploymentHandle,
@@ -169,7 +176,9 @@ class Ingress:
         self._recent: OrderedDict[str, asyncio.Task[Any]] = OrderedDict()  # request id → publish of its record
         self._stop = asyncio.Event()
         self._pheromones = pheromone_store(settings, self._redis)
-        self._classifier, self._router = classifier, router
+        # without handles (serve.colocate_routing), this replica classifies and routes itself
+        self._classifier = classifier if classifier is not None else InProcess(IntentClassifierDeployment, settings)
+        self._router = router if router is not None else InProcess(RouterDeployment, settings)
         self._dispatcher, self._aggregator, self._updater = dispatcher, aggregator, updater
         self._background: set[asyncio.Task[None]] = set()
         self._tracer = tracer()

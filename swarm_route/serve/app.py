@@ -27,8 +27,10 @@ _ACTOR = {"num_cpus": 0}
 
 def build_app(settings: Settings) -> Application:
     opts = {"max_ongoing_requests": settings.serve.max_ongoing_requests, "ray_actor_options": _ACTOR}
-    classifier = IntentClassifierDeployment.options(**opts).bind(settings)
-    router = RouterDeployment.options(**opts).bind(settings)
+    classifier = router = None  # colocated: the ingress runs both stages itself
+    if not settings.serve.colocate_routing:
+        classifier = IntentClassifierDeployment.options(**opts).bind(settings)
+        router = RouterDeployment.options(**opts).bind(settings)
     builtin = BuiltinAgentsDeployment.options(**opts).bind()
     dispatcher = DispatchDeployment.options(**opts).bind(settings, builtin)
     aggregator = AggregatorDeployment.options(**opts).bind(settings)

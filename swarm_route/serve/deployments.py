@@ -10,6 +10,7 @@ import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
+from types import SimpleNamespace
 from typing import Any
 
 from ray import serve
@@ -150,6 +151,18 @@ def redis_client(settings: Settings) -> Any:
     if not settings.redis_url:
         raise RuntimeError("settings.redis_url is unset: set REDIS_URL, or start through `swarm-route serve`")
     return connect(settings.redis_url)
+
+
+class InProcess:
+    """A stage's deployment class run inside the calling replica and called like its handle
+    (``stage.method.remote(*args)`` gives an awaitable): colocating a stage saves the handle hop, which on
+    a 2-core machine costs more than classifying or routing a query."""
+
+    def __init__(self, deployment: Any, *args: Any) -> None:
+        self._stage = deployment.func_or_class(*args)
+
+    def __getattr__(self, name: str) -> SimpleNamespace:
+        return SimpleNamespace(remote=getattr(self._stage, name))
 
 
 @serve.deployment

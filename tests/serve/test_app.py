@@ -5,7 +5,8 @@ from pathlib import Path
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
-from swarm_route.serve.app import app_builder
+from swarm_route.config import Settings
+from swarm_route.serve.app import app_builder, build_app
 
 CONFIG = Path(__file__).parents[2] / "deployments" / "serve_config.yaml"
 
@@ -36,3 +37,11 @@ def test_every_deployment_the_config_tunes_exists_in_the_app():
     built = _deployment_names(app_builder(app.args))
     assert {d.name for d in app.deployments} <= built
     assert "BuiltinAgentsDeployment" in built and "UpdaterDeployment" in built
+
+
+def test_colocated_routing_leaves_the_classifier_and_router_to_the_ingress():
+    apart = _deployment_names(build_app(Settings(redis_url="redis://127.0.0.1:1")))
+    together = _deployment_names(build_app(Settings(redis_url="redis://127.0.0.1:1", serve={"colocate_routing": True})))
+    stages = {"IntentClassifierDeployment", "RouterDeployment"}
+    assert stages <= apart and not stages & together
+    assert apart - together == stages

@@ -1,0 +1,44 @@
+"""Classification and routing inside the ingress (``serve.colocate_routing``): the same walk, two hops fewer."""
+
+import httpx
+import pytest
+from ray import serve
+
+from swarm_route.serve.app import build_app
+from tests.conftest import ADMIN_KEY
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+PREFIX = "/colocated"
+
+
+@pytest.fixture(scope="module")
+def colocated(service):
+    """A second app beside the session's, on the same Serve instance, in its own Redis namespace."""
+    together = service.settings.serve.model_copy(update={"colocate_routing": True})
+    settings = service.settings.model_copy(update={"namespace": "itest-colo", "serve": together})
+    serve.run(build_app(settings), name="colocated", route_prefix=PREFIX, blocking=False)
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    with httpx.Client(base_url=service.url + PREFIX, timeout=30, headers=headers) as client:
+
+        def ready() -> bool:
+            try:
+                return client.get("/readyz").json().get("status") == "ready"
+            except (httpx.HTTPError, ValueError):
+                return False
+
+        assert wait_for(ready, timeout_s=120), "the colocated app did not become ready"
+        yield client
+    serve.delete("colocated")
+
+
+def test_a_colocated_ingress_classifies_routes_and_answers(colocated):
+    r = colocated.post("/v1/query", json={"query": "what is 6 * 7"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert "42" in body["answer"] and body["agents"] == ["calculator"]
+    trace = body["trace"]
+    assert {"classify", "route", "dispatch"} <= set(trace["stages_ms"])
+    assert trace["intent_weights"] and trace["selection"][0]["agents"] == ["calculator"]
+    declined = colocated.post("/v1/query", json={"query": "x" * 100_000})
+    assert declined.status_code == 422 and "query" in declined.text
