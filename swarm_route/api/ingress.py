@@ -58,7 +58,7 @@ from swarm_route.core.stream import EventStream
 from swarm_route.keys import Keys
 from swarm_route.serve.deployments import (
     InProcess,
-    IntentClassifierDeployment,
+    IntentStage,
     RouterDeployment,
     pheromone_store,
     redis_client,
@@ -177,8 +177,8 @@ class Ingress:
         self._stop = asyncio.Event()
         self._pheromones = pheromone_store(settings, self._redis)
         # without handles (serve.colocate_routing), this replica classifies and routes itself
-        self._classifier = classifier if classifier is not None else InProcess(IntentClassifierDeployment, settings)
-        self._router = router if router is not None else InProcess(RouterDeployment, settings)
+        self._classifier = classifier if classifier is not None else InProcess(IntentStage, settings)
+        self._router = router if router is not None else InProcess(RouterDeployment.func_or_class, settings)
         self._dispatcher, self._aggregator, self._updater = dispatcher, aggregator, updater
         self._background: set[asyncio.Task[None]] = set()
         self._tracer = tracer()

@@ -154,20 +154,19 @@ def redis_client(settings: Settings) -> Any:
 
 
 class InProcess:
-    """A stage's deployment class run inside the calling replica and called like its handle
-    (``stage.method.remote(*args)`` gives an awaitable): colocating a stage saves the handle hop, which on
-    a 2-core machine costs more than classifying or routing a query."""
+    """A stage's class run inside the calling replica and called like its handle (``stage.method.remote(
+    *args)`` gives an awaitable): colocating a stage saves the handle hop, which on a 2-core machine costs
+    more than classifying or routing a query."""
 
-    def __init__(self, deployment: Any, *args: Any) -> None:
-        self._stage = deployment.func_or_class(*args)
+    def __init__(self, stage: type, *args: Any) -> None:
+        self._stage = stage(*args)
 
     def __getattr__(self, name: str) -> SimpleNamespace:
         return SimpleNamespace(remote=getattr(self._stage, name))
 
 
-@serve.deployment
-class IntentClassifierDeployment:
-    """Batches concurrent queries into one vectorised call, and refits when the registry version moves.
+class IntentStage:
+    """The classifier stage: refits when the registry version moves, then classifies.
 
     A small training set (agents' examples) is refitted before the next query is answered, in a thread,
     so a new agent is routable at once; a large one (loaded intent files) is refitted in the background
@@ -216,12 +215,24 @@ class IntentClassifierDeployment:
             elif self._background is None or self._background.done():
                 self._background = asyncio.create_task(self._refit(version, list(agents.values())))
 
+    async def classify_many(self, queries: list[str]) -> list[IntentResult]:
+        await self._refresh()
+        return self._classifier.classify_many(queries)
+
+    async def classify(self, query: str) -> IntentResult:
+        return (await self.classify_many([query]))[0]
+
+
+@serve.deployment
+class IntentClassifierDeployment(IntentStage):
+    """The classifier stage as a deployment of its own, batching concurrent queries into one vectorised call.
+    (Colocated in the ingress it runs unbatched: ``serve.batch`` there left concurrent queries hanging.)"""
+
     # Opportunistic batching: no wait for a batch to fill (a lone query would pay the wait in full); under
     # load, queries queue while a batch is classified and the next batch takes them all.
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
     async def _classify_batch(self, queries: list[str]) -> list[IntentResult]:
-        await self._refresh()
-        return self._classifier.classify_many(queries)
+        return await self.classify_many(queries)
 
     async def classify(self, query: str) -> IntentResult:
         return await self._classify_batch(query)

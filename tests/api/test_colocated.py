@@ -1,5 +1,7 @@
 """Classification and routing inside the ingress (``serve.colocate_routing``): the same walk, two hops fewer."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import pytest
 from ray import serve
@@ -42,3 +44,12 @@ def test_a_colocated_ingress_classifies_routes_and_answers(colocated):
     assert trace["intent_weights"] and trace["selection"][0]["agents"] == ["calculator"]
     declined = colocated.post("/v1/query", json={"query": "x" * 100_000})
     assert declined.status_code == 422 and "query" in declined.text
+
+
+def test_a_colocated_ingress_answers_concurrent_queries(colocated):
+    """Serve's batching inside the ingress once left every concurrent query hanging; none may."""
+    queries = [f"what is {i} * 3" for i in range(12)]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(lambda q: colocated.post("/v1/query", json={"query": q}, timeout=20), queries))
+    assert [r.status_code for r in answers] == [200] * 12
+    assert all(str(i * 3) in r.json()["answer"] for i, r in enumerate(answers))
