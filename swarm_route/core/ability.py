@@ -9,6 +9,7 @@ node with little history is neither trusted nor starved.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,6 +35,8 @@ class AbilityModel:
         # featuriser and the history's vectors, swapped as one so a refit in a thread never mixes them
         # (CSC, so one query's few terms select a few columns instead of a sparse-by-sparse product)
         self._index: tuple[TfidfRows, csc_matrix] | None = None
+        # a refit runs in a thread: swapping in its index and appending or merging rows take this lock
+        self._swap = threading.Lock()
         self._texts: list[str] = []
         self._rows: list[csr_matrix] = []
         self._nodes: dict[str, int] = {}
@@ -65,10 +68,11 @@ class AbilityModel:
             return
         vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1, max_features=200_000)
         matrix = vectorizer.fit_transform(texts).tocsc()
-        extra = self._texts[len(texts) :]  # appended while fitting
         featurise = TfidfRows(vectorizer)
-        self._rows = [featurise(extra)] if extra else []
-        self._index = (featurise, matrix)
+        with self._swap:
+            extra = self._texts[len(texts) :]  # appended while fitting
+            self._rows = [featurise(extra)] if extra else []
+            self._index = (featurise, matrix)
 
     def add(self, outcomes: Sequence[tuple[str, str, float, float | None]]) -> None:
         """Append graded outcomes ``(text, node, score, cost)``; consecutive ones on one text share a row.
@@ -95,12 +99,13 @@ class AbilityModel:
         pad = np.full((self._scores.shape[0], width - self._scores.shape[1]), np.nan)
         self._scores = np.vstack([np.hstack([self._scores, pad]), block])
         self._costs = np.vstack([np.hstack([self._costs, pad.copy()]), cost_block])
-        self._texts.extend(texts)
-        self._mean_cache = None
+        with self._swap:
+            self._texts.extend(texts)
+            self._mean_cache = None
+            if self._index is not None:
+                self._rows.append(self._index[0](texts))
         if self._index is None:
             self.refit()
-        else:
-            self._rows.append(self._index[0](texts))
 
     def _node_mean(self) -> np.ndarray:
         """Each node's mean graded score (the prior where it has none), cached until the history changes."""
@@ -113,11 +118,12 @@ class AbilityModel:
     def _vectors(self) -> tuple[TfidfRows, csc_matrix] | None:
         if self._index is None:
             return None
-        if self._rows:
-            featurise, matrix = self._index
-            rows, self._rows = self._rows, []
-            self._index = (featurise, vstack([matrix, *rows]).tocsc())
-        return self._index
+        with self._swap:
+            if self._rows:
+                featurise, matrix = self._index
+                rows, self._rows = self._rows, []
+                self._index = (featurise, vstack([matrix, *rows]).tocsc())
+            return self._index
 
     def predict(self, query: str, nodes: Sequence[str]) -> AbilityEstimate:
         n = len(nodes)

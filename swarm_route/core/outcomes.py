@@ -60,12 +60,20 @@ class AbilityMemory:
         self._seen = 0
         self._fitted_size = 0
         self._next = 0.0
+        self._updating = asyncio.Lock()
 
     async def refresh(self, force: bool = False) -> None:
+        """Tail the log; one refresh at a time, and a query arriving meanwhile routes on the model as it is.
+        (Two at once could run two refits in threads whose index and pending rows then interleave: a
+        history matrix with more rows than the scores it indexes.)"""
         now = time.monotonic()
-        if not force and now < self._next:
+        if not force and (now < self._next or self._updating.locked()):
             return
-        self._next = now + self.interval_s
+        async with self._updating:
+            self._next = time.monotonic() + self.interval_s
+            await self._update()
+
+    async def _update(self) -> None:
         total = await self.log.total()
         if total < self._seen:  # the store was reset: start over
             self._seen, self._fitted_size = 0, 0

@@ -54,3 +54,36 @@ async def test_memory_tails_the_shared_log(redis_client, keys):
     await memory.refresh()
     assert memory.model.size == len(TEXTS) and await log.total() == 8
     assert memory.model.predict("python code to sort", NODES).score[0] > 0.6
+
+
+async def test_concurrent_refreshes_never_overlap_refits_and_predictions_stay_consistent(redis_client, keys):
+    """Queries arriving while a refit runs in its thread route on the model as it is; a second refit
+    beside the first once left the history matrix with more rows than its scores (an IndexError)."""
+    import asyncio
+    import threading
+    import time
+
+    log = OutcomeLog(redis_client, keys)
+    model = AbilityModel(k=3, shrinkage=0.5)
+    memory = AbilityMemory(log, model, interval_s=0.0)
+    running, most, guard = [0], [0], threading.Lock()
+    refit = model.refit
+
+    def slow_refit():
+        with guard:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        refit()
+        with guard:
+            running[0] -= 1
+
+    model.refit = slow_refit
+    for round_ in range(6):
+        await log.append([Outcome(text=f"{t} {round_}", node=NODES[k % 2], score=1.0) for k, t in enumerate(TEXTS)])
+        await asyncio.gather(*(memory.refresh() for _ in range(8)))
+        estimate = memory.model.predict("python code to sort", NODES)
+        assert np.isfinite(estimate.score).all()
+    await memory.refresh(force=True)
+    assert most[0] == 1, "refits overlapped"
+    assert memory.model.size == 6 * len(TEXTS)
