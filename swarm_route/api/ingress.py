@@ -193,6 +193,16 @@ class Ingress:
         )
         await self._register_configured_agents()
         self._flusher = asyncio.create_task(self._outbox.run(self._stop))
+        await self._warm_classifier()
+
+    async def _warm_classifier(self) -> None:
+        """The classifier fits on its first query (seconds with sentence embeddings): have it do so before
+        this replica reports ready, so a first user is not the one who waits. A failure here is logged;
+        queries then pay for the fit themselves."""
+        try:
+            await self._remote("classify", self._classifier.classify, "warm-up")
+        except Exception:
+            log.exception("classifier warm-up failed; the first query will fit it")
 
     async def _register_configured_agents(self) -> None:
         """Default pool only where absent (an operator's edits win); configured agents replace their entry."""
