@@ -336,8 +336,9 @@ class IntentClassifier:
         threshold = np.full(len(queries), self.threshold)
         self.slow_share = 0.0
         if model.dense is not None and self.embedder is not None:
-            slow = np.nonzero(best < self.fast_accept)[0]
-            threshold[best >= self.fast_accept] = self.lexical_threshold
+            fast = best >= self.fast_accept
+            threshold[fast] = self.lexical_threshold
+            slow = np.nonzero(~fast)[0]
             if slow.size:
                 self.slow_share = len(slow) / len(queries)
                 scores[slow] = model.combined(scores[slow], self.embedder.encode([queries[i] for i in slow]))
