@@ -10,7 +10,15 @@ CORPUS = [
     "book a table for two at eight",
     "Weather, weather: rain or sun in Rome?",
 ]
-QUERIES = ["rain in berlin", "unseen words only zzz", "", "table table table for 12 times", CORPUS[3]]
+QUERIES = [
+    "rain in berlin",
+    "unseen words only zzz",
+    "",
+    "  \t ",
+    "table table table for 12 times",
+    CORPUS[3],
+    "RAIN\nrain  rain\tin Berlin",
+]
 
 
 @pytest.mark.parametrize(
@@ -25,9 +33,11 @@ def test_rows_equal_scikit_learns_transform(vectorizers):
     for v in vectorizers:
         v.fit(CORPUS)
     expected = np.hstack([v.transform(QUERIES).toarray() for v in vectorizers])
-    got = TfidfRows(*vectorizers)(QUERIES)
+    rows = TfidfRows(*vectorizers)
+    got = rows(QUERIES)
     assert got.shape == expected.shape
     np.testing.assert_allclose(got.toarray(), expected, atol=1e-12)
+    np.testing.assert_allclose(rows(QUERIES).toarray(), expected, atol=1e-12)  # again, from the word cache
     assert TfidfRows(*vectorizers)([]).shape == (0, expected.shape[1])
 
 
