@@ -49,7 +49,7 @@ from swarm_route.api.schemas import (
 )
 from swarm_route.config import Settings
 from swarm_route.core.aggregate import RefiningAggregator
-from swarm_route.core.failopen import STORE_ERRORS
+from swarm_route.core.failopen import STORE_ERRORS, Periodic
 from swarm_route.core.onboarding import PolicyViolation, Registration, onboard
 from swarm_route.core.outbox import Outbox
 from swarm_route.core.records import Feedback, FinishedRequest, PathOutcome
@@ -162,6 +162,7 @@ class Ingress:
         self._metrics = Metrics()
         self._keys = Keys(settings.namespace)
         self._breaker = store_breaker(settings, self._metrics)
+        self._paused = Periodic("updates_paused", self._read_paused, False, self._breaker)  # the learning switch
         self._registry = AgentRegistry(self._redis, self._keys, self._breaker)
         self._stream = EventStream(self._redis, self._keys)
         self._outbox = Outbox(
@@ -172,7 +173,6 @@ class Ingress:
             on_drop=lambda kind: self._metrics.inc("store_errors_total", operation=f"outbox_full_{kind}"),
         )
         self._passthrough = RefiningAggregator()
-        self._paused = (0.0, False)  # (checked at, paused): the learning switch, read at most once a second
         self._recent: OrderedDict[str, asyncio.Task[Any]] = OrderedDict()  # request id → publish of its record
         self._stop = asyncio.Event()
         self._pheromones = pheromone_store(settings, self._redis)
@@ -336,7 +336,7 @@ class Ingress:
             ),
         )
         self._record(response, decision, answers, attempts)
-        if answers and not await self._learning_paused():
+        if answers and not await self._paused.get():
             event = FinishedRequest(
                 request_id=request_id,
                 query=body.query,
@@ -373,14 +373,8 @@ class Ingress:
             raise ApiError(502, "the dispatch stream ended without a result")
         return result
 
-    async def _learning_paused(self) -> bool:
-        checked, paused = self._paused
-        if time.monotonic() - checked > 1.0:
-            paused = await self._breaker.call(
-                "updates_paused", lambda: self._redis.exists(self._keys.updates_paused), lambda: paused
-            )
-            self._paused = (time.monotonic(), bool(paused))
-        return self._paused[1]
+    async def _read_paused(self) -> bool:
+        return bool(await self._redis.exists(self._keys.updates_paused))
 
     def _record(self, response: QueryResponse, decision: Any, answers: list[Any], attempts: list[Any]) -> None:
         m = self._metrics
@@ -565,7 +559,7 @@ class Ingress:
     @api.get("/v1/updater/state", response_model=UpdaterState)
     async def updater_state(self, authorization: AuthHeader = None) -> UpdaterState:
         await self._access.check(authorization, Scope.admin)
-        return UpdaterState(enabled=not await self._redis.exists(self._keys.updates_paused))
+        return UpdaterState(enabled=not await self._read_paused())
 
     @api.put("/v1/updater/state", response_model=UpdaterState)
     async def set_updater_state(self, body: UpdaterState, authorization: AuthHeader = None) -> UpdaterState:
@@ -576,7 +570,7 @@ class Ingress:
             await self._redis.delete(self._keys.updates_paused)
         else:
             await self._redis.set(self._keys.updates_paused, "1")
-        self._paused = (time.monotonic(), not body.enabled)
+        self._paused.set(not body.enabled)
         return body
 
     @api.get("/v1/updater/stats")

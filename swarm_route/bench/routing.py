@@ -42,8 +42,9 @@ from swarm_route.serve.deployments import (
 )
 from swarm_route.store import EmbeddedRedis, connect
 
-# λ is relative to the mean candidate cost, so one geometric sweep fits any price level.
-DEFAULT_LAMBDAS = (0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.07, 0.1, 0.3, 1.0, 3.0, 10.0)
+# λ is relative to the mean candidate cost, so one geometric sweep fits any price level; its far end
+# (e^(−100·cost/c̄)) leaves nothing but the cheapest path, so the curve spans the whole cost range.
+DEFAULT_LAMBDAS = (0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.07, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 ONLINE_EVERY = 3  # the online run re-warms per λ; every third λ of the sweep keeps it to minutes
 
 

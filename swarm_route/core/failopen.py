@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from redis.exceptions import RedisError
 
@@ -64,3 +64,26 @@ class Stale:
             return None
         age = time.monotonic() - found[0]
         return (found[1], age) if age <= self.max_age_s else None
+
+
+class Periodic(Generic[T]):
+    """A store value that may lag by ``interval_s`` (a switch, smoothed latencies): read at most that
+    often instead of once per query, which saves the request path a round trip; between reads, or when a
+    read fails, the last value."""
+
+    def __init__(
+        self, operation: str, fetch: Callable[[], Awaitable[T]], initial: T, breaker: Breaker, interval_s: float = 1.0
+    ) -> None:
+        self.operation, self.fetch, self.breaker, self.interval_s = operation, fetch, breaker, interval_s
+        self.value = initial
+        self._next = 0.0
+
+    async def get(self) -> T:
+        if time.monotonic() >= self._next:
+            self._next = time.monotonic() + self.interval_s
+            self.value = await self.breaker.call(self.operation, self.fetch, lambda: self.value)
+        return self.value
+
+    def set(self, value: T) -> None:
+        """What this replica itself just wrote: seen at once, re-read from the store after the interval."""
+        self.value, self._next = value, time.monotonic() + self.interval_s

@@ -27,7 +27,7 @@ from swarm_route.core.ability import AbilityModel
 from swarm_route.core.aggregate import Aggregate, RefiningAggregator
 from swarm_route.core.dispatch import Dispatcher, DispatchResult, PathAnswer
 from swarm_route.core.embedding import Embedder, default_embedder
-from swarm_route.core.failopen import STORE_ERRORS, Breaker
+from swarm_route.core.failopen import STORE_ERRORS, Breaker, Periodic
 from swarm_route.core.intent import (
     IntentClassifier,
     IntentResult,
@@ -247,6 +247,8 @@ class RouterDeployment:
         self._breaker = store_breaker(settings, Metrics())
         self._registry = AgentRegistry(client, self._keys, self._breaker)
         self._memory = AbilityMemory(OutcomeLog(client, self._keys), ability_model(settings))
+        # the dispatchers' smoothed per-node latencies: slow to move, so read once a second, not per query
+        self._latency = Periodic("latency", self._read_latency, {}, self._breaker)
         self._router = reasoning_router(
             settings, pheromone_store(settings, client), self._memory.model, breaker=self._breaker
         )
@@ -270,8 +272,7 @@ class RouterDeployment:
         choice, note = await self._ask_llm(query, intent, agents) if agent is None else (None, None)
         await self._breaker.call("outcomes", self._memory.refresh, lambda: None)
         self._router.ability = self._memory.model
-        raw = await self._breaker.call("latency", lambda: self._client.hgetall(self._keys.latency), dict)
-        latency = {k: float(v) for k, v in raw.items()}
+        latency = await self._latency.get()
         return await self._router.route(
             query,
             intent,
@@ -283,6 +284,9 @@ class RouterDeployment:
             llm=choice,
             llm_note=note,
         )
+
+    async def _read_latency(self) -> dict[str, float]:
+        return {k: float(v) for k, v in (await self._client.hgetall(self._keys.latency)).items()}
 
     async def _ask_llm(
         self, query: str, intent: IntentResult, agents: dict[str, AgentSpec]

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from swarm_route.core.failopen import Breaker
+from swarm_route.core.failopen import Breaker, Periodic
 from swarm_route.core.intent import IntentResult
 from swarm_route.core.outbox import Outbox
 from swarm_route.core.pheromone import PheromoneStore
@@ -94,3 +94,25 @@ async def test_a_hanging_store_costs_one_timeout_then_the_last_snapshot_is_serve
     finally:
         flaky_redis.thaw()
     await client.aclose()
+
+
+async def test_a_periodic_value_is_read_once_an_interval_and_kept_when_the_read_fails():
+    reads: list[float] = []
+    failing = False
+
+    async def fetch() -> int:
+        if failing:
+            raise ConnectionError("store down")
+        reads.append(time.monotonic())
+        return len(reads)
+
+    value = Periodic("test", fetch, 0, Breaker(open_s=0.05), interval_s=0.1)
+    assert [await value.get() for _ in range(5)] == [1] * 5, "one read serves the interval"
+    time.sleep(0.12)
+    assert await value.get() == 2
+    value.set(7)
+    assert await value.get() == 7, "this replica's own write is seen at once, not overwritten by a read"
+    failing = True
+    time.sleep(0.12)
+    assert await value.get() == 7, "a failed read keeps the last value"
+    assert len(reads) == 2
