@@ -137,6 +137,14 @@ class IntentSettings(BaseModel):
     inline_refit_max: int = Field(
         3000, ge=0, description="up to this many examples a registry change is learned before the next query"
     )
+    tune_epochs: int = Field(
+        2,
+        ge=0,
+        description="epochs of fine-tuning a copy of the sentence encoder on the labelled examples, when there "
+        "are at least `tune_min_examples` and held-out data to choose thresholds on (0: never); minutes on a CPU",
+    )
+    tune_min_examples: int = Field(5000, ge=1, description="fewer labelled examples than this: no fine-tuning")
+    tune_lr: float = Field(5e-5, gt=0, description="learning rate of the fine-tuning")
 
 
 class AuthSettings(BaseModel):

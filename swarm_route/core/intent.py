@@ -31,7 +31,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import KFold
 from sklearn.svm import LinearSVC
 
-from swarm_route.core.embedding import Embedder
+from swarm_route.core.embedding import Embedder, Tunable
 from swarm_route.core.tfidf import TfidfRows
 
 OOS = "oos"
@@ -200,6 +200,9 @@ class IntentClassifier:
         set_coverage: float = 0.92,
         set_size: int = 3,
         max_false_decline: float | None = 0.02,
+        tune_epochs: int = 2,
+        tune_min_examples: int = 5000,
+        tune_lr: float = 5e-5,
     ) -> None:
         self.oos_threshold = oos_threshold  # None: choose from data at fit time
         self.threshold = oos_threshold if oos_threshold is not None else 0.0
@@ -212,6 +215,7 @@ class IntentClassifier:
         self.set_floor = 1.0  # only the best intent joins the set until evidence says otherwise
         self.c = c
         self.embedder = embedder
+        self.tune_epochs, self.tune_min_examples, self.tune_lr = tune_epochs, tune_min_examples, tune_lr
         self._model: _Model | None = None
         self.slow_share = 0.0  # share of the last classify_many batch that took the slow path
 
@@ -232,6 +236,14 @@ class IntentClassifier:
             return self
         if (val is None or not val.texts) and len(data.texts) > CV_LIMIT:
             data, val = _hold_out(data)
+        if (
+            isinstance(self.embedder, Tunable)
+            and self.tune_epochs > 0
+            and len(data.texts) >= self.tune_min_examples
+            and val is not None
+            and val.texts  # thresholds are then chosen on queries the tuned encoder never saw
+        ):
+            self.embedder = self.embedder.tuned(data.texts, data.labels, self.tune_epochs, self.tune_lr)
         embeddings = self._embed(data.texts)
         model = _Model(data, self.c, embeddings)
         evidence = _Evidence()

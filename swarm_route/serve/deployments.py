@@ -108,6 +108,9 @@ def intent_classifier(settings: Settings, embedder: Embedder | None) -> IntentCl
         set_coverage=s.set_coverage,
         set_size=settings.reasoning.max_set,
         max_false_decline=s.max_false_decline,
+        tune_epochs=s.tune_epochs,
+        tune_min_examples=s.tune_min_examples,
+        tune_lr=s.tune_lr,
     )
 
 

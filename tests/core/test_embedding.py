@@ -26,3 +26,22 @@ def test_slow_path_classifies_what_shares_no_words_with_the_examples():
     semantic = IntentClassifier(oos_threshold=-10, embedder=embedder).fit(data).classify(query)
     lexical = IntentClassifier(oos_threshold=-10).fit(data).classify(query)
     assert semantic.top() == "weather" != lexical.top()
+
+
+def test_a_fine_tuned_copy_pulls_its_labels_apart_and_leaves_the_original_as_it_was():
+    texts = [
+        "how warm will it be tomorrow",
+        "is rain expected this weekend",
+        "what is 12 divided by 4",
+        "add 7 and 5 for me",
+    ] * 8
+    labels = ["weather", "weather", "math", "math"] * 8
+    before = embedder.encode(texts[:4])
+    tuned = embedder.tuned(texts, labels, epochs=2, lr=1e-4)
+    after = tuned.encode(texts[:4])
+    np.testing.assert_allclose(embedder.encode(texts[:4]), before, atol=1e-5)
+    assert np.allclose(np.linalg.norm(after, axis=1), 1, atol=1e-4)
+    # closer within a label and further across labels than before
+    within, across = (0, 1), (0, 2)
+    assert after[within[0]] @ after[within[1]] > before[within[0]] @ before[within[1]]
+    assert after[across[0]] @ after[across[1]] < before[across[0]] @ before[across[1]]

@@ -100,6 +100,33 @@ class WordEmbedder:
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
 
+class TunableWordEmbedder(WordEmbedder):
+    """Records what it was fine-tuned on; the copy it returns encodes like the original."""
+
+    def __init__(self) -> None:
+        self.tuned_on: list[tuple[int, int]] = []
+
+    def tuned(self, texts, labels, epochs, lr):
+        self.tuned_on.append((len(texts), epochs))
+        return WordEmbedder()
+
+
+def test_the_encoder_is_fine_tuned_only_on_enough_examples_with_held_out_data_to_choose_thresholds():
+    val = labelled([("is it going to rain in rome", "weather"), ("what is 6 times 7", "math")])
+    train = labelled(OOS_TRAIN)
+    base = TunableWordEmbedder()
+    tuned = IntentClassifier(embedder=base, tune_min_examples=len(train.texts), tune_epochs=2).fit(train, val)
+    assert base.tuned_on == [(len(train.texts), 2)]
+    assert tuned.embedder is not base and type(tuned.embedder) is WordEmbedder, "a copy; the original stays"
+    for clf in (
+        IntentClassifier(embedder=base, tune_min_examples=len(train.texts) + 1).fit(train, val),  # too few
+        IntentClassifier(embedder=base, tune_min_examples=1).fit(train),  # no held-out data: simulation
+        IntentClassifier(embedder=base, tune_min_examples=1, tune_epochs=0).fit(train, val),  # switched off
+    ):
+        assert clf.embedder is base
+    assert len(base.tuned_on) == 1
+
+
 def test_queries_the_lexical_path_decides_are_measured_against_its_own_cut():
     val = labelled([("is it going to rain in rome", "weather"), ("what is 6 times 7", "math"), ("hum a tune", "oos")])
     clf = IntentClassifier(embedder=WordEmbedder()).fit(labelled(OOS_TRAIN), val)
