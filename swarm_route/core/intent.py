@@ -9,7 +9,9 @@ of held-out in-scope queries are turned away (a wrongly declined user is the cos
 means validation data when there is some; a slice of a large training set; otherwise a simulation
 (held-out folds as in-scope, each intent's examples scored by a model trained without that intent as
 out-of-scope).
-Examples labelled ``oos`` train an explicit out-of-scope class as well.
+Examples labelled ``oos`` train an explicit out-of-scope class as well. On the embedding path a query's
+mean cosine to its nearest in-scope training examples joins the score at a weight chosen on held-out
+out-of-scope queries (zero when there are none).
 
 The same held-out evidence calibrates the weights: the softmax temperature is fitted to held-out
 likelihood, and the probability an intent needs to join a query's agent set is chosen so that the sets
@@ -42,6 +44,8 @@ LEXICAL_SHARE = 0.5  # weight of the lexical scores beside the embedding scores 
 FAST_PRECISION = 0.99  # the lexical path alone decides a query when it is at least this precise there
 HOLDOUT_SHARE = 0.1  # above CV_LIMIT examples and without validation data, this share is held out to calibrate
 HOLDOUT_MAX = 2000
+NEIGHBOURS = 5  # the density term is a query's mean cosine to this many nearest in-scope training examples
+DENSITY_SHARES = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)  # its weights tried on held-out data with out-of-scope queries
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,8 @@ class _Model:
         self.labels = sorted(set(data.labels))
         self.svm: LinearSVC | None = None
         self.dense: tuple[np.ndarray, np.ndarray] | None = None
+        self.density_share = 0.0  # weight of the neighbour density on the slow path; chosen by the classifier
+        self._bank = np.zeros((0, 0), dtype=np.float32)  # unit embeddings of the in-scope training examples
         if len(self.labels) < 2:  # one intent: score by similarity to its examples
             self._set_classes(self.labels)
             self._examples = features
@@ -109,6 +115,7 @@ class _Model:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="The number of unique classes", category=UserWarning)
                 self.dense = _linear(LinearSVC(C=c).fit(embeddings, data.labels))
+            self._bank = np.ascontiguousarray(embeddings[np.array(data.labels) != OOS], dtype=np.float32)
 
     def _set_classes(self, classes: list[str]) -> None:
         """Score columns: every class, the in-scope ones, and the explicit out-of-scope one if trained."""
@@ -127,11 +134,27 @@ class _Model:
         sims = (f @ self._examples.T).toarray() / 2  # two unit-norm blocks: cosine in [0, 1]
         return sims.max(axis=1, keepdims=True) * 2 - 1  # onto the SVM's rough [-1, 1] scale
 
-    def combined(self, lexical: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
-        """Embedding scores plus a share of the lexical ones: each catches what the other misses."""
+    def combined(self, lexical: np.ndarray, embeddings: np.ndarray, density: np.ndarray | None = None) -> np.ndarray:
+        """Embedding scores plus a share of the lexical ones (each catches what the other misses), plus a
+        share of the neighbour density on every in-scope column: the same shift for all of them leaves
+        the intent weights as they are (softmax ignores it) and moves only how in scope the query is."""
         assert self.dense is not None
         weights, bias = self.dense
-        return embeddings @ weights + bias + LEXICAL_SHARE * lexical
+        scores = embeddings @ weights + bias + LEXICAL_SHARE * lexical
+        if self.density_share:
+            density = self.density(embeddings) if density is None else density
+            scores[:, self.in_scope] += self.density_share * density[:, None]
+        return scores
+
+    def density(self, embeddings: np.ndarray) -> np.ndarray:
+        """Mean cosine to the nearest in-scope training examples. A linear SVM's margin only sees which
+        side of its planes a query falls; an out-of-scope query can land deep on an intent's side while
+        far from every example of it (kNN out-of-distribution detection, Sun et al. 2022)."""
+        k = min(NEIGHBOURS, self._bank.shape[0])
+        if not k:
+            return np.zeros(embeddings.shape[0])
+        sims = np.asarray(embeddings, dtype=np.float32) @ self._bank.T
+        return np.partition(sims, -k, axis=1)[:, -k:].mean(axis=1)
 
 
 def _linear(svm: LinearSVC) -> tuple[np.ndarray, np.ndarray]:
@@ -142,17 +165,17 @@ def _linear(svm: LinearSVC) -> tuple[np.ndarray, np.ndarray]:
     return weights, (b if b.size > 1 else np.array([-b[0], b[0]]))
 
 
+def _merit(inside: np.ndarray, right: np.ndarray, outside: np.ndarray, th: float) -> float:
+    """The harmonic mean of in-scope accuracy (accepted and right) and out-of-scope recall (rejected)."""
+    acc = float(np.mean((inside >= th) & right))
+    recall = float(np.mean(outside < th))
+    return 2 * acc * recall / (acc + recall) if acc + recall else 0.0
+
+
 def _best_split(inside: np.ndarray, right: np.ndarray, outside: np.ndarray) -> float:
-    """The threshold that maximises the harmonic mean of in-scope accuracy (accepted and right) and
-    out-of-scope recall (rejected)."""
-
-    def merit(th: float) -> float:
-        acc = float(np.mean((inside >= th) & right))
-        recall = float(np.mean(outside < th))
-        return 2 * acc * recall / (acc + recall) if acc + recall else 0.0
-
+    """The threshold that maximises ``_merit``."""
     candidates = np.unique(np.round(np.concatenate([inside, outside[np.isfinite(outside)]]), 3))
-    return float(max(candidates, key=merit)) if candidates.size else 0.0
+    return float(max(candidates, key=lambda th: _merit(inside, right, outside, th))) if candidates.size else 0.0
 
 
 @dataclass
@@ -249,12 +272,33 @@ class IntentClassifier:
         evidence = _Evidence()
         if val is not None and val.texts:
             lexical = model.scores(val.texts)
-            evidence.add(model, lexical, self._full(model, lexical, self._embed(val.texts)), val.labels)
+            val_embeddings = self._embed(val.texts)
+            if model.dense is not None and val_embeddings is not None:
+                model.density_share = self._density_share(model, lexical, val_embeddings, val.labels)
+            evidence.add(model, lexical, self._full(model, lexical, val_embeddings), val.labels)
         elif len(data.texts) <= CV_LIMIT and len(model.labels) >= 2:
             self._simulate(data, embeddings, evidence)
         self._choose(evidence, slow_path=model.dense is not None)
         self._model = model
         return self
+
+    def _density_share(self, model: _Model, lexical: np.ndarray, embeddings: np.ndarray, truth: Sequence[str]) -> float:
+        """The density share that best separates held-out out-of-scope queries (by the threshold's own
+        merit); none where there are none to separate, as a registry of agents alone has."""
+        gold = np.array(truth)
+        inside = gold != OOS
+        if inside.all() or not inside.any():
+            return 0.0
+        density = model.density(embeddings)
+
+        def merit(share: float) -> float:
+            model.density_share = share
+            best, label = _best_of(model, model.combined(lexical, embeddings, density))
+            right = np.array(label) == gold
+            th = self._cut(best[inside], right[inside], best[~inside])
+            return _merit(best[inside], right[inside], best[~inside], th)
+
+        return max(DENSITY_SHARES, key=merit)
 
     def _simulate(self, data: LabelledExamples, embeddings: np.ndarray | None, evidence: _Evidence) -> None:
         """Without validation data, simulate it: in-scope queries are held-out folds of the training
@@ -287,28 +331,32 @@ class IntentClassifier:
             place = np.array(evidence.calibration_row)
             right = right | ((place >= 0) & covered[np.maximum(place, 0)])
         if self.oos_threshold is None:
-            if (~inside).any():
-                self.threshold = _best_split(full[inside], right[inside], full[~inside])
-            else:
-                self.threshold = float(np.quantile(full[inside], 1 - ACCEPT_IN_SCOPE))
-            if self.max_false_decline is not None:  # never turn away more in-scope queries than allowed
-                self.threshold = min(self.threshold, float(np.quantile(full[inside], self.max_false_decline)))
+            self.threshold = self._cut(full[inside], right[inside], full[~inside])
         if not slow_path:
             self.fast_accept = -np.inf
             return
         # The lexical path alone may answer where it is both confidently in scope (above its own
-        # out-of-scope split) and right about the intent at least FAST_PRECISION of the time.
+        # out-of-scope split) and right about the intent at least FAST_PRECISION of the time, an
+        # out-of-scope query it would have answered counting as wrong.
         lexical = np.array(evidence.lexical)
         lexical_right = np.array(evidence.lexical_right, dtype=bool)
         in_scope_cut = (
             _best_split(lexical[inside], lexical_right[inside], lexical[~inside]) if (~inside).any() else -np.inf
         )
-        order = np.argsort(-lexical[inside])
-        precision = np.cumsum(lexical_right[inside][order]) / np.arange(1, order.size + 1)
+        order = np.argsort(-lexical)
+        precision = np.cumsum(lexical_right[order]) / np.arange(1, order.size + 1)
         ok = np.nonzero(precision >= FAST_PRECISION)[0]
-        label_cut = float(lexical[inside][order][ok[-1]]) if ok.size else np.inf
+        label_cut = float(lexical[order][ok[-1]]) if ok.size else np.inf
         self.lexical_threshold = in_scope_cut
         self.fast_accept = max(in_scope_cut, label_cut)
+
+    def _cut(self, inside: np.ndarray, right: np.ndarray, outside: np.ndarray) -> float:
+        """The out-of-scope threshold for held-out in-scope scores (and whether each was right) and
+        out-of-scope ones."""
+        th = _best_split(inside, right, outside) if outside.size else float(np.quantile(inside, 1 - ACCEPT_IN_SCOPE))
+        if self.max_false_decline is not None:  # never turn away more in-scope queries than allowed
+            th = min(th, float(np.quantile(inside, self.max_false_decline)))
+        return th
 
     def _calibrate(self, batches: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray | None:
         """Temperature by held-out likelihood, then the weight an intent needs to join the agent set: the

@@ -173,3 +173,50 @@ def test_past_traffic_names_agents_and_trains_their_skills(tmp_path):
     forecaster = agent("forecaster", "weather", WEATHER)
     data = training_set([forecaster], files.train)
     assert ("is it hailing", "weather") in zip(data.texts, data.labels, strict=True)
+
+
+class TableEmbedder:
+    """Embeddings laid out by hand, so a test can place a query on an intent's side but far from it."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def encode(self, texts, batch_size=128):
+        return np.array([self.table[t] for t in texts])
+
+
+def test_neighbour_density_is_weighed_on_held_out_data_and_moves_only_how_in_scope_a_query_is(monkeypatch):
+    import swarm_route.core.intent as intent
+
+    rng, axes = np.random.default_rng(0), np.eye(8)
+    table, train, val = {}, LabelledExamples(), LabelledExamples()
+
+    def put(text, vector, label, into):
+        v = vector + rng.normal(0, 0.05 if into is train else 0.3, 8)
+        table[text] = v / np.linalg.norm(v)
+        into.add(label, [text])
+
+    for i in range(30):
+        for word, axis, label in (("alpha", 0, "weather"), ("beta", 1, "math"), ("gamma", 2, "oos")):
+            put(f"{word} {i}", axes[axis], label, train if i < 20 else val)
+        if i >= 20:  # out of scope: on weather's side of the planes, as in scope as some of it, near none of it
+            put(f"delta {i}", axes[0] - axes[2] + axes[3] + axes[4], "oos", val)
+    clf = IntentClassifier(embedder=TableEmbedder(table)).fit(train, val)
+    model = clf._model
+    assert model.density_share in intent.DENSITY_SHARES and model.density_share > 0
+
+    clf.fast_accept, clf.threshold = np.inf, -np.inf  # every query on the embedding path, and accepted
+    near, far = "alpha 21", "delta 22"
+    weighed = clf.classify_many([near, far])
+    shift = model.combined(model.scores([near, far]), clf.embedder.encode([near, far]))
+    share, model.density_share = model.density_share, 0.0
+    plain = clf.classify_many([near, far])
+    shift -= model.combined(model.scores([near, far]), clf.embedder.encode([near, far]))
+    assert [r.weights for r in weighed] == [r.weights for r in plain], "one shift for every intent: same weights"
+    assert shift[0, model.oos] == 0 and shift[0, model.in_scope].min() > shift[1, model.in_scope].max() > 0
+    assert np.allclose(shift[:, model.in_scope], share * model.density(clf.embedder.encode([near, far]))[:, None])
+
+    without_oos = LabelledExamples().extend(p for p in zip(val.texts, val.labels, strict=True) if p[1] != "oos")
+    assert IntentClassifier(embedder=TableEmbedder(table)).fit(train, without_oos)._model.density_share == 0
+    monkeypatch.setattr(intent, "DENSITY_SHARES", (0.0,))
+    assert IntentClassifier(embedder=TableEmbedder(table)).fit(train, val)._model.density_share == 0

@@ -25,6 +25,8 @@ QUERIES = [
     "vectorizers",
     [
         [TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)],
+        [TfidfVectorizer(ngram_range=(2, 3)), TfidfVectorizer(ngram_range=(1, 3), lowercase=False)],
+        [TfidfVectorizer(stop_words=["the", "in"], ngram_range=(1, 2))],  # scikit-learn's own analyzer
         [TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5))],
         [TfidfVectorizer(norm=None), TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)],
     ],
