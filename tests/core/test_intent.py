@@ -207,14 +207,18 @@ def test_neighbour_density_is_weighed_on_held_out_data_and_moves_only_how_in_sco
 
     clf.fast_accept, clf.threshold = np.inf, -np.inf  # every query on the embedding path, and accepted
     near, far = "alpha 21", "delta 22"
+    lexical, embedded = model.scores([near, far]), clf.embedder.encode([near, far])
     weighed = clf.classify_many([near, far])
-    shift = model.combined(model.scores([near, far]), clf.embedder.encode([near, far]))
+    shift = model.combined(lexical, embedded)
     share, model.density_share = model.density_share, 0.0
     plain = clf.classify_many([near, far])
-    shift -= model.combined(model.scores([near, far]), clf.embedder.encode([near, far]))
+    unshifted = model.combined(lexical, embedded)
+    shift -= unshifted
     assert [r.weights for r in weighed] == [r.weights for r in plain], "one shift for every intent: same weights"
     assert shift[0, model.oos] == 0 and shift[0, model.in_scope].min() > shift[1, model.in_scope].max() > 0
-    assert np.allclose(shift[:, model.in_scope], share * model.density(clf.embedder.encode([near, far]))[:, None])
+    assert np.allclose(shift[:, model.in_scope], share * model.density(embedded, unshifted)[:, None])
+    nearest_weather = np.sort(clf.embedder.encode([f"alpha {i}" for i in range(20)]) @ embedded[1])[-5:].mean()
+    assert np.isclose(model.density(embedded, unshifted)[1], nearest_weather), "the far query's best intent's examples"
 
     without_oos = LabelledExamples().extend(p for p in zip(val.texts, val.labels, strict=True) if p[1] != "oos")
     assert IntentClassifier(embedder=TableEmbedder(table)).fit(train, without_oos)._model.density_share == 0
