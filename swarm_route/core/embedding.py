@@ -59,14 +59,16 @@ class SentenceEmbedder:
             head.bias.zero_()
         optimiser = torch.optim.AdamW([*model.parameters(), *head.parameters()], lr=lr)
         model.train()
-        for _ in range(epochs):
-            for batch in torch.randperm(len(texts), generator=generator).split(TUNE_BATCH):
-                features = model.preprocess([texts[i] for i in batch])
-                unit = torch.nn.functional.normalize(model(features)["sentence_embedding"], dim=-1)
-                loss = torch.nn.functional.cross_entropy(head(unit) * LOGIT_SCALE, target[batch])
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
+        with torch.random.fork_rng():  # dropout draws from the global generator: seeded here, restored after
+            torch.manual_seed(0)
+            for _ in range(epochs):
+                for batch in torch.randperm(len(texts), generator=generator).split(TUNE_BATCH):
+                    features = model.preprocess([texts[i] for i in batch])
+                    unit = torch.nn.functional.normalize(model(features)["sentence_embedding"], dim=-1)
+                    loss = torch.nn.functional.cross_entropy(head(unit) * LOGIT_SCALE, target[batch])
+                    optimiser.zero_grad()
+                    loss.backward()
+                    optimiser.step()
         model.eval()
         return SentenceEmbedder(model=model)
 
