@@ -136,20 +136,20 @@ class AbilityModel:
         if index is None or not known.any():
             return AbilityEstimate(score, cost, support)
         featurise, matrix = index
-        q = featurise([query])
-        sims = np.asarray(matrix[:, q.indices] @ q.data).ravel()
+        terms, weights = featurise.row(query)
+        sims = np.asarray(matrix[:, terms] @ weights).ravel()
         k = min(self.k, len(sims))
         top = np.argpartition(-sims, k - 1)[:k]
-        weights = sims[top] ** 2
+        near = sims[top] ** 2
         s = self._scores[np.ix_(top, cols[known])]
         c = self._costs[np.ix_(top, cols[known])]
         graded = ~np.isnan(s)
         node_mean = self._node_mean()[cols[known]]
-        w = weights[:, None] * graded
+        w = near[:, None] * graded
         support_k = w.sum(axis=0)
         score[known] = ((w * np.nan_to_num(s)).sum(axis=0) + self.shrinkage * node_mean) / (support_k + self.shrinkage)
         has_cost = ~np.isnan(c)
-        wc = weights[:, None] * has_cost
+        wc = near[:, None] * has_cost
         with np.errstate(invalid="ignore", divide="ignore"):
             cost[known] = np.where(wc.sum(axis=0) > 0, (wc * np.nan_to_num(c)).sum(axis=0) / wc.sum(axis=0), np.nan)
         support[known] = support_k

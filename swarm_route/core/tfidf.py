@@ -104,13 +104,17 @@ class TfidfRows:
     def __call__(self, texts: Sequence[str]) -> csr_matrix:
         indptr, indices, data = [0], [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
         for text in texts:
-            size = 0
-            for block in self._blocks:
-                cols, weights = block.row(text)
-                indices.append(cols)
-                data.append(weights)
-                size += cols.size
-            indptr.append(indptr[-1] + size)
+            cols, weights = self.row(text)
+            indices.append(cols)
+            data.append(weights)
+            indptr.append(indptr[-1] + cols.size)
         return csr_matrix(
             (np.concatenate(data), np.concatenate(indices), np.array(indptr)), shape=(len(texts), self.width)
         )
+
+    def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """One text's columns and weights, without building a sparse matrix (a routing decision needs no more)."""
+        if len(self._blocks) == 1:
+            return self._blocks[0].row(text)
+        parts = [block.row(text) for block in self._blocks]
+        return np.concatenate([c for c, _ in parts]), np.concatenate([w for _, w in parts])

@@ -41,6 +41,11 @@ def test_rows_equal_scikit_learns_transform(vectorizers):
     np.testing.assert_allclose(got.toarray(), expected, atol=1e-12)
     np.testing.assert_allclose(rows(QUERIES).toarray(), expected, atol=1e-12)  # again, from the word cache
     assert TfidfRows(*vectorizers)([]).shape == (0, expected.shape[1])
+    for query, want in zip(QUERIES, expected, strict=True):  # one text's row, as a routing decision takes it
+        cols, weights = rows.row(query)
+        one = np.zeros(rows.width)
+        one[cols] = weights
+        np.testing.assert_allclose(one, want, atol=1e-12)
 
 
 def test_unsupported_settings_are_refused():
