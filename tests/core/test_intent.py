@@ -224,3 +224,22 @@ def test_neighbour_density_is_weighed_on_held_out_data_and_moves_only_how_in_sco
     assert IntentClassifier(embedder=TableEmbedder(table)).fit(train, without_oos)._model.density_share == 0
     monkeypatch.setattr(intent, "DENSITY_SHARES", (0.0,))
     assert IntentClassifier(embedder=TableEmbedder(table)).fit(train, val)._model.density_share == 0
+
+
+def test_the_lexical_path_is_not_trusted_alone_where_it_would_have_answered_out_of_scope_queries():
+    lookalike = "what's the weather in berlin tomorrow"  # held out as out of scope, worded like the weather examples
+    val = labelled(
+        [
+            ("is it going to rain in rome", "weather"),
+            ("what is 6 times 7", "math"),
+            ("reserve a table tomorrow", "booking"),
+            ("will it snow in oslo", "weather"),
+            ("add 3 and 4", "math"),
+            (lookalike, "oos"),
+        ]
+    )
+    clf = IntentClassifier(embedder=WordEmbedder()).fit(labelled(OOS_TRAIN), val)
+    lexical_best = clf._model.scores([lookalike])[0, clf._model.in_scope].max()
+    assert lexical_best < clf.fast_accept, "an out-of-scope query it would answer counts against its precision"
+    clf.classify(lookalike)
+    assert clf.slow_share == 1
