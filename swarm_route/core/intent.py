@@ -106,15 +106,11 @@ class _Model:
             self._set_classes(self.labels)
             self._examples = features
             return
-        with warnings.catch_warnings():  # one example per intent (descriptions only) is fine for a linear SVM
-            warnings.filterwarnings("ignore", message="The number of unique classes", category=UserWarning)
-            self.svm = LinearSVC(C=c).fit(features, data.labels)
+        self.svm = _svm(features, data.labels, c)
         self._set_classes([str(x) for x in self.svm.classes_])
         self._weights, self._bias = _linear(self.svm)
         if embeddings is not None:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="The number of unique classes", category=UserWarning)
-                self.dense = _linear(LinearSVC(C=c).fit(embeddings, data.labels))
+            self.dense = _linear(_svm(embeddings, data.labels, c))
             labels = np.array(data.labels)
             self._examples_of = {
                 i: np.ascontiguousarray(embeddings[labels == self.classes[i]], dtype=np.float32) for i in self.in_scope
@@ -162,6 +158,12 @@ class _Model:
             k = min(NEIGHBOURS, sims.size)
             out[row] = np.partition(sims, -k)[-k:].mean() if k else 0.0
         return out
+
+
+def _svm(x: np.ndarray | csr_matrix, labels: Sequence[str], c: float) -> LinearSVC:
+    with warnings.catch_warnings():  # one example per intent (descriptions only) is fine for a linear SVM
+        warnings.filterwarnings("ignore", message="The number of unique classes", category=UserWarning)
+        return LinearSVC(C=c).fit(x, labels)
 
 
 def _linear(svm: LinearSVC) -> tuple[np.ndarray, np.ndarray]:

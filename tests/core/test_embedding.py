@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from swarm_route.core import embedding
 from swarm_route.core.embedding import default_embedder
 from swarm_route.core.intent import IntentClassifier, LabelledExamples
 from tests.core.helpers import MATH, WEATHER
@@ -15,6 +16,25 @@ def test_embeddings_are_unit_vectors_that_know_synonyms():
     e = embedder.encode(["how warm will it be tomorrow", "temperature forecast for tomorrow", "divide 9 by 3"])
     assert e.shape == (3, 384) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-4)
     assert e[0] @ e[1] > e[0] @ e[2] + 0.2
+
+
+def test_the_exported_encoder_gives_the_torch_pipelines_vectors_in_any_batching():
+    assert embedder._runtime is not None, "onnxruntime is a dependency: the slow path should not fall back"
+    texts = ["weather", "what will the weather be like in paris on friday afternoon", "", "divide 9 by 3"]
+    texts.append(" ".join(["long"] * 400))  # past the encoder's 256 tokens: truncated as torch truncates
+    expected = embedder._model.encode(texts, normalize_embeddings=True, show_progress_bar=False)
+    assert np.allclose(embedder.encode(texts), expected, atol=1e-5)
+    assert np.allclose(embedder.encode(texts, batch_size=2), expected, atol=1e-5)
+
+
+def test_without_an_export_torch_encodes(monkeypatch):
+    def fail(model):
+        raise ImportError("no onnxruntime")
+
+    monkeypatch.setattr(embedding, "ExportedEncoder", fail)
+    fallback = embedding.SentenceEmbedder(model=embedder._model)
+    assert fallback._runtime is None
+    assert np.allclose(fallback.encode(["divide 9 by 3"]), embedder.encode(["divide 9 by 3"]), atol=1e-5)
 
 
 def test_slow_path_classifies_what_shares_no_words_with_the_examples():
