@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,8 +23,19 @@ from pydantic_settings import (
 from swarm_route.core.llm import LLMSettings
 from swarm_route.core.registry import AgentSpec
 
+ENV_PREFIX = "SWARM_"
+# SWARM_* variables that are not settings: the file to read settings from, and the CLI's API key
+NOT_SETTINGS = frozenset({"SWARM_CONFIG", "SWARM_API_KEY"})
 
-class AcoSettings(BaseModel):
+
+class Section(BaseModel):
+    """A settings section: an unknown key is an error naming it, not silently dropped (a misspelt
+    ``aco.rh0`` would otherwise run with the default and nobody would know)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class AcoSettings(Section):
     """AMRO-S transition and update parameters; see ``core.aco`` and ``core.pheromone``."""
 
     alpha: float = Field(1.0, ge=0, description="weight of pheromone τ in p ∝ τ^α·η^β")
@@ -46,7 +57,7 @@ class AcoSettings(BaseModel):
     )
 
 
-class ReasoningSettings(BaseModel):
+class ReasoningSettings(Section):
     """Reason-then-select: the set of agents a query needs, with or without an LLM."""
 
     llm: LLMSettings | None = Field(None, description="an OpenAI-compatible model to reason-then-select with")
@@ -61,14 +72,14 @@ class ReasoningSettings(BaseModel):
     max_set: int = Field(3, ge=1, le=3, description="agents one query may be sent to at most")
 
 
-class AggregatorSettings(BaseModel):
+class AggregatorSettings(Section):
     llm: LLMSettings | None = Field(
         None,
         description="an OpenAI-compatible model to refine several answers into one; without it, a deterministic merge",
     )
 
 
-class AbilitySettings(BaseModel):
+class AbilitySettings(Section):
     """The per-query ability model behind η: k nearest graded queries, shrunk toward each node's mean."""
 
     k: int = Field(50, ge=1, description="neighbours consulted per query")
@@ -76,7 +87,7 @@ class AbilitySettings(BaseModel):
     prior: float = Field(0.7, ge=0, le=1, description="predicted score of a node never graded")
 
 
-class UpdaterSettings(BaseModel):
+class UpdaterSettings(Section):
     """The quality gate and the asynchronous pheromone updater."""
 
     sample_rate: float = Field(1.0, ge=0, le=1, description="share of finished requests that are graded")
@@ -87,7 +98,7 @@ class UpdaterSettings(BaseModel):
     record_ttl_s: int = Field(7 * 24 * 3600, gt=0, description="how long feedback can still reach a request")
 
 
-class DispatchSettings(BaseModel):
+class DispatchSettings(Section):
     timeout_s: float = Field(30.0, gt=0, description="per agent call")
     retries: int = Field(2, ge=0, description="extra attempts on retryable errors")
     backoff_s: float = Field(0.2, ge=0)
@@ -96,13 +107,14 @@ class DispatchSettings(BaseModel):
     cooldown_s: float = Field(10.0, gt=0, description="how long a cooled-down replica gets no calls")
 
 
-class LimitSettings(BaseModel):
+class LimitSettings(Section):
+    """Bounds on what one request may ask for. How many agents a query may reach is ``reasoning.max_set``."""
+
     max_query_chars: int = Field(8000, gt=0)
-    max_agents: int = Field(3, ge=1, le=10)
     max_budget_usd: float = Field(100.0, gt=0)
 
 
-class IntentSettings(BaseModel):
+class IntentSettings(Section):
     oos_threshold: float | None = Field(
         None,
         description="below this score a query is out of scope: the best intent's score, or its lead over the "
@@ -147,7 +159,7 @@ class IntentSettings(BaseModel):
     tune_lr: float = Field(5e-5, gt=0, description="learning rate of the fine-tuning")
 
 
-class AuthSettings(BaseModel):
+class AuthSettings(Section):
     """API keys; both lists empty leaves the API open (local use). Set them from a Secret in production,
     e.g. ``SWARM_AUTH__ADMIN_KEYS='["..."]'``."""
 
@@ -156,7 +168,7 @@ class AuthSettings(BaseModel):
     rate_per_minute: int = Field(600, ge=1, description="requests a minute per client key (admin keys: no limit)")
 
 
-class AgentPolicy(BaseModel):
+class AgentPolicy(Section):
     """What a registration may point at. Empty lists allow anything (local use)."""
 
     hosts: list[str] = Field(
@@ -165,7 +177,7 @@ class AgentPolicy(BaseModel):
     replay_dirs: list[str] = Field(default_factory=list, description="folders replay agents' CSVs may be read from")
 
 
-class ServeSettings(BaseModel):
+class ServeSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     app_name: str = "swarm_route"
@@ -181,7 +193,7 @@ class ServeSettings(BaseModel):
     )
 
 
-class StoreSettings(BaseModel):
+class StoreSettings(Section):
     """How the service behaves while Redis is slow or down: it keeps answering and catches up later."""
 
     breaker_open_s: float = Field(
@@ -198,7 +210,7 @@ class StoreSettings(BaseModel):
 class Settings(BaseSettings):
     """Everything swarm_route reads at start-up."""
 
-    model_config = SettingsConfigDict(env_prefix="SWARM_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
     redis_url: str | None = Field(
         None,
@@ -230,11 +242,39 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        _check_environment(settings_cls)
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         path = os.environ.get("SWARM_CONFIG")
         if path:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(path)))
         return tuple(sources)
+
+
+def _check_environment(settings_cls: type[BaseModel]) -> None:
+    """Every ``SWARM_*`` variable must name a setting (sections nested with ``__``): pydantic-settings
+    ignores the others, so a misspelt ``SWARM_ACO__RH0`` would be a silent no-op."""
+    unknown = [
+        name
+        for name in os.environ
+        if name.upper().startswith(ENV_PREFIX)
+        and name.upper() not in NOT_SETTINGS
+        and not _names_setting(settings_cls, name[len(ENV_PREFIX) :].lower().split("__"))
+    ]
+    if unknown:
+        raise ValueError(
+            f"unknown setting in the environment: {', '.join(sorted(unknown))} "
+            f"(SWARM_<FIELD> or SWARM_<SECTION>__<FIELD>; see swarm_route/config.py)"
+        )
+
+
+def _names_setting(model: type[BaseModel], path: list[str]) -> bool:
+    field = model.model_fields.get(path[0])
+    if field is None:
+        return False
+    section = field.annotation
+    if len(path) == 1:
+        return True
+    return isinstance(section, type) and issubclass(section, BaseModel) and _names_setting(section, path[1:])
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:

@@ -27,3 +27,33 @@ def test_bad_settings_are_refused(tmp_path):
     f.write_text("- 1\n")
     with pytest.raises(ValueError, match="mapping"):
         load_settings(f)
+
+
+def test_a_misspelt_key_is_an_error_naming_it(tmp_path, monkeypatch):
+    f = tmp_path / "typo.yaml"
+    f.write_text("aco:\n  rh0: 0.2\n")
+    with pytest.raises(ValidationError, match="rh0"):
+        load_settings(f)
+    with pytest.raises(ValidationError, match="colour"):
+        Settings(colour="blue")
+    monkeypatch.setenv("SWARM_ACO__RH0", "0.2")
+    with pytest.raises(ValueError, match="SWARM_ACO__RH0"):
+        Settings()
+    monkeypatch.delenv("SWARM_ACO__RH0")
+    monkeypatch.setenv("SWARM_NAMESPAC", "x")
+    with pytest.raises(ValueError, match="SWARM_NAMESPAC"):
+        Settings()
+
+
+def test_variables_that_are_not_settings_are_left_alone(monkeypatch):
+    monkeypatch.setenv("SWARM_API_KEY", "the CLI's key")
+    monkeypatch.setenv("SWARM_REDIS_URL", "redis://env:6379/0")
+    monkeypatch.setenv("SWARM_SERVE__PORT", "8100")
+    s = Settings()
+    assert s.redis_url == "redis://env:6379/0" and s.serve.port == 8100
+
+
+def test_how_many_agents_a_query_reaches_is_one_setting():
+    assert "max_agents" not in Settings().limits.model_dump()
+    with pytest.raises(ValidationError, match="max_agents"):
+        Settings(limits={"max_agents": 5})

@@ -236,8 +236,8 @@ class Ingress:
     def _check_limits(self, body: QueryRequest) -> None:
         limits = self._settings.limits
         self._check_query(body.query)
-        if body.max_agents > limits.max_agents:
-            raise _field_error("max_agents", f"at most {limits.max_agents} allowed")
+        if body.max_agents > self._settings.reasoning.max_set:
+            raise _field_error("max_agents", f"at most {self._settings.reasoning.max_set} allowed (reasoning.max_set)")
         if body.budget_usd is not None and body.budget_usd > limits.max_budget_usd:
             raise _field_error("budget_usd", f"at most {limits.max_budget_usd} allowed")
 

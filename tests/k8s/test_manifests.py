@@ -64,3 +64,12 @@ def test_kustomization_lists_every_manifest():
     (kustomization,) = documents("kustomization.yaml")
     manifests = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml", "rayservice.template.yaml"}
     assert set(kustomization["resources"]) == manifests
+
+
+def test_the_shipped_apps_args_are_settings_swarm_route_accepts():
+    from swarm_route.config import load_settings
+
+    embedded = yaml.safe_load(rayservice()["spec"]["serveConfigV2"])
+    local = yaml.safe_load((ROOT / "deployments" / "serve_config.yaml").read_text())
+    for app in (*embedded["applications"], *local["applications"]):
+        load_settings(None, **app["args"])  # an unknown key raises, naming it
