@@ -231,8 +231,8 @@ async def warm_service(settings: Settings, files: Sequence[str], matrix: Routing
     from swarm_route.core.registry import AgentRegistry
     from swarm_route.core.warmup import warm_up
     from swarm_route.keys import Keys
-    from swarm_route.serve.deployments import pheromone_store, quality_gate
     from swarm_route.store import connect
+    from swarm_route.wiring import pheromone_store, quality_gate
 
     matrix = matrix or RoutingMatrix.load(*files)
     client = connect(settings.redis_url or "")
@@ -262,8 +262,8 @@ def _warmup(args: argparse.Namespace) -> int:
 
 def _pheromones(args: argparse.Namespace) -> int:
     from swarm_route.bench.heatmap import heatmap
-    from swarm_route.serve.deployments import pheromone_store
     from swarm_route.store import connect
+    from swarm_route.wiring import pheromone_store
 
     settings = _store_settings(args)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from swarm_route.agents.base import AgentAnswer, AgentError, estimate_tokens
+from swarm_route.core.messages import AgentAnswer, AgentError, estimate_tokens
 from swarm_route.core.registry import AgentSpec
 
 

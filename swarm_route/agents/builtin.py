@@ -21,7 +21,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
-from swarm_route.agents.base import AgentAnswer, AgentError
+from swarm_route.core.messages import AgentAnswer, AgentError
 from swarm_route.core.registry import AgentKind, AgentSpec, ModelOption, Skill
 
 # ---------------------------------------------------------------- calculator

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import openai
 
-from swarm_route.agents.base import AgentAnswer, AgentError, estimate_tokens
 from swarm_route.core.llm import openai_client
+from swarm_route.core.messages import AgentAnswer, AgentError, estimate_tokens
 from swarm_route.core.registry import AgentSpec
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from swarm_route.agents.base import AgentAnswer, AgentError, estimate_tokens
+from swarm_route.core.messages import AgentAnswer, AgentError, estimate_tokens
 from swarm_route.core.registry import AgentKind, AgentSpec, ModelOption, Skill, as_name
 
 RESPONSE_SUFFIX = "|model_response"

@@ -11,19 +11,15 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
-from ray.exceptions import RayActorError
-from ray.serve.exceptions import DeploymentUnavailableError, ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
 from redis.exceptions import RedisError
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from swarm_route.agents.builtin import default_pool
 from swarm_route.api.access import AccessControl, AccessDenied, Scope
@@ -42,34 +38,26 @@ from swarm_route.api.schemas import (
     InvokeRequest,
     InvokeResponse,
     QueryRequest,
-    QueryResponse,
-    Trace,
     Trails,
     UpdaterState,
 )
 from swarm_route.config import Settings
-from swarm_route.core.aggregate import RefiningAggregator
 from swarm_route.core.failopen import STORE_ERRORS, Periodic
+from swarm_route.core.messages import Feedback, FinishedRequest, Query, QueryResponse
 from swarm_route.core.onboarding import PolicyViolation, Registration, onboard
 from swarm_route.core.outbox import Outbox
-from swarm_route.core.records import Feedback, FinishedRequest, PathOutcome
+from swarm_route.core.pipeline import BudgetTooLow, Pipeline, StageUnavailable, Walked
 from swarm_route.core.registry import AgentExists, AgentNotFound, AgentRegistry, AgentSpec
 from swarm_route.core.stream import EventStream
 from swarm_route.keys import Keys
-from swarm_route.serve.deployments import (
-    InProcess,
-    IntentStage,
-    RouterDeployment,
-    pheromone_store,
-    redis_client,
-    store_breaker,
-)
+from swarm_route.serve.adapters import RemoteAggregator, RemoteClassifier, RemoteDispatch, RemoteRouter
+from swarm_route.serve.deployments import counted
 from swarm_route.serve.telemetry import Metrics
-from swarm_route.serve.tracing import carrier, tracer
 from swarm_route.timing import ms_since
+from swarm_route.tracing import configure as configure_tracing
+from swarm_route.wiring import IntentStage, pheromone_store, redis_client, route_stage, store_breaker
 
 log = logging.getLogger(__name__)
-REPLICA_GONE = (RayActorError, ReplicaUnavailableError, DeploymentUnavailableError)
 
 api = FastAPI(
     title="swarm_route",
@@ -115,6 +103,16 @@ async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
     return _error(request, exc.status, exc.message, exc.detail)
 
 
+@api.exception_handler(StageUnavailable)
+async def _stage_gone(request: Request, exc: StageUnavailable) -> JSONResponse:
+    return _error(request, 503, str(exc))
+
+
+@api.exception_handler(BudgetTooLow)
+async def _budget(request: Request, exc: BudgetTooLow) -> JSONResponse:
+    return await _api_error(request, _field_error("budget_usd", str(exc)))
+
+
 @api.exception_handler(RequestValidationError)
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
     problems = [
@@ -157,11 +155,12 @@ class Ingress:
         aggregator: DeploymentHandle,
         updater: DeploymentHandle,
     ) -> None:
+        configure_tracing()  # this replica's spans, when the OTEL_* variables ask for them
         self._settings = settings
         self._redis = redis_client(settings)
         self._metrics = Metrics()
         self._keys = Keys(settings.namespace)
-        self._breaker = store_breaker(settings, self._metrics)
+        self._breaker = store_breaker(settings, counted(self._metrics))
         self._paused = Periodic("updates_paused", self._read_paused, False, self._breaker)  # the learning switch
         self._registry = AgentRegistry(self._redis, self._keys, self._breaker)
         self._stream = EventStream(self._redis, self._keys)
@@ -172,16 +171,20 @@ class Ingress:
             breaker=self._breaker,
             on_drop=lambda kind: self._metrics.inc("store_errors_total", operation=f"outbox_full_{kind}"),
         )
-        self._passthrough = RefiningAggregator()
         self._recent: OrderedDict[str, asyncio.Task[Any]] = OrderedDict()  # request id → publish of its record
         self._stop = asyncio.Event()
         self._pheromones = pheromone_store(settings, self._redis)
+        self._dispatch = RemoteDispatch(dispatcher)
+        self._updater = updater
         # without handles (serve.colocate_routing), this replica classifies and routes itself
-        self._classifier = classifier if classifier is not None else InProcess(IntentStage, settings)
-        self._router = router if router is not None else InProcess(RouterDeployment.func_or_class, settings)
-        self._dispatcher, self._aggregator, self._updater = dispatcher, aggregator, updater
+        self._pipeline = Pipeline(
+            RemoteClassifier(classifier) if classifier is not None else IntentStage(settings),
+            RemoteRouter(router) if router is not None else route_stage(settings, self._redis, self._breaker),
+            self._dispatch,
+            RemoteAggregator(aggregator),
+            sink=self,
+        )
         self._background: set[asyncio.Task[None]] = set()
-        self._tracer = tracer()
         auth = settings.auth
         self._access = AccessControl(
             self._redis,
@@ -200,7 +203,7 @@ class Ingress:
         this replica reports ready, so a first user is not the one who waits. A failure here is logged;
         queries then pay for the fit themselves."""
         try:
-            await self._remote("classify", self._classifier.classify, "warm-up")
+            await self._pipeline.classifier.classify("warm-up")
         except Exception:
             log.exception("classifier warm-up failed; the first query will fit it")
 
@@ -226,12 +229,19 @@ class Ingress:
         on_delta: Callable[[str], None] | None = None,
         request_id: str | None = None,
     ) -> QueryResponse:
-        """The whole walk of one query; ``agent`` addresses a registered agent directly, skipping the choice;
+        """The walk of one query; ``agent`` addresses a registered agent directly, skipping the choice;
         ``on_delta`` receives the answer's text as a single streaming agent writes it."""
         self._check_limits(body)
-        request_id = request_id or uuid.uuid4().hex
-        with self._tracer.start_as_current_span("query", attributes={"swarm_route.request_id": request_id}):
-            return await self._walk(body, agent, request_id, on_delta)
+        query = Query(
+            text=body.query,
+            budget_usd=body.budget_usd,
+            max_agents=body.max_agents,
+            cost_weight=body.cost_weight,
+            agent=agent,
+        )
+        walked = await self._pipeline.walk(query, request_id or uuid.uuid4().hex, on_delta)
+        self._record(walked)
+        return walked.response
 
     def _check_limits(self, body: QueryRequest) -> None:
         limits = self._settings.limits
@@ -246,147 +256,29 @@ class Ingress:
         if len(query) > limit:
             raise _field_error("query", f"is {len(query)} characters; at most {limit} allowed")
 
-    @staticmethod
-    async def _remote(stage: str, method: Any, *args: Any) -> Any:
-        """A stage's handle call, retried when its replica died or is restarting (Ray restarts it; stages
-        are idempotent, though a dispatch retried after its replica died mid-call may call an agent twice);
-        still gone after that, a 503 that says which stage and to retry."""
-        try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(4),
-                wait=wait_exponential(multiplier=0.25, max=2.0),
-                retry=retry_if_exception_type(REPLICA_GONE),
-                reraise=True,
-            ):
-                with attempt:
-                    return await method.remote(*args)
-        except REPLICA_GONE as exc:
-            raise ApiError(503, f"the {stage} stage is restarting ({type(exc).__name__}); retry shortly") from None
-        raise AssertionError("unreachable: the retry loop returns or raises")
-
-    @contextmanager
-    def _stage(self, stages: dict[str, float], name: str) -> Iterator[None]:
-        """Time a stage for the trace returned to the client, and span it for OpenTelemetry."""
-        t = time.perf_counter()
-        with self._tracer.start_as_current_span(name):
-            yield
-        stages[name] = ms_since(t)
-
-    async def _walk(
-        self, body: QueryRequest, agent: str | None, request_id: str, on_delta: Callable[[str], None] | None
-    ) -> QueryResponse:
-        started = time.perf_counter()
-        stages: dict[str, float] = {}
-        with self._stage(stages, "classify"):
-            intent = await self._remote("classify", self._classifier.classify, body.query)
-        with self._stage(stages, "route"):
-            decision = await self._remote(
-                "route",
-                self._router.route,
-                body.query,
-                intent,
-                body.budget_usd,
-                body.max_agents,
-                body.cost_weight,
-                agent,
-            )
-        if decision.declined and decision.candidates and body.budget_usd is not None:
-            cheapest = min(c.expected_cost_usd for c in decision.candidates if c.ability >= 0.01)
-            raise _field_error("budget_usd", f"too low: the cheapest path that serves this query costs ${cheapest:.6f}")
-
-        with self._stage(stages, "dispatch"):
-            if decision.declined:
-                answers, attempts, reason = [], [], decision.declined
-            else:
-                result = await self._dispatch(body.query, decision, on_delta)
-                answers, attempts = result.answers, result.attempts
-                reason = "every agent chosen for it failed" if not answers else ""
-        with self._stage(stages, "aggregate"):
-            probs = [decision.candidates[a.candidate].probability for a in answers]
-            if len(answers) <= 1:  # one answer passes through untouched, none is a decline: no hop needed
-                merged = self._passthrough.merge(answers, probs, reason)
-            else:
-                merged = await self._remote("aggregate", self._aggregator.merge, body.query, answers, probs, reason)
-
-        response = QueryResponse(
-            request_id=request_id,
-            answer=merged.text,
-            declined=merged.declined,
-            agents=[agent for a in answers for agent in a.agents],
-            models=[model for a in answers for model in a.models],
-            cost_usd=sum(a.cost_usd for a in answers),
-            latency_ms=ms_since(started),
-            prompt_tokens=sum(a.prompt_tokens for a in answers),
-            completion_tokens=sum(a.completion_tokens for a in answers),
-            trace=Trace(
-                intent_weights=decision.intent_weights,
-                out_of_scope=decision.out_of_scope,
-                oos_score=decision.oos_score,
-                candidates=decision.candidates,
-                chosen=[a.candidate for a in answers],
-                reasoning=decision.reasoning,
-                selection=decision.selection,
-                set_floor=decision.set_floor,
-                router_llm=decision.llm,
-                store=decision.store,
-                attempts=attempts,
-                conflicts=merged.conflicts,
-                refined_by=merged.refined_by,
-                stages_ms=stages,
-            ),
-        )
-        self._record(response, decision, answers, attempts)
-        if answers and not await self._paused.get():
-            event = FinishedRequest(
-                request_id=request_id,
-                query=body.query,
-                intent_weights=decision.intent_weights,
-                paths=[
-                    PathOutcome(
-                        edges=a.edges,
-                        nodes=[f"{ag}/{m}" for ag, m in zip(a.agents, a.models, strict=True)],
-                        cost_usd=a.cost_usd,
-                        latency_ms=a.latency_ms,
-                        score=a.score,
-                    )
-                    for a in answers
-                ],
-                cost_usd=response.cost_usd,
-                trace_context=carrier(),
-            )
-            self._recent[request_id] = self._in_background(self._outbox.put(event))
-            while len(self._recent) > self._settings.store.outbox_capacity:
-                self._recent.popitem(last=False)
-        return response
-
-    async def _dispatch(self, query: str, decision: Any, on_delta: Callable[[str], None] | None) -> Any:
-        """The dispatch stage; with ``on_delta``, through the streaming handle, relaying text as it comes."""
-        if on_delta is None:
-            return await self._remote("dispatch", self._dispatcher.run, query, decision, carrier())
-        result = None
-        async for item in self._dispatcher.options(stream=True).stream.remote(query, decision, carrier()):
-            if isinstance(item, str):
-                on_delta(item)
-            else:
-                result = item
-        if result is None:
-            raise ApiError(502, "the dispatch stream ended without a result")
-        return result
+    async def finished(self, event: FinishedRequest) -> None:
+        """The pipeline's event sink: queued for the outbox in the background, unless learning is paused;
+        remembered so feedback on it can wait for its record to be written."""
+        if await self._paused.get():
+            return
+        self._recent[event.request_id] = self._in_background(self._outbox.put(event))
+        while len(self._recent) > self._settings.store.outbox_capacity:
+            self._recent.popitem(last=False)
 
     async def _read_paused(self) -> bool:
         return bool(await self._redis.exists(self._keys.updates_paused))
 
-    def _record(self, response: QueryResponse, decision: Any, answers: list[Any], attempts: list[Any]) -> None:
-        m = self._metrics
+    def _record(self, walked: Walked) -> None:
+        response, decision, m = walked.response, walked.decision, self._metrics
         m.inc("requests_total", outcome="declined" if response.declined else "answered")
         for stage, ms in response.trace.stages_ms.items():
             m.observe("stage_seconds", ms / 1000, stage=stage)
         top = max(decision.intent_weights, key=decision.intent_weights.get, default="none")
-        for a in answers:
-            for agent, model in zip(a.agents, a.models, strict=True):
-                m.inc("choices_total", intent=top, agent=agent, model=model)
+        for a in walked.answers:
+            for hop in a.hops:
+                m.inc("choices_total", intent=top, agent=hop.agent, model=hop.model)
         m.inc("cost_usd_total", response.cost_usd, intent=top)
-        for attempt in attempts:
+        for attempt in walked.attempts:
             result = (
                 "ok" if attempt.ok else ("retried" if attempt.attempt <= self._settings.dispatch.retries else "failed")
             )
@@ -502,20 +394,21 @@ class Ingress:
         await self._access.check(authorization, Scope.client)
         self._check_query(body.query)
         started = time.perf_counter()
-        result = await self._remote("dispatch", self._dispatcher.call, name, body.model, body.query)
-        if "error" in result:
-            raise ApiError(result["status"], result["error"])
-        answer = result["answer"]
-        if answer is None:
-            failures = "; ".join(a.error or "" for a in result["attempts"])
+        result = await self._dispatch.call(name, body.model, body.query)
+        if result.unknown == "agent":
+            raise ApiError(404, f"no agent named {name!r}")
+        if result.unknown == "model":
+            raise ApiError(422, f"agent {name!r} has no model {result.model!r}")
+        if result.answer is None:
+            failures = "; ".join(a.error or "" for a in result.attempts)
             raise ApiError(502, f"agent {name!r} failed: {failures}")
         return InvokeResponse(
             agent=name,
-            model=result["model"],
-            answer=answer.text,
-            cost_usd=answer.cost_usd,
+            model=result.model or "",
+            answer=result.answer.text,
+            cost_usd=result.answer.cost_usd,
             latency_ms=ms_since(started),
-            attempts=result["attempts"],
+            attempts=result.attempts,
         )
 
     @api.get("/v1/agents", response_model=list[AgentSpec])

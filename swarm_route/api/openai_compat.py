@@ -15,8 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from swarm_route.agents.base import estimate_tokens
-from swarm_route.api.schemas import QueryResponse
+from swarm_route.core.messages import QueryResponse, estimate_tokens
 
 AUTO_MODEL = "swarm-route/auto"
 

@@ -6,8 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from swarm_route.core.dispatch import Attempt
-from swarm_route.core.router import Candidate, Selected
+from swarm_route.core.messages import Attempt
 
 REQUEST_ID = r"^[0-9a-f]{32}$"
 
@@ -23,36 +22,6 @@ class QueryRequest(BaseModel):
     cost_weight: float | None = Field(
         None, ge=0, le=100, description="λ for this request: 0 ignores cost, higher trades quality for price"
     )
-
-
-class Trace(BaseModel):
-    intent_weights: dict[str, float]
-    out_of_scope: bool
-    oos_score: float
-    candidates: list[Candidate]
-    chosen: list[int]
-    reasoning: str
-    selection: list[Selected] = Field(description="the agent set the router named, with the evidence per agent")
-    set_floor: float
-    router_llm: str | None = Field(None, description="the routing LLM's reasoning, or why it was not used")
-    store: str | None = Field(None, description="set when the store was unreachable and routing failed open")
-    attempts: list[Attempt]
-    conflicts: list[str]
-    refined_by: str | None = Field(None, description="the LLM that merged several answers; None: deterministic")
-    stages_ms: dict[str, float]
-
-
-class QueryResponse(BaseModel):
-    request_id: str
-    answer: str
-    declined: bool
-    agents: list[str]
-    models: list[str]
-    cost_usd: float
-    latency_ms: float
-    prompt_tokens: int = Field(0, description="as the agents reported them; 0 for tool agents")
-    completion_tokens: int = 0
-    trace: Trace
 
 
 class FeedbackRequest(BaseModel):

@@ -19,16 +19,38 @@ from typing import Any
 from swarm_route.bench.report import console, percentiles, table, write_json
 from swarm_route.config import Settings
 from swarm_route.core.embedding import default_embedder
-from swarm_route.core.intent import LabelledExamples, traffic_examples, training_set
-from swarm_route.core.llm import LLMSettings, LLMUnavailable
+from swarm_route.core.intent import IntentClassifier, LabelledExamples, traffic_examples, training_set
+from swarm_route.core.llm import LLMSettings
+from swarm_route.core.messages import IntentResult, Query
 from swarm_route.core.onboarding import AgentCard, CardSkill, onboard
-from swarm_route.core.reasoning import LLMChoice, MalformedAnswer
+from swarm_route.core.pipeline import Pipeline
 from swarm_route.core.registry import AgentRegistry, as_name
 from swarm_route.keys import Keys
-from swarm_route.serve.deployments import intent_classifier, pheromone_store, reason_then_select, reasoning_router
 from swarm_route.store import EmbeddedRedis, connect
+from swarm_route.wiring import (
+    LLM_NOT_USED,
+    AggregateStage,
+    DispatchStage,
+    FixedAgents,
+    RouteStage,
+    dispatcher,
+    intent_classifier,
+    pheromone_store,
+    reason_then_select,
+    reasoning_router,
+)
 
 BENCH_ENDPOINT = "http://agents.bench.invalid/"  # never called: the benchmark routes, it does not dispatch
+
+
+class _Fitted:
+    """The classifier stage of the benchmark: the classifier fitted once on the registry and ``--train``."""
+
+    def __init__(self, classifier: IntentClassifier) -> None:
+        self._classifier = classifier
+
+    async def classify(self, query: str) -> IntentResult:
+        return self._classifier.classify(query)
 
 
 def _lines(path: str) -> list[dict[str, Any]]:
@@ -104,21 +126,23 @@ async def _run(
             training_set(agents.values(), past)
         )
         train_seconds = time.perf_counter() - t0
-        router = reasoning_router(settings, store)
-        selector = reason_then_select(settings, llm) if llm else None
+        pipeline = Pipeline(
+            _Fitted(classifier),
+            RouteStage(
+                reasoning_router(settings, store),
+                FixedAgents(agents),
+                llm=reason_then_select(settings, llm) if llm else None,
+            ),
+            DispatchStage(dispatcher(settings), FixedAgents(agents)),  # never called: decide() routes only
+            AggregateStage(settings),
+        )
 
         gold, chosen, latency, llm_failures = [], [], [], 0
         for row in test:
             t = time.perf_counter()
-            intent = classifier.classify(row["query"])
-            choice: LLMChoice | None = None
-            if selector is not None:
-                try:
-                    choice = await selector.select(row["query"], intent, agents)
-                except (LLMUnavailable, MalformedAnswer):
-                    llm_failures += 1
-            decision = await router.route(row["query"], intent, agents, explore=False, llm=choice)
+            decision = await pipeline.decide(Query(text=row["query"], explore=False))
             latency.append((time.perf_counter() - t) * 1000)
+            llm_failures += (decision.router_llm or "").startswith(LLM_NOT_USED)
             gold.append(set(row["agents"]))
             chosen.append({names[a] for sel in decision.selection for a in sel.agents})
         await client.aclose()

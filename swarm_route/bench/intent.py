@@ -17,7 +17,7 @@ from swarm_route.bench.report import console, percentiles, table, write_json
 from swarm_route.config import Settings
 from swarm_route.core.embedding import default_embedder
 from swarm_route.core.intent import OOS, labelled_split
-from swarm_route.serve.deployments import intent_classifier
+from swarm_route.wiring import intent_classifier
 
 BATCH = 64
 

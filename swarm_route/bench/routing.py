@@ -24,23 +24,28 @@ from swarm_route.agents.replay import RoutingMatrix, Row, replay_pool
 from swarm_route.bench.report import console, percentiles, table, write_json
 from swarm_route.config import Settings
 from swarm_route.core.ability import AbilityModel
-from swarm_route.core.graph import node_id
-from swarm_route.core.intent import IntentClassifier, IntentResult, LabelledExamples
+from swarm_route.core.intent import IntentClassifier, LabelledExamples
+from swarm_route.core.messages import SOURCE, FinishedRequest, IntentResult, Query, RouteRequest, edge_id, node_id
 from swarm_route.core.outcomes import AbilityMemory, OutcomeLog
-from swarm_route.core.records import FinishedRequest, PathOutcome
+from swarm_route.core.pipeline import EventSink, Pipeline
 from swarm_route.core.registry import AgentSpec, ModelOption, as_name
 from swarm_route.core.router import ReasoningRouter
 from swarm_route.core.updater import PheromoneUpdater
 from swarm_route.core.warmup import warm_up
 from swarm_route.keys import Keys
-from swarm_route.serve.deployments import (
+from swarm_route.store import EmbeddedRedis, connect
+from swarm_route.wiring import (
+    AggregateStage,
+    DispatchStage,
+    FixedAgents,
+    RouteStage,
     ability_model,
+    dispatcher,
     pheromone_store,
     pheromone_updater,
     quality_gate,
     reasoning_router,
 )
-from swarm_route.store import EmbeddedRedis, connect
 
 # λ is relative to the mean candidate cost, so one geometric sweep fits any price level; its far end
 # (e^(−100·cost/c̄)) leaves nothing but the cheapest path, so the curve spans the whole cost range.
@@ -92,6 +97,27 @@ def _history(settings: Settings, rows: Sequence[Row], node_model: dict[str, str]
         else None
     )
     return ability_model(settings).fit([r.prompt for r in rows], nodes, scores, costs)
+
+
+class _Classified:
+    """The classifier stage of the benchmark: each test prompt classified once, up front."""
+
+    def __init__(self, classifier: IntentClassifier, known: dict[str, IntentResult]) -> None:
+        self._classifier, self._known = classifier, known
+
+    async def classify(self, query: str) -> IntentResult:
+        known = self._known.get(query)
+        return known if known is not None else self._classifier.classify(query)
+
+
+class _Learn:
+    """The online runs' event sink: each finished request graded and deposited before the next query."""
+
+    def __init__(self, updater: PheromoneUpdater) -> None:
+        self._updater = updater
+
+    async def finished(self, event: FinishedRequest) -> None:
+        await self._updater.handle(event)
 
 
 class Bench:
@@ -154,41 +180,40 @@ class Bench:
         await warm_up(
             self.train, store, quality_gate(s), deposit_q=s.aco.deposit_q, epsilon=s.aco.epsilon, outcomes=log
         )
-        memory = AbilityMemory(log, ability_model(s), interval_s=0.0)
+        memory = AbilityMemory(log, ability_model(s), interval_s=0.0)  # online: every graded answer is seen next
         await memory.refresh(force=True)
         router = reasoning_router(s, store, memory.model, random.Random(self.seed))  # exploration is repeatable
         return router, pheromone_updater(s, client, store), memory
 
+    def _pipeline(self, router: ReasoningRouter, memory: AbilityMemory | None, sink: EventSink | None) -> Pipeline:
+        """The service's walk, in process: replay agents answer; no retries or fallbacks, so the path scored
+        is the path chosen (a prompt a model has no recorded answer for scores 0, for every router alike)."""
+        pool = FixedAgents(self.agents)
+        settings = self.settings.model_copy(
+            update={"dispatch": self.settings.dispatch.model_copy(update={"retries": 0, "fallbacks": 0})}
+        )
+        return Pipeline(
+            _Classified(self.classifier, {r.prompt: i for r, i in zip(self.test, self.intents, strict=True)}),
+            RouteStage(router, pool, memory=memory),
+            DispatchStage(dispatcher(settings), pool),
+            AggregateStage(settings),
+            sink,
+        )
+
     async def frontier(self, client: Any, lambdas: Sequence[float], online: bool) -> tuple[list[dict], list[float]]:
+        """Every test prompt walked at each λ: frozen (most probable path, no learning), or online (ACS
+        exploration, and each finished request graded and deposited before the next prompt)."""
         points, latencies = [], []
         shared = None if online else await self._warm(client, f"bench-{uuid.uuid4().hex[:8]}")
         for lam in lambdas:
             router, updater, memory = shared or await self._warm(client, f"bench-{uuid.uuid4().hex[:8]}")
+            pipeline = self._pipeline(router, memory if online else None, _Learn(updater) if online else None)
             out = Outcomes()
-            for i, (row, intent) in enumerate(zip(self.test, self.intents, strict=True)):
-                t0 = time.perf_counter()
-                d = await router.route(row.prompt, intent, self.agents, cost_weight=lam, explore=online)
-                latencies.append((time.perf_counter() - t0) * 1000)
-                chosen = d.candidates[d.chosen[0]]
-                node = node_id(chosen.path[0].agent, chosen.path[0].model)
-                _, cost = out.add(row, self.node_model[node])
-                if online:
-                    recorded = row.records[self.node_model[node]].score
-                    await updater.handle(
-                        FinishedRequest(
-                            request_id=f"{lam}-{i}",
-                            query=row.prompt,
-                            intent_weights=intent.weights,
-                            paths=[
-                                PathOutcome(
-                                    edges=chosen.edges, nodes=[node], cost_usd=cost, latency_ms=0.0, score=recorded
-                                )
-                            ],
-                            cost_usd=cost,
-                        )
-                    )
-                    await memory.refresh(force=True)
-                    router.ability = memory.model
+            for i, row in enumerate(self.test):
+                walked = await pipeline.walk(Query(text=row.prompt, cost_weight=lam, explore=online), f"{lam}-{i}")
+                latencies.append(walked.response.trace.stages_ms["route"])
+                chosen = walked.decision.candidates[walked.decision.chosen[0]]
+                out.add(row, self.node_model[chosen.path[0].node])
             points.append(out.point(**{"lambda": lam}))
         return points, latencies
 
@@ -214,13 +239,13 @@ class Bench:
         for r in history[:50]:
             await store.deposit(
                 as_name(r.task or "default"),
-                {f"source>{n}": 0.1 for n in nodes if (r.records[node_model[n]].score or 0) >= 0.5},
+                {edge_id(SOURCE, n): 0.1 for n in nodes if (r.records[node_model[n]].score or 0) >= 0.5},
             )
         router = reasoning_router(self.settings, store, model)
         times = []
         for row, intent in list(zip(self.test, self.intents, strict=True))[:samples]:
             t0 = time.perf_counter()
-            await router.route(row.prompt, intent, agents, explore=False)
+            await router.route(RouteRequest(text=row.prompt, intent=intent, explore=False), agents)
             times.append((time.perf_counter() - t0) * 1000)
         return percentiles(times[5:] or times)
 

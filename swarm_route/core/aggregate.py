@@ -14,10 +14,8 @@ import logging
 import re
 from collections.abc import Sequence
 
-from pydantic import BaseModel
-
-from swarm_route.core.dispatch import PathAnswer
 from swarm_route.core.llm import ChatModel, LLMUnavailable
+from swarm_route.core.messages import Aggregate, PathAnswer
 
 log = logging.getLogger(__name__)
 _CONFLICTS = re.compile(r"^\s*CONFLICTS:\s*(.*?)\s*$", re.IGNORECASE)
@@ -33,14 +31,6 @@ or
 CONFLICTS: <one short sentence per conflict, separated by ' | '>"""
 
 _WORD = re.compile(r"\w+")
-
-
-class Aggregate(BaseModel):
-    text: str
-    sources: list[int]  # indices into the answers merged, leading answer first
-    conflicts: list[str]
-    declined: bool = False
-    refined_by: str | None = None  # the LLM that wrote the merged text, None for a deterministic merge
 
 
 def _similar(a: str, b: str) -> float:
@@ -63,7 +53,7 @@ class RefiningAggregator:
             return merged
         user = "Query (JSON string):\n" + json.dumps(query) + "\n\nAnswers:\n"
         user += "\n".join(
-            json.dumps({"agent": "+".join(answers[i].agents), "text": answers[i].text}) for i in merged.sources
+            json.dumps({"agent": answers[i].label, "text": answers[i].text}) for i in merged.sources
         )
         try:
             text, conflicts = _parse_refined(await self.llm.complete(REFINE, user))
@@ -89,13 +79,13 @@ class RefiningAggregator:
             reverse=True,
         )
         lead = answers[order[0]]
-        parts = [f"[{'+'.join(lead.agents)}] {lead.text}"]
+        parts = [f"[{lead.label}] {lead.text}"]
         conflicts = []
         for i in order[1:]:
             other = answers[i]
-            parts.append(f"[{'+'.join(other.agents)}] {other.text}")
+            parts.append(f"[{other.label}] {other.text}")
             if _similar(lead.text, other.text) < self.agreement:
-                conflicts.append(f"{'+'.join(other.agents)} disagrees with {'+'.join(lead.agents)}")
+                conflicts.append(f"{other.label} disagrees with {lead.label}")
         if conflicts:
             parts.append("Note: " + "; ".join(conflicts) + ". The first answer has the strongest evidence.")
         return Aggregate(text="\n\n".join(parts), sources=order, conflicts=conflicts)

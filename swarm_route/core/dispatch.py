@@ -9,49 +9,31 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping
+from typing import Protocol
 
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
-from pydantic import BaseModel, Field
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from swarm_route.agents.base import AgentAnswer, AgentBackend, AgentError
+from swarm_route.core.messages import (
+    AgentAnswer,
+    AgentError,
+    Attempt,
+    Candidate,
+    DispatchResult,
+    PathAnswer,
+    RouteDecision,
+)
 from swarm_route.core.registry import AgentKind, AgentSpec
 from swarm_route.core.replicas import Replicas
-from swarm_route.core.router import Candidate, RouteDecision
 from swarm_route.keys import Keys
 from swarm_route.timing import ms_since
 
 
-class Attempt(BaseModel):
-    agent: str
-    model: str
-    attempt: int
-    ok: bool
-    latency_ms: float
-    error: str | None = None
-    fallback: bool = False
-    replica: str | None = Field(None, description="the endpoint called, when the agent has several")
-    cooled_down: bool = Field(False, description="this failure put the replica into cooldown")
+class AgentBackend(Protocol):
+    """One kind of agent (builtin, openai, replay, a2a): how dispatch asks it one query."""
 
-
-class PathAnswer(BaseModel):
-    candidate: int  # index into the decision's candidates
-    agents: list[str]
-    models: list[str]
-    edges: list[str]
-    text: str
-    cost_usd: float
-    latency_ms: float
-    score: float | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-class DispatchResult(BaseModel):
-    answers: list[PathAnswer]
-    attempts: list[Attempt]
-    failed: list[int]  # candidates whose every attempt failed
+    async def answer(self, spec: AgentSpec, model: str, query: str) -> AgentAnswer: ...
 
 
 _tracer = trace.get_tracer("swarm_route")  # the API's no-op tracer unless a provider is installed
@@ -182,8 +164,7 @@ class Dispatcher:
             answers=[
                 PathAnswer(
                     candidate=decision.chosen[0],
-                    agents=[spec.name],
-                    models=[model],
+                    hops=one.path,
                     edges=one.edges,
                     text=answer.text,
                     cost_usd=answer.cost_usd,
@@ -264,8 +245,7 @@ class Dispatcher:
             tokens_in, tokens_out = tokens_in + answer.prompt_tokens, tokens_out + answer.completion_tokens
         return PathAnswer(
             candidate=index,
-            agents=[h.agent for h in candidate.path],
-            models=[h.model for h in candidate.path],
+            hops=candidate.path,
             edges=candidate.edges,
             text=text,
             cost_usd=cost,

@@ -6,34 +6,13 @@ default; a multi-stage graph (e.g. solver then verifier) is built from explicit 
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import networkx as nx
 
+from swarm_route.core.messages import SINK, SOURCE, Hop, path_edges
 from swarm_route.core.registry import AgentSpec
-
-SOURCE = "source"
-SINK = "sink"
-
-
-def node_id(agent: str, model: str) -> str:
-    return f"{agent}/{model}"
-
-
-def edge_id(u: str, v: str) -> str:
-    return f"{u}>{v}"
-
-
-@dataclass(frozen=True)
-class Hop:
-    agent: str
-    model: str
-
-    @property
-    def node(self) -> str:
-        return node_id(self.agent, self.model)
 
 
 @dataclass(frozen=True)
@@ -46,8 +25,7 @@ class Path:
 
     @property
     def edges(self) -> tuple[str, ...]:
-        n = self.nodes
-        return tuple(edge_id(u, v) for u, v in itertools.pairwise(n))
+        return tuple(path_edges([h.node for h in self.hops]))
 
     @property
     def agents(self) -> tuple[str, ...]:
@@ -80,7 +58,7 @@ class PathGraph:
 
     @classmethod
     def single_stage(cls, agents: Iterable[AgentSpec]) -> PathGraph:
-        return cls([[Hop(a.name, m.name) for a in agents for m in a.models]])
+        return cls([[Hop(agent=a.name, model=m.name) for a in agents for m in a.models]])
 
     def paths(self) -> list[Path]:
         return [

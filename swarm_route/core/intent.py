@@ -34,6 +34,7 @@ from sklearn.model_selection import KFold
 from sklearn.svm import LinearSVC
 
 from swarm_route.core.embedding import Embedder, Tunable
+from swarm_route.core.messages import IntentResult
 from swarm_route.core.tfidf import TfidfRows
 
 OOS = "oos"
@@ -46,18 +47,6 @@ HOLDOUT_SHARE = 0.1  # above CV_LIMIT examples and without validation data, this
 HOLDOUT_MAX = 2000
 NEIGHBOURS = 5  # the density term is a query's mean cosine to this many nearest examples of its best intent
 DENSITY_SHARES = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)  # its weights tried on held-out data with out-of-scope queries
-
-
-@dataclass(frozen=True)
-class IntentResult:
-    weights: dict[str, float]  # intent → weight, summing to 1 over the intents kept; empty when out of scope
-    similarity: dict[str, float]  # intent → classifier score (higher fits better)
-    oos_score: float  # in (0, 1): above 0.5 means the best intent scored below the out-of-scope threshold
-    out_of_scope: bool
-    set_floor: float = 1.0  # calibrated weight an intent needs to join the agent set (the best always does)
-
-    def top(self) -> str | None:
-        return max(self.weights, key=self.weights.__getitem__) if self.weights else None
 
 
 @dataclass

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel
 
-from swarm_route.core.intent import IntentResult
 from swarm_route.core.llm import ChatModel, LLMUnavailable
+from swarm_route.core.messages import IntentResult
 from swarm_route.core.registry import AgentSpec
 
 MAX_DESCRIPTION_CHARS = 400

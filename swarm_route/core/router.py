@@ -16,70 +16,18 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
-from pydantic import BaseModel, Field
 
-from swarm_route.agents.base import estimate_tokens
 from swarm_route.core import aco
 from swarm_route.core.ability import AbilityModel
 from swarm_route.core.failopen import Breaker, Stale
 from swarm_route.core.graph import Path, PathGraph
-from swarm_route.core.intent import IntentResult
+from swarm_route.core.messages import Candidate, IntentResult, RouteDecision, RouteRequest, Selected, estimate_tokens
 from swarm_route.core.pheromone import PheromoneStore, Trails
 from swarm_route.core.reasoning import LLMChoice
 from swarm_route.core.registry import AgentSpec
 
 EXPECTED_ANSWER_TOKENS = 300
 MIN_MATCH = 0.01  # below this share of the query's intent weight an agent does not serve the query
-
-
-class HopOut(BaseModel):
-    agent: str
-    model: str
-
-
-class Candidate(BaseModel):
-    path: list[HopOut]
-    edges: list[str]
-    tau: float
-    eta: float
-    ability: float = Field(description="intent match × predicted quality on this query")
-    quality: float = Field(description="predicted score on this query, from graded neighbours")
-    expected_cost_usd: float
-    latency_s: float | None = None
-    probability: float = 0.0
-    excluded: str | None = Field(None, description="why the candidate could not be chosen")
-
-    @property
-    def agents(self) -> list[str]:
-        return [h.agent for h in self.path]
-
-
-class Selected(BaseModel):
-    """Why an agent is in the set: the capability it covers and the evidence for it."""
-
-    agents: list[str]
-    intent: str = Field(description="the needed intent this path was chosen to cover")
-    weight: float = Field(description="the intent's weight after mixing in the LLM's pick")
-    classifier_weight: float = Field(description="the intent classifier's calibrated weight")
-    llm_selected: bool | None = Field(None, description="whether the LLM named this agent (None: no LLM)")
-    tau: float
-    probability: float = Field(description="p of this path among those serving the intent")
-
-
-class RouteDecision(BaseModel):
-    intent_weights: dict[str, float]
-    out_of_scope: bool
-    oos_score: float
-    candidates: list[Candidate]
-    chosen: list[int] = Field(description="indices into candidates, dispatched concurrently")
-    fallbacks: list[int] = Field(description="indices tried in order if every chosen path fails")
-    reasoning: str
-    selection: list[Selected] = Field(default_factory=list, description="the agent set, one entry per chosen path")
-    set_floor: float = Field(1.0, description="weight an intent needed to join the set")
-    llm: str | None = Field(None, description="the LLM's reasoning, or why it was not used; None without one")
-    store: str | None = Field(None, description="set when the store was unreachable and routing failed open")
-    declined: str | None = None
-    cost_weight: float = 0.0
 
 
 class _Evaluation(NamedTuple):
@@ -124,7 +72,7 @@ class _Pool:
         self.path_edges = np.full((len(self.paths), width + 1), -1, dtype=int)
         for i, p in enumerate(self.paths):
             self.path_edges[i, : len(p.edges)] = [self.edge_index[e] for e in p.edges]
-        self.hops_out = [[HopOut(agent=h.agent, model=h.model) for h in p.hops] for p in self.paths]
+        self.hops_out = [list(p.hops) for p in self.paths]
         self.edges = [list(p.edges) for p in self.paths]
         self.path_agents = [set(p.agents) for p in self.paths]
         self.path_agents_ordered = [list(dict.fromkeys(p.agents)) for p in self.paths]
@@ -169,20 +117,16 @@ class ReasoningRouter:
 
     async def route(
         self,
-        query: str,
-        intent: IntentResult,
+        request: RouteRequest,
         agents: Mapping[str, AgentSpec],
         *,
-        budget_usd: float | None = None,
-        max_agents: int = 3,
         latency_s: Mapping[str, float] | None = None,
-        cost_weight: float | None = None,
-        explore: bool = True,
         llm: LLMChoice | None = None,
         llm_note: str | None = None,
     ) -> RouteDecision:
         """``llm`` is the LLM's pick when one was asked and answered well; ``llm_note`` says why not otherwise."""
-        lam = self.cost_weight if cost_weight is None else cost_weight
+        query, intent, budget_usd = request.text, request.intent, request.budget_usd
+        lam = self.cost_weight if request.cost_weight is None else request.cost_weight
         weights, oos_score, out_of_scope = self._mix(intent, agents, llm)
         base = dict(
             intent_weights=weights,
@@ -190,7 +134,7 @@ class ReasoningRouter:
             oos_score=oos_score,
             cost_weight=lam,
             set_floor=intent.set_floor,
-            llm=(llm.reasoning or "(no reasoning given)") if llm is not None else llm_note,
+            router_llm=(llm.reasoning or "(no reasoning given)") if llm is not None else llm_note,
         )
         if out_of_scope or not weights:
             best = max(intent.similarity.items(), key=lambda kv: kv[1], default=None)
@@ -247,8 +191,8 @@ class ReasoningRouter:
                 **base, candidates=candidates, chosen=[], fallbacks=[], reasoning=why + ".", declined=why
             )
 
-        needed = self._needed(weights, intent.set_floor, min(max_agents, self.max_set))
-        picks = self._pick(pool, agents, needed, eligible, probs, cost, budget_usd, explore)
+        needed = self._needed(weights, intent.set_floor, min(request.max_agents, self.max_set))
+        picks = self._pick(pool, agents, needed, eligible, probs, cost, budget_usd, request.explore)
         chosen = [i for i, _, _ in picks]
         ranked = [int(i) for i in eligible[np.argsort(-probs[eligible], kind="stable")]]
         shown = self._shown(eligible, probs, n, chosen)
@@ -409,7 +353,7 @@ class ReasoningRouter:
             lines.append(f"The trace lists the {len(candidates)} most probable.")
         for rank, (i, why) in enumerate(zip(chosen, selection, strict=True)):
             c = candidates[i]
-            route = " → ".join(f"{h.agent}/{h.model}" for h in c.path)
+            route = " → ".join(h.node for h in c.path)
             lead = "Chose" if rank == 0 else "Also asked"
             llm = "" if why.llm_selected is None else (" The LLM named it." if why.llm_selected else "")
             lines.append(

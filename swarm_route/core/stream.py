@@ -6,7 +6,7 @@ import redis.asyncio as aioredis
 from pydantic import TypeAdapter
 from redis.exceptions import ResponseError
 
-from swarm_route.core.records import Event, FinishedRequest
+from swarm_route.core.messages import Event, FinishedRequest
 from swarm_route.keys import UPDATER_GROUP, Keys
 
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)

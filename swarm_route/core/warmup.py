@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from swarm_route.agents.replay import Row
-from swarm_route.core.graph import Hop, Path
+from swarm_route.core.graph import Path
+from swarm_route.core.messages import Hop
 from swarm_route.core.outcomes import Outcome, OutcomeLog
 from swarm_route.core.pheromone import PheromoneStore
 from swarm_route.core.quality import QualityGate
@@ -27,7 +28,7 @@ class WarmupReport:
 
 
 def model_path(model: str) -> Path:
-    return Path((Hop(as_name(model), model),))
+    return Path((Hop(agent=as_name(model), model=model),))
 
 
 async def warm_up(

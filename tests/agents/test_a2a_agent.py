@@ -1,7 +1,7 @@
 import pytest
 
 from swarm_route.agents.a2a_agent import A2ABackend
-from swarm_route.agents.base import AgentError
+from swarm_route.core.messages import AgentError
 from swarm_route.core.onboarding import AgentCard
 
 

@@ -2,8 +2,8 @@ import datetime as dt
 
 import pytest
 
-from swarm_route.agents.base import AgentError
 from swarm_route.agents.builtin import BuiltinBackend, calculate, default_pool, describe_python, tell_time
+from swarm_route.core.messages import AgentError
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 import pytest
 
-from swarm_route.agents.base import AgentError
 from swarm_route.agents.openai_agent import OpenAIBackend
+from swarm_route.core.messages import AgentError
 from swarm_route.core.registry import AgentSpec
 
 

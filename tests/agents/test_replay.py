@@ -2,8 +2,8 @@ import csv
 
 import pytest
 
-from swarm_route.agents.base import AgentError
 from swarm_route.agents.replay import ReplayBackend, RoutingMatrix
+from swarm_route.core.messages import AgentError
 from swarm_route.core.registry import AgentSpec
 
 

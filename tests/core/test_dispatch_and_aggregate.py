@@ -1,11 +1,10 @@
 import asyncio
 
-from swarm_route.agents.base import AgentAnswer, AgentError
 from swarm_route.core.aggregate import RefiningAggregator
-from swarm_route.core.dispatch import Dispatcher, PathAnswer
+from swarm_route.core.dispatch import Dispatcher
 from swarm_route.core.llm import ChatModel, LLMSettings
+from swarm_route.core.messages import AgentAnswer, AgentError, Candidate, Hop, PathAnswer, RouteDecision
 from swarm_route.core.registry import AgentKind
-from swarm_route.core.router import Candidate, HopOut, RouteDecision
 from tests.core.helpers import MATH, agent
 
 
@@ -29,7 +28,7 @@ class ScriptedBackend:
 def decision(*names: str, chosen=(0,), fallbacks=()) -> RouteDecision:
     cands = [
         Candidate(
-            path=[HopOut(agent=n, model="m")],
+            path=[Hop(agent=n, model="m")],
             edges=[f"source>{n}/m", f"{n}/m>sink"],
             tau=1,
             eta=1,
@@ -90,7 +89,7 @@ async def test_chosen_paths_run_concurrently():
 
 def answer(text: str, agent_name: str, score=None) -> PathAnswer:
     return PathAnswer(
-        candidate=0, agents=[agent_name], models=["m"], edges=[], text=text, cost_usd=0, latency_ms=1, score=score
+        candidate=0, hops=[Hop(agent=agent_name, model="m")], edges=[], text=text, cost_usd=0, latency_ms=1, score=score
     )
 
 

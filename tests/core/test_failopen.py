@@ -7,10 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from swarm_route.core.failopen import Breaker, Periodic
-from swarm_route.core.intent import IntentResult
+from swarm_route.core.messages import Feedback, FinishedRequest, IntentResult, RouteRequest
 from swarm_route.core.outbox import Outbox
 from swarm_route.core.pheromone import PheromoneStore
-from swarm_route.core.records import Feedback, FinishedRequest
 from swarm_route.core.registry import AgentRegistry
 from swarm_route.core.router import ReasoningRouter
 from swarm_route.core.stream import EventStream
@@ -65,14 +64,14 @@ async def test_routing_fails_open_on_the_last_trails_then_on_tau_init(flaky_redi
     )
     intent = IntentResult({"math": 1.0}, {"math": 0.9}, 0.1, False)
     await store.deposit("math", {"source>dear/m": 4.0, "dear/m>sink": 4.0})
-    up = await router.route("2+2", intent, agents)
+    up = await router.route(RouteRequest(text="2+2", intent=intent), agents)
     assert up.store is None and up.selection[0].agents == ["dear"], "the trail decides at λ=0"
     flaky_redis.stop()
-    down = await router.route("2+2", intent, agents)
+    down = await router.route(RouteRequest(text="2+2", intent=intent), agents)
     assert down.selection[0].agents == ["dear"] and "trails as of" in down.store and errors == ["trails"]
     assert (await registry.snapshot())[1].keys() == agents.keys(), "the registry serves its last snapshot"
     router._last_trails.max_age_s = 0.0
-    stale = await router.route("2+2", intent, agents)
+    stale = await router.route(RouteRequest(text="2+2", intent=intent), agents)
     assert "τ_init" in stale.store and not stale.declined
     flaky_redis.start()
     await client.aclose()

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from swarm_route.core import aco
-from swarm_route.core.graph import SINK, SOURCE, Hop, PathGraph
+from swarm_route.core.graph import PathGraph
+from swarm_route.core.messages import SINK, SOURCE, Hop
 from tests.core.helpers import MATH, WEATHER, agent
 
 
@@ -16,7 +17,9 @@ def test_single_stage_has_one_path_per_agent_model():
 
 
 def test_multi_stage_paths_cross_every_stage():
-    g = PathGraph([[Hop("solver", "a"), Hop("solver", "b")], [Hop("verifier", "v")]])
+    g = PathGraph(
+        [[Hop(agent="solver", model="a"), Hop(agent="solver", model="b")], [Hop(agent="verifier", model="v")]]
+    )
     paths = g.paths()
     assert len(paths) == 2 and all(p.agents == ("solver", "verifier") for p in paths)
     assert len(paths[0].edges) == 3

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from swarm_route.core.intent import IntentResult
 from swarm_route.core.llm import ChatModel, LLMSettings, LLMUnavailable
+from swarm_route.core.messages import IntentResult
 from swarm_route.core.reasoning import MalformedAnswer, ReasonThenSelect, parse, render, shortlist
 from tests.core.helpers import MATH, WEATHER, agent
 

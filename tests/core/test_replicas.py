@@ -5,6 +5,7 @@ import pytest
 
 from swarm_route.agents.openai_agent import OpenAIBackend
 from swarm_route.core.dispatch import Dispatcher
+from swarm_route.core.messages import Hop
 from swarm_route.core.registry import AgentKind
 from swarm_route.core.replicas import Replicas
 from swarm_route.keys import Keys
@@ -109,7 +110,7 @@ async def test_a_stream_that_breaks_half_way_keeps_what_was_sent_and_says_so(ope
     spec.endpoint = openai_server.base_url
     d = Dispatcher({AgentKind.openai: OpenAIBackend(2.0)}, timeout_s=2, retries=0, backoff_s=0.001, fallbacks=0)
     decided = decision("llm")
-    decided.candidates[0].path[0].model = "stream-broken"
+    decided.candidates[0].path[0] = Hop(agent="llm", model="stream-broken")
     deltas, (result,) = await collect(d.stream("one two three four five six", decided, {"llm": spec}))
     assert deltas and result.answers[0].text == "".join(deltas)
     assert "stream broke after" in result.attempts[0].error

@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from swarm_route.core.intent import IntentResult
+from swarm_route.core.messages import IntentResult, RouteRequest
 from swarm_route.core.pheromone import PheromoneStore
 from swarm_route.core.reasoning import LLMChoice
 from swarm_route.core.router import ReasoningRouter
@@ -25,7 +25,7 @@ AGENTS = {
 
 
 async def test_picks_an_agent_that_serves_the_intent_and_explains_why(redis_client, keys):
-    d = await make_router(redis_client, keys).route("what is 2+2", intent(math=1.0), AGENTS)
+    d = await make_router(redis_client, keys).route(RouteRequest(text="what is 2+2", intent=intent(math=1.0)), AGENTS)
     chosen = d.candidates[d.chosen[0]]
     assert chosen.agents == ["math"]
     assert all(c.excluded for c in d.candidates if c.agents == ["weather"])
@@ -35,45 +35,47 @@ async def test_picks_an_agent_that_serves_the_intent_and_explains_why(redis_clie
 
 async def test_cheaper_model_wins_on_equal_trails_and_pheromone_can_overturn_it(redis_client, keys):
     router = make_router(redis_client, keys)
-    d = await router.route("what is 2+2", intent(math=1.0), AGENTS)
+    d = await router.route(RouteRequest(text="what is 2+2", intent=intent(math=1.0)), AGENTS)
     assert d.candidates[d.chosen[0]].path[0].model == "small"
     large = next(c for c in d.candidates if c.path[0].model == "large")
     for _ in range(20):
         await router.pheromones.deposit("math", {e: 5.0 for e in large.edges})
-    d = await router.route("what is 2+2", intent(math=1.0), AGENTS)
+    d = await router.route(RouteRequest(text="what is 2+2", intent=intent(math=1.0)), AGENTS)
     assert d.candidates[d.chosen[0]].path[0].model == "large"
 
 
 async def test_budget_is_a_hard_limit(redis_client, keys):
     router = make_router(redis_client, keys)
-    d = await router.route("what is 2+2", intent(math=1.0), AGENTS, budget_usd=0.0005)
+    d = await router.route(RouteRequest(text="what is 2+2", intent=intent(math=1.0), budget_usd=0.0005), AGENTS)
     assert all(d.candidates[i].path[0].model == "small" for i in d.chosen)
     assert any("budget" in (c.excluded or "") for c in d.candidates)
-    d = await router.route("what is 2+2", intent(math=1.0), AGENTS, budget_usd=1e-9)
+    d = await router.route(RouteRequest(text="what is 2+2", intent=intent(math=1.0), budget_usd=1e-9), AGENTS)
     assert d.declined and not d.chosen
 
 
 async def test_out_of_scope_is_declined_with_the_closest_intent(redis_client, keys):
     oos = IntentResult({}, {"math": 0.05}, 0.95, True)
-    d = await make_router(redis_client, keys).route("hello", oos, AGENTS)
+    d = await make_router(redis_client, keys).route(RouteRequest(text="hello", intent=oos), AGENTS)
     assert d.declined and "math" in d.declined and d.chosen == []
 
 
 async def test_the_set_holds_an_agent_per_needed_intent_and_stays_small_when_one_suffices(redis_client, keys):
     free = {"math": agent("math", "math", MATH), "weather": agent("weather", "weather", WEATHER)}
     router = make_router(redis_client, keys)
-    d = await router.route("weather and math", intent(math=0.5, weather=0.5), free)
+    d = await router.route(RouteRequest(text="weather and math", intent=intent(math=0.5, weather=0.5)), free)
     assert {a for i in d.chosen for a in d.candidates[i].agents} == {"math", "weather"}
     assert {s.intent for s in d.selection} == {"math", "weather"} and all(s.tau > 0 for s in d.selection)
     assert "each needs an agent" in d.reasoning
-    d = await router.route("mostly math", intent(math=0.8, weather=0.2), free)
+    d = await router.route(RouteRequest(text="mostly math", intent=intent(math=0.8, weather=0.2)), free)
     assert [s.agents for s in d.selection] == [["math"]], "weather's weight is below the set floor"
     assert "one agent suffices" in d.reasoning
-    d = await router.route("weather and math", intent(math=0.5, weather=0.5), free, max_agents=1)
+    d = await router.route(
+        RouteRequest(text="weather and math", intent=intent(math=0.5, weather=0.5), max_agents=1), free
+    )
     assert len(d.chosen) == 1 and d.fallbacks and not set(d.fallbacks) & set(d.chosen)
     both = {"mathweather": agent("mathweather", "math", MATH), "weather": agent("weather", "weather", WEATHER)}
     both["mathweather"].skills.append(both["weather"].skills[0])
-    d = await router.route("weather and math", intent(math=0.6, weather=0.4), both)
+    d = await router.route(RouteRequest(text="weather and math", intent=intent(math=0.6, weather=0.4)), both)
     assert [s.agents for s in d.selection] == [["mathweather"]], "one agent covering both needs suffices"
 
 
@@ -81,20 +83,26 @@ async def test_the_llm_pick_is_mixed_with_the_classifier_not_obeyed(redis_client
     free = {"math": agent("math", "math", MATH), "weather": agent("weather", "weather", WEATHER)}
     router = make_router(redis_client, keys)
     d = await router.route(
-        "rain or sums?", intent(math=0.9, weather=0.1), free, llm=LLMChoice(agents=["weather"], reasoning="rain")
+        RouteRequest(text="rain or sums?", intent=intent(math=0.9, weather=0.1)),
+        free,
+        llm=LLMChoice(agents=["weather"], reasoning="rain"),
     )
     picked = {s.intent: s for s in d.selection}
     assert set(picked) == {"math", "weather"}, "the classifier's strong pick and the LLM's both stay"
     assert picked["weather"].llm_selected and not picked["math"].llm_selected
-    assert d.intent_weights["weather"] == pytest.approx(0.46) and d.llm == "rain"
+    assert d.intent_weights["weather"] == pytest.approx(0.46) and d.router_llm == "rain"
     sure = IntentResult({"math": 1.0}, {"math": 0.9}, 0.05, False, 0.3)
-    d = await router.route("rain or sums?", sure, free, llm=LLMChoice(agents=[], reasoning="chit-chat"))
+    d = await router.route(
+        RouteRequest(text="rain or sums?", intent=sure), free, llm=LLMChoice(agents=[], reasoning="chit-chat")
+    )
     assert not d.declined, "a confident classifier outweighs one LLM 'none' at weight 0.4"
     unsure = IntentResult({"math": 1.0}, {"math": 0.1}, 0.3, False, 0.3)
-    d = await router.route("hm", unsure, free, llm=LLMChoice(agents=[], reasoning="chit-chat"))
+    d = await router.route(
+        RouteRequest(text="hm", intent=unsure), free, llm=LLMChoice(agents=[], reasoning="chit-chat")
+    )
     assert d.declined and "LLM chose none" in d.declined
-    d = await router.route("hm", unsure, free, llm_note="LLM not used (timeout)")
-    assert not d.declined and d.llm == "LLM not used (timeout)"
+    d = await router.route(RouteRequest(text="hm", intent=unsure), free, llm_note="LLM not used (timeout)")
+    assert not d.declined and d.router_llm == "LLM not used (timeout)"
 
 
 async def test_an_explored_path_outside_the_listed_ones_is_still_in_the_trace(redis_client, keys):
@@ -104,7 +112,7 @@ async def test_an_explored_path_outside_the_listed_ones_is_still_in_the_trace(re
     router = ReasoningRouter(store, alpha=1, beta=1, q0=0.0, cost_weight=1.0, rng=random.Random(0), max_trace=3)
     seen = set()
     for _ in range(40):
-        d = await router.route("what is 2+2", intent(math=1.0), pool)
+        d = await router.route(RouteRequest(text="what is 2+2", intent=intent(math=1.0)), pool)
         chosen = d.candidates[d.chosen[0]]
         assert chosen.excluded is None and chosen.probability > 0
         seen.add(chosen.agents[0])

@@ -1,8 +1,8 @@
 import pytest
 
+from swarm_route.core.messages import Feedback, FinishedRequest, PathOutcome
 from swarm_route.core.pheromone import PheromoneStore
 from swarm_route.core.quality import QualityGate
-from swarm_route.core.records import Feedback, FinishedRequest, PathOutcome
 from swarm_route.core.stream import EventStream
 from swarm_route.core.updater import PheromoneUpdater
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from swarm_route.serve import tracing
+from swarm_route import tracing
 
 
 def test_no_exporter_configured_means_no_provider(monkeypatch):

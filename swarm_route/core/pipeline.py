@@ -1,0 +1,209 @@
+"""The walk of one query, written once: classify → route → dispatch → aggregate → finished record.
+
+Plain Python over five small stage protocols. The service hands it stages that call Serve deployments
+through handles, or run inside the ingress replica (``serve.adapters``); the benchmarks hand it in-process
+stages with replay agents. Ray and HTTP stay outside: a stage that cannot be reached raises
+``StageUnavailable``, a budget too low to serve the query raises ``BudgetTooLow``, and the caller decides
+what those mean to its client. Learning never delays an answer: the finished record goes to an
+``EventSink`` whose ``finished`` must return at once or, in a benchmark, apply the update in line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+from opentelemetry.trace import Tracer, get_tracer
+
+from swarm_route.core.aggregate import RefiningAggregator
+from swarm_route.core.messages import (
+    Aggregate,
+    Attempt,
+    DispatchResult,
+    FinishedRequest,
+    IntentResult,
+    PathAnswer,
+    PathOutcome,
+    Query,
+    QueryResponse,
+    RouteDecision,
+    RouteEvidence,
+    RouteRequest,
+    Trace,
+)
+from swarm_route.timing import ms_since
+from swarm_route.tracing import TRACER_NAME, carrier
+
+
+class Classifier(Protocol):
+    async def classify(self, query: str) -> IntentResult: ...
+
+
+class Router(Protocol):
+    async def route(self, request: RouteRequest) -> RouteDecision: ...
+
+
+class Dispatch(Protocol):
+    async def run(self, query: str, decision: RouteDecision) -> DispatchResult: ...
+
+    def stream(self, query: str, decision: RouteDecision) -> AsyncIterator[str | DispatchResult]:
+        """Text deltas of a single streaming path as they arrive, then the ``DispatchResult``."""
+        ...
+
+
+class Aggregator(Protocol):
+    async def merge(
+        self, query: str, answers: Sequence[PathAnswer], probabilities: Sequence[float], reason: str
+    ) -> Aggregate: ...
+
+
+class EventSink(Protocol):
+    async def finished(self, event: FinishedRequest) -> None:
+        """Take a finished request for learning. The service queues it and returns at once."""
+        ...
+
+
+class StageUnavailable(Exception):
+    """A stage could not be reached even after retries (its replica died and is restarting)."""
+
+    def __init__(self, stage: str, why: str) -> None:
+        super().__init__(f"the {stage} stage is unavailable ({why}); retry shortly")
+        self.stage = stage
+
+
+class BudgetTooLow(Exception):
+    """Every path that serves the query costs more than the request's budget."""
+
+    def __init__(self, cheapest_usd: float) -> None:
+        super().__init__(f"too low: the cheapest path that serves this query costs ${cheapest_usd:.6f}")
+        self.cheapest_usd = cheapest_usd
+
+
+@dataclass(frozen=True)
+class Walked:
+    """One query's walk: the response for the client, and what the walk saw on the way (for metrics)."""
+
+    response: QueryResponse
+    decision: RouteDecision
+    answers: list[PathAnswer]
+    attempts: list[Attempt]
+
+
+class Pipeline:
+    def __init__(
+        self,
+        classifier: Classifier,
+        router: Router,
+        dispatch: Dispatch,
+        aggregator: Aggregator,
+        sink: EventSink | None = None,
+        *,
+        trace: Tracer | None = None,
+    ) -> None:
+        self.classifier, self.router, self.dispatch, self.aggregator = classifier, router, dispatch, aggregator
+        self.sink = sink
+        self._passthrough = RefiningAggregator()  # one answer, or none: no hop to the aggregator
+        self._tracer = trace or get_tracer(TRACER_NAME)  # whatever provider the process installed, or none
+
+    async def walk(
+        self, request: Query, request_id: str, on_delta: Callable[[str], None] | None = None
+    ) -> Walked:
+        """``on_delta`` receives the answer's text as a single streaming agent writes it."""
+        with self._tracer.start_as_current_span("query", attributes={"swarm_route.request_id": request_id}):
+            return await self._walk(request, request_id, on_delta)
+
+    async def decide(self, request: Query) -> RouteDecision:
+        """Classify and route without dispatching: where the query would go, and why (a dry run)."""
+        return await self._decide(request, {})
+
+    async def _decide(self, request: Query, stages: dict[str, float]) -> RouteDecision:
+        with self._stage(stages, "classify"):
+            intent = await self.classifier.classify(request.text)
+        with self._stage(stages, "route"):
+            return await self.router.route(RouteRequest.of(request, intent))
+
+    @contextmanager
+    def _stage(self, stages: dict[str, float], name: str) -> Iterator[None]:
+        """Time a stage for the trace returned to the client, and span it for OpenTelemetry."""
+        t = time.perf_counter()
+        with self._tracer.start_as_current_span(name):
+            yield
+        stages[name] = ms_since(t)
+
+    async def _walk(
+        self, request: Query, request_id: str, on_delta: Callable[[str], None] | None
+    ) -> Walked:
+        started = time.perf_counter()
+        stages: dict[str, float] = {}
+        query = request.text
+        decision = await self._decide(request, stages)
+        if decision.declined and decision.candidates and request.budget_usd is not None:
+            costs = [c.expected_cost_usd for c in decision.candidates if c.ability >= 0.01]
+            if costs:
+                raise BudgetTooLow(min(costs))
+
+        with self._stage(stages, "dispatch"):
+            if decision.declined:
+                result = DispatchResult(answers=[], attempts=[], failed=[])
+                reason = decision.declined
+            else:
+                result = await self._dispatch(query, decision, on_delta)
+                reason = "every agent chosen for it failed" if not result.answers else ""
+        answers = result.answers
+        with self._stage(stages, "aggregate"):
+            probs = [decision.candidates[a.candidate].probability for a in answers]
+            if len(answers) <= 1:
+                merged = self._passthrough.merge(answers, probs, reason)
+            else:
+                merged = await self.aggregator.merge(query, answers, probs, reason)
+
+        evidence = {name: getattr(decision, name) for name in RouteEvidence.model_fields}
+        response = QueryResponse(
+            request_id=request_id,
+            answer=merged.text,
+            declined=merged.declined,
+            agents=[h.agent for a in answers for h in a.hops],
+            models=[h.model for a in answers for h in a.hops],
+            cost_usd=sum(a.cost_usd for a in answers),
+            latency_ms=ms_since(started),
+            prompt_tokens=sum(a.prompt_tokens for a in answers),
+            completion_tokens=sum(a.completion_tokens for a in answers),
+            trace=Trace.model_construct(
+                **evidence,
+                chosen=[a.candidate for a in answers],
+                attempts=result.attempts,
+                conflicts=merged.conflicts,
+                refined_by=merged.refined_by,
+                stages_ms=stages,
+            ),
+        )
+        if answers and self.sink is not None:
+            await self.sink.finished(
+                FinishedRequest(
+                    request_id=request_id,
+                    query=query,
+                    intent_weights=decision.intent_weights,
+                    paths=[PathOutcome.of(a) for a in answers],
+                    cost_usd=response.cost_usd,
+                    trace_context=carrier(),
+                )
+            )
+        return Walked(response, decision, answers, result.attempts)
+
+    async def _dispatch(
+        self, query: str, decision: RouteDecision, on_delta: Callable[[str], None] | None
+    ) -> DispatchResult:
+        if on_delta is None:
+            return await self.dispatch.run(query, decision)
+        result = None
+        async for item in self.dispatch.stream(query, decision):
+            if isinstance(item, str):
+                on_delta(item)
+            else:
+                result = item
+        if result is None:
+            raise StageUnavailable("dispatch", "its stream ended without a result")
+        return result

@@ -1,0 +1,366 @@
+"""Stages built from the settings, without Ray: what the service's deployments adapt and the benchmarks run.
+
+Each factory builds one core object the way the settings describe it, so the service and the benchmarks
+cannot drift apart. The stage classes below are the pipeline's stages in process: the classifier with its
+refit policy, the router with its registry, ability memory and optional LLM, dispatch with its agent
+backends, the aggregator. ``serve/`` runs each in a deployment, or hands it to the ingress's pipeline as is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from swarm_route.agents.a2a_agent import A2ABackend
+from swarm_route.agents.builtin import BuiltinBackend
+from swarm_route.agents.openai_agent import OpenAIBackend
+from swarm_route.agents.replay import ReplayBackend
+from swarm_route.config import Settings
+from swarm_route.core.ability import AbilityModel
+from swarm_route.core.aggregate import RefiningAggregator
+from swarm_route.core.dispatch import AgentBackend, Dispatcher
+from swarm_route.core.embedding import Embedder, default_embedder
+from swarm_route.core.failopen import STORE_ERRORS, Breaker, Periodic
+from swarm_route.core.intent import IntentClassifier, LabelledExamples, for_agents, load_intent_files, training_set
+from swarm_route.core.llm import ChatModel, LLMSettings, LLMUnavailable
+from swarm_route.core.messages import (
+    Aggregate,
+    DirectCall,
+    DispatchResult,
+    IntentResult,
+    PathAnswer,
+    RouteDecision,
+    RouteRequest,
+)
+from swarm_route.core.outcomes import AbilityMemory, OutcomeLog
+from swarm_route.core.pheromone import PheromoneStore
+from swarm_route.core.quality import QualityGate
+from swarm_route.core.reasoning import LLMChoice, MalformedAnswer, ReasonThenSelect
+from swarm_route.core.registry import AgentKind, AgentRegistry, AgentSpec
+from swarm_route.core.replicas import Replicas
+from swarm_route.core.router import ReasoningRouter
+from swarm_route.core.updater import PheromoneUpdater
+from swarm_route.keys import Keys
+from swarm_route.store import connect
+
+log = logging.getLogger(__name__)
+LLM_NOT_USED = "LLM not used"  # how a decision's router_llm starts when the LLM failed
+
+
+def pheromone_store(settings: Settings, client: Any) -> PheromoneStore:
+    aco = settings.aco
+    return PheromoneStore(
+        client,
+        Keys(settings.namespace),
+        rho=aco.rho,
+        tau_init=aco.tau_init,
+        tau_min=aco.tau_min,
+        tau_max=aco.tau_max,
+    )
+
+
+def ability_model(settings: Settings) -> AbilityModel:
+    a = settings.ability
+    return AbilityModel(k=a.k, shrinkage=a.shrinkage, prior=a.prior)
+
+
+def quality_gate(settings: Settings, sample_rate: float | None = None) -> QualityGate:
+    u = settings.updater
+    return QualityGate(u.gate_threshold, u.sample_rate if sample_rate is None else sample_rate)
+
+
+def pheromone_updater(
+    settings: Settings,
+    client: Any,
+    store: PheromoneStore,
+    *,
+    consumer: str = "updater-0",
+    on_event: Callable[[str], None] | None = None,
+) -> PheromoneUpdater:
+    """The updater as the settings describe it: the service and the benchmark build it here alike."""
+    return PheromoneUpdater(
+        client,
+        Keys(settings.namespace),
+        store,
+        quality_gate(settings),
+        deposit_q=settings.aco.deposit_q,
+        epsilon=settings.aco.epsilon,
+        min_intent_weight=settings.updater.min_intent_weight,
+        consumer=consumer,
+        on_event=on_event,
+    )
+
+
+def intent_classifier(settings: Settings, embedder: Embedder | None) -> IntentClassifier:
+    """The classifier as the settings describe it (unfitted): service and benchmarks build it here alike."""
+    s = settings.intent
+    return IntentClassifier(
+        s.oos_threshold,
+        s.temperature,
+        embedder=embedder,
+        set_coverage=s.set_coverage,
+        set_size=settings.reasoning.max_set,
+        max_false_decline=s.max_false_decline,
+        tune_epochs=s.tune_epochs,
+        tune_min_examples=s.tune_min_examples,
+        tune_lr=s.tune_lr,
+    )
+
+
+def reasoning_router(
+    settings: Settings,
+    store: PheromoneStore,
+    ability: AbilityModel | None = None,
+    rng: random.Random | None = None,
+    breaker: Breaker | None = None,
+) -> ReasoningRouter:
+    """The router as the settings describe it: the service and the benchmark build it here alike."""
+    a = settings.aco
+    return ReasoningRouter(
+        store,
+        alpha=a.alpha,
+        beta=a.beta,
+        q0=a.q0,
+        cost_weight=a.cost_weight,
+        llm_weight=settings.reasoning.llm_weight,
+        max_set=settings.reasoning.max_set,
+        ability=ability,
+        rng=rng,
+        breaker=breaker,
+        max_stale_s=settings.store.max_stale_s,
+    )
+
+
+def reason_then_select(settings: Settings, llm: LLMSettings) -> ReasonThenSelect:
+    """The LLM routing step as the settings describe it, on ``llm`` (the service's, or a benchmark's)."""
+    r = settings.reasoning
+    return ReasonThenSelect(ChatModel(llm), shortlist_size=r.shortlist, max_set=r.max_set)
+
+
+def store_breaker(settings: Settings, on_error: Callable[[str], None] | None = None) -> Breaker:
+    """The replica's one breaker: every store read on its request path fails open through it, so a store
+    that failed for one of them is skipped by all for ``store.breaker_open_s``; ``on_error`` counts each failure."""
+    return Breaker(settings.store.breaker_open_s, on_error)
+
+
+def redis_client(settings: Settings) -> Any:
+    if not settings.redis_url:
+        raise RuntimeError("settings.redis_url is unset: set REDIS_URL, or start through `swarm-route serve`")
+    return connect(settings.redis_url)
+
+
+class IntentStage:
+    """The classifier stage: refits when the registry version moves, then classifies.
+
+    A small training set (agents' examples) is refitted before the next query is answered, in a thread,
+    so a new agent is routable at once; a large one (loaded intent files) is refitted in the background
+    while the previous model keeps answering.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._registry = AgentRegistry(redis_client(settings), Keys(settings.namespace), store_breaker(settings))
+        self._settings = settings.intent
+        self._all_settings = settings
+        self._embedder = default_embedder() if self._settings.embeddings else None
+        self._classifier = self._new_classifier()
+        self._version: int | None = None
+        self._lock = asyncio.Lock()
+        self._background: asyncio.Task[None] | None = None
+        self._files = load_intent_files(self._settings.files)
+
+    def _fit(self, agents: list[AgentSpec]) -> IntentClassifier:
+        val = LabelledExamples(*for_agents(agents, self._files.val)) if self._files.val.texts else None
+        return self._new_classifier().fit(training_set(agents, self._files.train), val)
+
+    def _new_classifier(self) -> IntentClassifier:
+        return intent_classifier(self._all_settings, self._embedder)
+
+    async def _refit(self, version: int, agents: list[AgentSpec]) -> None:
+        classifier = await asyncio.to_thread(self._fit, agents)
+        if self._version is None or version > self._version:
+            self._classifier, self._version = classifier, version
+
+    async def _refresh(self) -> None:
+        try:
+            version, agents = await self._registry.snapshot()
+        except STORE_ERRORS as exc:  # never read the registry yet: keep the model we have (fail open)
+            log.warning("classifier: registry unreadable, keeping the current model: %s", exc)
+            return
+        if version == self._version:
+            return
+        async with self._lock:
+            if version == self._version:
+                return
+            examples = sum(len(s.examples) + 1 for a in agents.values() for s in a.skills)
+            if self._version is None or examples + len(self._files.train.texts) <= self._settings.inline_refit_max:
+                await self._refit(version, list(agents.values()))
+            elif self._background is None or self._background.done():
+                self._background = asyncio.create_task(self._refit(version, list(agents.values())))
+
+    async def classify_many(self, queries: list[str]) -> list[IntentResult]:
+        await self._refresh()
+        return self._classifier.classify_many(queries)
+
+    async def classify(self, query: str) -> IntentResult:
+        return (await self.classify_many([query]))[0]
+
+
+class Agents(Protocol):
+    """Where a stage reads the registry from: the Redis registry in the service, a fixed pool in a benchmark."""
+
+    async def snapshot(self) -> tuple[int, dict[str, AgentSpec]]: ...
+
+
+class FixedAgents:
+    """A registry that never changes: the benchmarks' pools."""
+
+    def __init__(self, agents: Mapping[str, AgentSpec]) -> None:
+        self._agents = dict(agents)
+
+    async def snapshot(self) -> tuple[int, dict[str, AgentSpec]]:
+        return 0, self._agents
+
+
+class RouteStage:
+    """The router stage: the registry as last read, an agent addressed directly, the LLM's pick when one is
+    configured (a slow, failing or malformed LLM never fails the query), learned ability and latencies."""
+
+    def __init__(
+        self,
+        router: ReasoningRouter,
+        agents: Agents,
+        *,
+        memory: AbilityMemory | None = None,
+        latency: Periodic[dict[str, float]] | None = None,
+        llm: ReasonThenSelect | None = None,
+        breaker: Breaker | None = None,
+    ) -> None:
+        self.router, self._agents, self._memory, self._latency, self._llm = router, agents, memory, latency, llm
+        self._breaker = breaker or Breaker()
+
+    async def route(self, request: RouteRequest) -> RouteDecision:
+        _, agents = await self._agents.snapshot()
+        intent = request.intent
+        if request.agent is not None and request.agent in agents:  # addressed directly: its skills are the intent
+            agents = {request.agent: agents[request.agent]}
+            skills = agents[request.agent].intents()
+            intent = IntentResult({t: 1 / len(skills) for t in skills}, intent.similarity, 0.0, False)
+            request = RouteRequest.of(request, intent)
+        choice, note = await self._ask_llm(request.text, intent, agents) if request.agent is None else (None, None)
+        if self._memory is not None:
+            await self._breaker.call("outcomes", self._memory.refresh, lambda: None)
+            self.router.ability = self._memory.model
+        latency = await self._latency.get() if self._latency is not None else None
+        return await self.router.route(request, agents, latency_s=latency, llm=choice, llm_note=note)
+
+    async def _ask_llm(
+        self, query: str, intent: IntentResult, agents: dict[str, AgentSpec]
+    ) -> tuple[LLMChoice | None, str | None]:
+        if self._llm is None:
+            return None, None
+        try:
+            return await self._llm.select(query, intent, agents), None
+        except (LLMUnavailable, MalformedAnswer) as exc:
+            log.warning("routing without the LLM: %s", exc)
+            return None, f"{LLM_NOT_USED} ({type(exc).__name__}: {exc}); decided from the evidence alone"
+
+
+def route_stage(settings: Settings, client: Any | None = None, breaker: Breaker | None = None) -> RouteStage:
+    """The service's router stage: registry, trails, graded outcomes and the dispatchers' latencies in Redis."""
+    client = client if client is not None else redis_client(settings)
+    keys, breaker = Keys(settings.namespace), breaker or store_breaker(settings)
+    memory = AbilityMemory(OutcomeLog(client, keys), ability_model(settings))
+
+    async def read_latency() -> dict[str, float]:
+        return {k: float(v) for k, v in (await client.hgetall(keys.latency)).items()}
+
+    llm = settings.reasoning.llm
+    return RouteStage(
+        reasoning_router(settings, pheromone_store(settings, client), memory.model, breaker=breaker),
+        AgentRegistry(client, keys, breaker),
+        memory=memory,
+        # the dispatchers' smoothed per-node latencies: slow to move, so read once a second, not per query
+        latency=Periodic("latency", read_latency, {}, breaker),
+        llm=reason_then_select(settings, llm) if llm else None,
+        breaker=breaker,
+    )
+
+
+class DispatchStage:
+    """Dispatch over the registry as last read: routed paths, streamed single paths, and direct calls."""
+
+    def __init__(self, dispatcher: Dispatcher, agents: Agents) -> None:
+        self.dispatcher, self._agents = dispatcher, agents
+
+    async def run(self, query: str, decision: RouteDecision) -> DispatchResult:
+        _, agents = await self._agents.snapshot()
+        return await self.dispatcher.run(query, decision, agents)
+
+    async def stream(self, query: str, decision: RouteDecision) -> AsyncIterator[str | DispatchResult]:
+        _, agents = await self._agents.snapshot()
+        async for item in self.dispatcher.stream(query, decision, agents):
+            yield item
+
+    async def call(self, agent: str, model: str | None, query: str) -> DirectCall:
+        """One agent, no classification, routing or merging, with the same retries, replicas and limits."""
+        _, agents = await self._agents.snapshot()
+        spec = agents.get(agent)
+        if spec is None:
+            return DirectCall(model=model, unknown="agent")
+        model = model or spec.models[0].name
+        if model not in {m.name for m in spec.models}:
+            return DirectCall(model=model, unknown="model")
+        answer, attempts = await self.dispatcher.call(spec, model, query)
+        return DirectCall(model=model, answer=answer, attempts=attempts)
+
+
+def dispatch_stage(
+    settings: Settings, builtin: AgentBackend | None = None, client: Any | None = None, breaker: Breaker | None = None
+) -> DispatchStage:
+    """The service's dispatch stage over the Redis registry. ``builtin`` answers the default pool's tool
+    agents (in process unless a deployment of its own does)."""
+    client = client if client is not None else redis_client(settings)
+    breaker = breaker or store_breaker(settings)
+    return DispatchStage(
+        dispatcher(settings, builtin or BuiltinBackend(), client, breaker),
+        AgentRegistry(client, Keys(settings.namespace), breaker),
+    )
+
+
+def dispatcher(
+    settings: Settings, builtin: AgentBackend | None = None, client: Any | None = None, breaker: Breaker | None = None
+) -> Dispatcher:
+    """The dispatcher with every agent kind's backend; replicas' cooldowns shared through ``client``."""
+    d = settings.dispatch
+    replicas = Replicas(
+        client, Keys(settings.namespace), failures_to_cool=d.failures_to_cool, cooldown_s=d.cooldown_s, breaker=breaker
+    )
+    return Dispatcher(
+        {
+            AgentKind.builtin: builtin or BuiltinBackend(),
+            AgentKind.openai: OpenAIBackend(d.timeout_s),
+            AgentKind.replay: ReplayBackend(),
+            AgentKind.a2a: A2ABackend(d.timeout_s),
+        },
+        timeout_s=d.timeout_s,
+        retries=d.retries,
+        backoff_s=d.backoff_s,
+        fallbacks=d.fallbacks,
+        replicas=replicas,
+    )
+
+
+class AggregateStage:
+    """The refining aggregator, with the configured LLM if any."""
+
+    def __init__(self, settings: Settings) -> None:
+        llm = settings.aggregator.llm
+        self._aggregator = RefiningAggregator(llm=ChatModel(llm) if llm else None)
+
+    async def merge(
+        self, query: str, answers: Sequence[PathAnswer], probabilities: Sequence[float], reason: str
+    ) -> Aggregate:
+        return await self._aggregator.refine(query, answers, probabilities, reason)
