@@ -22,6 +22,7 @@ import numpy as np
 
 from swarm_route.bench.report import console, table, write_json
 from swarm_route.config import Settings
+from swarm_route.core.messages import node_id
 
 MODES = ("direct", "routed", "routed_updates_off")
 ROUNDS = 3
@@ -130,7 +131,7 @@ async def measure(
         "overhead_p50_ms": round(routed["p50_ms"] - direct["p50_ms"], 3),
         "rps_ratio": round(routed["rps"] / direct["rps"], 3) if direct["rps"] else None,
         "p99_updates_on_over_off": round(routed["p99_ms"] / off["p99_ms"], 3) if off["p99_ms"] else None,
-        "direct_target": f"{agent}/{model}",
+        "direct_target": node_id(agent, model),
         "error_kinds": driver.errors_seen,
     }
     return result

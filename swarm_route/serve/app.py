@@ -10,7 +10,6 @@ from typing import Any
 
 from ray.serve import Application
 
-from swarm_route.api.ingress import Ingress
 from swarm_route.config import Settings, load_settings
 from swarm_route.serve.deployments import (
     AggregatorDeployment,
@@ -20,6 +19,7 @@ from swarm_route.serve.deployments import (
     RouterDeployment,
     UpdaterDeployment,
 )
+from swarm_route.serve.ingress import Ingress
 
 # Stages are I/O-bound or light; reserving whole CPUs per replica would not fit a 2-core laptop.
 _ACTOR = {"num_cpus": 0}

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 
 from ray.util.metrics import Counter, Gauge, Histogram
 
+from swarm_route.core.messages import SOURCE, edge_id
+
 PREFIX = "swarm_route_"
 STAGE_BOUNDARIES = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]
 
@@ -64,7 +66,7 @@ class Metrics:
 def trail_entropy(trails: Mapping[str, float]) -> float | None:
     """How spread an intent's trust is over the paths leaving the source: 1 uniform, 0 all on one (or only
     one path to trust); None before any trail exists."""
-    values = [tau for edge, tau in trails.items() if edge.startswith("source>")]
+    values = [tau for edge, tau in trails.items() if edge.startswith(edge_id(SOURCE, ""))]
     if not values:
         return None
     if len(values) == 1:

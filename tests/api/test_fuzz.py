@@ -7,14 +7,14 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from swarm_route.api.ingress import api
+from swarm_route.api.app import create_app
 from tests.conftest import ADMIN_KEY, CLIENT_KEY
 
 pytestmark = pytest.mark.integration
 MUTATIONS = {("POST", "/v1/agents"), ("DELETE", "/v1/agents/{name}"), ("PUT", "/v1/updater/state")}
 
 
-schema = schemathesis.openapi.from_dict(api.openapi())  # the spec the service serves at /openapi.json
+schema = schemathesis.openapi.from_dict(create_app().openapi())  # the spec the service serves at /openapi.json
 
 
 @schema.parametrize()

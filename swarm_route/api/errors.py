@@ -1,0 +1,103 @@
+"""Every error a client can get, in one shape: a status, a message saying what to fix, and the fields at fault.
+
+OpenAI's endpoints answer in OpenAI's error shape so its clients show the message. No traceback reaches a
+client: an unexpected error is logged here and answered as a 500 naming only its type.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+
+from swarm_route.api.access import AccessDenied
+from swarm_route.api.schemas import ErrorBody
+from swarm_route.core.pipeline import BudgetTooLow, StageUnavailable
+
+log = logging.getLogger(__name__)
+OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, detail: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.detail = detail
+
+
+def field_error(field: str, problem: str) -> ApiError:
+    """A limit the request model cannot express (it depends on settings), shaped like a validation error."""
+    return ApiError(422, f"invalid request: {field}: {problem}", [{"field": field, "problem": problem}])
+
+
+def _error(request: Request, status: int, message: str, detail: list[dict[str, Any]] | None = None) -> JSONResponse:
+    """Our error shape, or OpenAI's on its endpoints so its clients show the message."""
+    if request.url.path in OPENAI_PATHS:
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        return JSONResponse(status_code=status, content={"error": {"message": message, "type": kind, "code": status}})
+    return JSONResponse(
+        status_code=status, content=ErrorBody(error=message, detail=detail).model_dump(exclude_none=True)
+    )
+
+
+async def _denied(request: Request, exc: AccessDenied) -> JSONResponse:
+    response = _error(request, exc.status, exc.message)
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    return _error(request, exc.status, exc.message, exc.detail)
+
+
+async def _stage_gone(request: Request, exc: StageUnavailable) -> JSONResponse:
+    return _error(request, 503, str(exc))
+
+
+async def _budget(request: Request, exc: BudgetTooLow) -> JSONResponse:
+    return await _api_error(request, field_error("budget_usd", str(exc)))
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = [
+        {"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "problem": e["msg"]}
+        for e in exc.errors()
+    ]
+    summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+    return _error(request, 422, f"invalid request: {summary}", problems)
+
+
+async def _store_down(request: Request, exc: RedisError) -> JSONResponse:
+    """What cannot fail open (registering an agent, reading trails) says so, and that a retry will do."""
+    log.warning("store unavailable: %s", exc)
+    response = _error(request, 503, f"the store is unreachable ({type(exc).__name__}); retry shortly")
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error")
+    return _error(request, 500, f"internal error ({type(exc).__name__}); see server log")
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error ``app`` can raise in our shape."""
+    handlers: dict[type[Exception], Any] = {
+        AccessDenied: _denied,
+        ApiError: _api_error,
+        StageUnavailable: _stage_gone,
+        BudgetTooLow: _budget,
+        RequestValidationError: _invalid,
+        RedisError: _store_down,
+        Exception: _unexpected,
+    }
+    for kind, handler in handlers.items():
+        app.add_exception_handler(kind, handler)

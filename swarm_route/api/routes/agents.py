@@ -1,0 +1,89 @@
+"""The agent registry: register (admins), list, read, call directly, remove (admins)."""
+
+import time
+
+from fastapi import APIRouter
+
+from swarm_route.api.access import Scope
+from swarm_route.api.errors import ApiError, field_error
+from swarm_route.api.routes import AuthHeader, Replica
+from swarm_route.api.schemas import ErrorBody, InvokeRequest, InvokeResponse
+from swarm_route.core.onboarding import PolicyViolation, Registration, onboard
+from swarm_route.core.registry import AgentExists, AgentNotFound, AgentSpec
+from swarm_route.timing import ms_since
+
+router = APIRouter(tags=["agents"])
+NOT_FOUND = {404: {"model": ErrorBody}}
+
+
+@router.post(
+    "/v1/agents",
+    response_model=AgentSpec,
+    status_code=201,
+    responses={409: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+)
+async def register_agent(body: Registration, service: Replica, authorization: AuthHeader = None) -> AgentSpec:
+    """Our agent spec (with ``kind``) or an A2A agent card; routable on the next query."""
+    await service.access.check(authorization, Scope.admin)
+    policy = service.settings.agent_policy
+    try:
+        return await onboard(
+            service.registry, service.pheromones, body, hosts=policy.hosts, replay_dirs=policy.replay_dirs
+        )
+    except PolicyViolation as exc:
+        raise field_error("endpoint", str(exc)) from None
+    except AgentExists as exc:
+        raise ApiError(409, f"an agent named {str(exc)!r} exists; DELETE it first or pick another name") from None
+
+
+@router.post(
+    "/v1/agents/{name}/invoke",
+    response_model=InvokeResponse,
+    responses={**NOT_FOUND, 422: {"model": ErrorBody}, 502: {"model": ErrorBody}},
+)
+async def invoke(name: str, body: InvokeRequest, service: Replica, authorization: AuthHeader = None) -> InvokeResponse:
+    """Call one agent directly, bypassing classification, routing and merging (still with retries,
+    replica choice and limits): to try an agent out, and the baseline ``bench load`` compares with."""
+    await service.access.check(authorization, Scope.client)
+    service.check_query(body.query)
+    started = time.perf_counter()
+    result = await service.dispatch.call(name, body.model, body.query)
+    if result.unknown == "agent":
+        raise ApiError(404, f"no agent named {name!r}")
+    if result.unknown == "model":
+        raise ApiError(422, f"agent {name!r} has no model {result.model!r}")
+    if result.answer is None:
+        failures = "; ".join(a.error or "" for a in result.attempts)
+        raise ApiError(502, f"agent {name!r} failed: {failures}")
+    return InvokeResponse(
+        agent=name,
+        model=result.model or "",
+        answer=result.answer.text,
+        cost_usd=result.answer.cost_usd,
+        latency_ms=ms_since(started),
+        attempts=result.attempts,
+    )
+
+
+@router.get("/v1/agents", response_model=list[AgentSpec])
+async def list_agents(service: Replica, authorization: AuthHeader = None) -> list[AgentSpec]:
+    await service.access.check(authorization, Scope.client)
+    return await service.registry.all()
+
+
+@router.get("/v1/agents/{name}", response_model=AgentSpec, responses=NOT_FOUND)
+async def get_agent(name: str, service: Replica, authorization: AuthHeader = None) -> AgentSpec:
+    await service.access.check(authorization, Scope.client)
+    try:
+        return await service.registry.get(name)
+    except AgentNotFound:
+        raise ApiError(404, f"no agent named {name!r}; GET /v1/agents lists them") from None
+
+
+@router.delete("/v1/agents/{name}", status_code=204, responses=NOT_FOUND)
+async def delete_agent(name: str, service: Replica, authorization: AuthHeader = None) -> None:
+    await service.access.check(authorization, Scope.admin)
+    try:
+        await service.registry.remove(name)
+    except AgentNotFound:
+        raise ApiError(404, f"no agent named {name!r}; GET /v1/agents lists them") from None

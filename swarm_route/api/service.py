@@ -1,0 +1,193 @@
+"""What one ingress replica holds between requests, and the few things it does that are not HTTP.
+
+The routes in ``api/routes`` authenticate, validate and shape replies; they reach the pipeline, the registry
+and the learning outbox through this object. It knows neither Ray nor HTTP routing: ``serve/ingress.py``
+builds it with the stages (handles or in process) and metrics recorders of its replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from swarm_route.agents.builtin import default_pool
+from swarm_route.api.access import AccessControl
+from swarm_route.api.errors import ApiError, field_error
+from swarm_route.api.schemas import QueryRequest
+from swarm_route.config import Settings
+from swarm_route.core.failopen import Breaker, Periodic
+from swarm_route.core.messages import DirectCall, Feedback, FinishedRequest, Query, QueryResponse
+from swarm_route.core.outbox import Outbox
+from swarm_route.core.pheromone import PheromoneStore
+from swarm_route.core.pipeline import Pipeline, Walked
+from swarm_route.core.registry import AgentExists, AgentRegistry
+from swarm_route.core.stream import EventStream
+from swarm_route.keys import Keys
+from swarm_route.wiring import pheromone_store
+
+log = logging.getLogger(__name__)
+
+
+class DirectDispatch(Protocol):
+    async def call(self, agent: str, model: str | None, query: str) -> DirectCall: ...
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        redis: Any,
+        breaker: Breaker,
+        *,
+        pipeline: Callable[[Service], Pipeline],
+        dispatch: DirectDispatch,
+        updater_stats: Callable[[], Awaitable[dict[str, int]]],
+        record: Callable[[Walked], None] = lambda walked: None,
+        count: Callable[[str], None] = lambda operation: None,
+    ) -> None:
+        """``pipeline`` builds the walk with this service as its event sink; ``record`` observes every
+        walk (metrics), ``count`` every store error off the request path."""
+        self.settings, self.redis, self.breaker = settings, redis, breaker
+        self.keys = Keys(settings.namespace)
+        self.registry = AgentRegistry(redis, self.keys, breaker)
+        self.stream = EventStream(redis, self.keys)
+        self.pheromones: PheromoneStore = pheromone_store(settings, redis)
+        self.dispatch, self.updater_stats, self._record, self._count = dispatch, updater_stats, record, count
+        self.paused = Periodic("updates_paused", self.read_paused, False, breaker)  # the learning switch
+        self.outbox = Outbox(
+            self.stream,
+            capacity=settings.store.outbox_capacity,
+            record_ttl_s=settings.updater.record_ttl_s,
+            breaker=breaker,
+            on_drop=lambda kind: count(f"outbox_full_{kind}"),
+        )
+        auth = settings.auth
+        self.access = AccessControl(
+            redis,
+            self.keys,
+            [k.get_secret_value() for k in auth.admin_keys],
+            [k.get_secret_value() for k in auth.client_keys],
+            auth.rate_per_minute,
+            breaker,
+        )
+        self._recent: OrderedDict[str, asyncio.Task[Any]] = OrderedDict()  # request id → publish of its record
+        self._background: set[asyncio.Task[Any]] = set()
+        self._stop = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+        self.pipeline = pipeline(self)
+
+    async def start(self) -> None:
+        """Register the configured agents, start writing the outbox, and fit the classifier before ready."""
+        for spec in default_pool() if self.settings.default_pool else []:  # only where absent: operators' edits win
+            with contextlib.suppress(AgentExists):
+                await self.registry.register(spec)
+        for spec in self.settings.agents:
+            await self.registry.register(spec, replace=True)
+        self._flusher = asyncio.create_task(self.outbox.run(self._stop))
+        try:  # the first fit takes seconds with sentence embeddings: a first user should not be the one who waits
+            await self.pipeline.classifier.classify("warm-up")
+        except Exception:
+            log.exception("classifier warm-up failed; the first query will fit it")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # ---------------------------------------------------------------------------------------------- queries
+
+    async def answer(
+        self,
+        body: QueryRequest,
+        agent: str | None = None,
+        on_delta: Callable[[str], None] | None = None,
+        request_id: str | None = None,
+    ) -> QueryResponse:
+        """The walk of one query; ``agent`` addresses a registered agent directly, skipping the choice;
+        ``on_delta`` receives the answer's text as a single streaming agent writes it."""
+        self.check_limits(body)
+        query = Query(
+            text=body.query,
+            budget_usd=body.budget_usd,
+            max_agents=body.max_agents,
+            cost_weight=body.cost_weight,
+            agent=agent,
+        )
+        walked = await self.pipeline.walk(query, request_id or uuid.uuid4().hex, on_delta)
+        self._record(walked)
+        return walked.response
+
+    def check_limits(self, body: QueryRequest) -> None:
+        self.check_query(body.query)
+        max_set = self.settings.reasoning.max_set
+        if body.max_agents > max_set:
+            raise field_error("max_agents", f"at most {max_set} allowed (reasoning.max_set)")
+        limit = self.settings.limits.max_budget_usd
+        if body.budget_usd is not None and body.budget_usd > limit:
+            raise field_error("budget_usd", f"at most {limit} allowed")
+
+    def check_query(self, query: str) -> None:
+        limit = self.settings.limits.max_query_chars
+        if len(query) > limit:
+            raise field_error("query", f"is {len(query)} characters; at most {limit} allowed")
+
+    # ---------------------------------------------------------------------------------------------- learning
+
+    async def finished(self, event: FinishedRequest) -> None:
+        """The pipeline's event sink: queued for the outbox in the background, unless learning is paused;
+        remembered so feedback on it can wait for its record to be written."""
+        if await self.paused.get():
+            return
+        self._recent[event.request_id] = self._in_background(self.outbox.put(event))
+        while len(self._recent) > self.settings.store.outbox_capacity:
+            self._recent.popitem(last=False)
+
+    async def feedback(self, request_id: str, score: float) -> None:
+        await self._check_answered(request_id)
+        if not await self.outbox.put(Feedback(request_id=request_id, score=score)):
+            raise ApiError(503, "the store is down and the feedback buffer is full; retry in a few seconds")
+
+    async def _check_answered(self, request_id: str) -> None:
+        """Feedback needs its request's record written first: a request this replica answered recently is
+        checked here (its record is in the store or queued ahead in the outbox), others in the store."""
+        published = self._recent.get(request_id)
+        if published is not None:
+            if not await asyncio.shield(published):
+                raise ApiError(503, "this request's record was dropped while the store was down; feedback is lost")
+            return
+        missing = object()
+        found = await self.breaker.call("feedback", lambda: self.stream.record(request_id), lambda: missing)
+        if found is missing:
+            raise ApiError(503, "the store is unreachable and this replica did not answer that request; retry shortly")
+        if found is None:
+            raise ApiError(404, f"unknown request_id {request_id!r} (never answered, or older than its TTL)")
+
+    async def read_paused(self) -> bool:
+        return bool(await self.redis.exists(self.keys.updates_paused))
+
+    async def set_learning(self, enabled: bool) -> None:
+        """Pause or resume learning for every ingress replica (each re-reads the switch within a second)."""
+        if enabled:
+            await self.redis.delete(self.keys.updates_paused)
+        else:
+            await self.redis.set(self.keys.updates_paused, "1")
+        self.paused.set(not enabled)
+
+    def _in_background(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        """The client never waits for learning; an error here is logged, not raised."""
+
+        async def guarded() -> Any:
+            try:
+                return await coro
+            except Exception:
+                log.exception("background publish failed")
+                self._count("publish")
+                return False
+
+        task = asyncio.create_task(guarded())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
