@@ -13,74 +13,8 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from swarm_route.config import Settings, load_settings
-
-if TYPE_CHECKING:
-    from swarm_route.agents.replay import RoutingMatrix
-
-
-def _wait_ready(url: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    raise TimeoutError(f"{url}/readyz not ready after {timeout_s:.0f} s")
-
-
-class LocalService:
-    """Local Ray + (embedded Redis unless REDIS_URL) + the Serve app; ``stop`` undoes all it started."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._redis = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.settings.serve.host}:{self.settings.serve.port}"
-
-    @property
-    def metrics_url(self) -> str:
-        import ray
-
-        port = self.settings.serve.metrics_port or ray._private.worker.global_worker.node.metrics_export_port
-        return f"http://127.0.0.1:{port}/metrics"
-
-    def start(self, ready_timeout_s: float = 120.0) -> None:
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        import ray
-        from ray import serve
-
-        from swarm_route.serve.app import build_app
-        from swarm_route.store import EmbeddedRedis
-
-        if not self.settings.redis_url:
-            self._redis = EmbeddedRedis()
-            self.settings = self.settings.model_copy(update={"redis_url": self._redis.url})
-        s = self.settings.serve
-        ray.init(num_cpus=s.num_cpus, include_dashboard=False, log_to_driver=False, _metrics_export_port=s.metrics_port)
-        serve.start(http_options={"host": s.host, "port": s.port})
-        serve.run(build_app(self.settings), name=s.app_name, route_prefix="/", blocking=False)
-        _wait_ready(self.url, ready_timeout_s)
-
-    def stop(self) -> None:
-        import ray
-        from ray import serve
-
-        try:
-            if ray.is_initialized():
-                serve.shutdown()
-                ray.shutdown()
-        finally:
-            if self._redis is not None:
-                self._redis.stop()
-                self._redis = None
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -89,6 +23,8 @@ def _serve(args: argparse.Namespace) -> int:
         update={k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
     )
     settings = settings.model_copy(update={"serve": serve_opts})
+    from swarm_route.serve.local import LocalService
+
     service = LocalService(settings)
     started = time.monotonic()
     stop = threading.Event()
@@ -223,39 +159,9 @@ def _store_settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-async def warm_service(settings: Settings, files: Sequence[str], matrix: RoutingMatrix | None = None) -> str:
-    """Register one replay agent per model of the routing matrices and warm trails and ability on them,
-    in the service's Redis: what ``swarm-route warmup`` and ``bench load`` do."""
-    from swarm_route.agents.replay import RoutingMatrix, replay_pool
-    from swarm_route.core.outcomes import OutcomeLog
-    from swarm_route.core.registry import AgentRegistry
-    from swarm_route.core.warmup import warm_up
-    from swarm_route.keys import Keys
-    from swarm_route.store import connect
-    from swarm_route.wiring import pheromone_store, quality_gate
-
-    matrix = matrix or RoutingMatrix.load(*files)
-    client = connect(settings.redis_url or "")
-    keys = Keys(settings.namespace)
-    registry = AgentRegistry(client, keys)
-    for spec in replay_pool(matrix, list(files)):
-        await registry.register(spec, replace=True)
-    report = await warm_up(
-        matrix.rows,
-        pheromone_store(settings, client),
-        quality_gate(settings, sample_rate=1.0),  # history is graded whole, not sampled
-        deposit_q=settings.aco.deposit_q,
-        epsilon=settings.aco.epsilon,
-        outcomes=OutcomeLog(client, keys),
-    )
-    await client.aclose()
-    return (
-        f"registered {len(matrix.models)} replay agents; {report.prompts} prompts, "
-        f"{report.deposits} graded events, {report.outcomes} outcomes"
-    )
-
-
 def _warmup(args: argparse.Namespace) -> int:
+    from swarm_route.warmup import warm_service
+
     print(asyncio.run(warm_service(_store_settings(args), args.files)))
     return 0
 

@@ -19,12 +19,20 @@ from swarm_route.agents.builtin import BuiltinBackend
 from swarm_route.agents.openai_agent import OpenAIBackend
 from swarm_route.agents.replay import ReplayBackend
 from swarm_route.config import Settings
-from swarm_route.core.ability import AbilityModel
-from swarm_route.core.aggregate import RefiningAggregator
-from swarm_route.core.dispatch import AgentBackend, Dispatcher
-from swarm_route.core.embedding import Embedder, default_embedder
+from swarm_route.core.classify.embedding import Embedder, default_embedder
+from swarm_route.core.classify.intent import (
+    IntentClassifier,
+    LabelledExamples,
+    for_agents,
+    load_intent_files,
+    training_set,
+)
+from swarm_route.core.dispatch.aggregate import RefiningAggregator
+from swarm_route.core.dispatch.dispatcher import AgentBackend, Dispatcher
+from swarm_route.core.dispatch.replicas import Replicas
 from swarm_route.core.failopen import STORE_ERRORS, Breaker, Periodic
-from swarm_route.core.intent import IntentClassifier, LabelledExamples, for_agents, load_intent_files, training_set
+from swarm_route.core.learn.quality import QualityGate
+from swarm_route.core.learn.updater import PheromoneUpdater
 from swarm_route.core.llm import ChatModel, LLMSettings, LLMUnavailable
 from swarm_route.core.messages import (
     Aggregate,
@@ -35,14 +43,12 @@ from swarm_route.core.messages import (
     RouteDecision,
     RouteRequest,
 )
-from swarm_route.core.outcomes import AbilityMemory, OutcomeLog
-from swarm_route.core.pheromone import PheromoneStore
-from swarm_route.core.quality import QualityGate
-from swarm_route.core.reasoning import LLMChoice, MalformedAnswer, ReasonThenSelect
 from swarm_route.core.registry import AgentKind, AgentRegistry, AgentSpec
-from swarm_route.core.replicas import Replicas
-from swarm_route.core.router import ReasoningRouter
-from swarm_route.core.updater import PheromoneUpdater
+from swarm_route.core.route.ability import AbilityModel
+from swarm_route.core.route.outcomes import AbilityMemory, OutcomeLog
+from swarm_route.core.route.pheromone import PheromoneStore
+from swarm_route.core.route.reasoning import LLMChoice, MalformedAnswer, ReasonThenSelect
+from swarm_route.core.route.router import ReasoningRouter
 from swarm_route.keys import Keys
 from swarm_route.store import connect
 

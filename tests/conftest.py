@@ -65,8 +65,8 @@ def otlp_receiver() -> Iterator[OTLPReceiver]:
 @pytest.fixture(scope="session")
 def service(redis_server: RedisServer, openai_server: OpenAIServer, otlp_receiver: OTLPReceiver):  # type: ignore[no-untyped-def]
     """The whole app on real Ray Serve, started once for the session, exporting spans to a real receiver."""
-    from swarm_route.cli import LocalService
     from swarm_route.config import Settings
+    from swarm_route.serve.local import LocalService
 
     # the standard variables; Ray's processes inherit them from this one
     os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_receiver.endpoint

@@ -21,12 +21,12 @@ from swarm_route.api.errors import ApiError, field_error
 from swarm_route.api.schemas import QueryRequest
 from swarm_route.config import Settings
 from swarm_route.core.failopen import Breaker, Periodic
+from swarm_route.core.learn.outbox import Outbox
+from swarm_route.core.learn.stream import EventStream
 from swarm_route.core.messages import DirectCall, Feedback, FinishedRequest, Query, QueryResponse
-from swarm_route.core.outbox import Outbox
-from swarm_route.core.pheromone import PheromoneStore
 from swarm_route.core.pipeline import Pipeline, Walked
 from swarm_route.core.registry import AgentExists, AgentRegistry
-from swarm_route.core.stream import EventStream
+from swarm_route.core.route.pheromone import PheromoneStore
 from swarm_route.keys import Keys
 from swarm_route.wiring import pheromone_store
 

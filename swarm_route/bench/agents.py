@@ -18,8 +18,8 @@ from typing import Any
 
 from swarm_route.bench.report import console, percentiles, table, write_json
 from swarm_route.config import Settings
-from swarm_route.core.embedding import default_embedder
-from swarm_route.core.intent import IntentClassifier, LabelledExamples, traffic_examples, training_set
+from swarm_route.core.classify.embedding import default_embedder
+from swarm_route.core.classify.intent import IntentClassifier, LabelledExamples, traffic_examples, training_set
 from swarm_route.core.llm import LLMSettings
 from swarm_route.core.messages import IntentResult, Query
 from swarm_route.core.onboarding import AgentCard, CardSkill, onboard

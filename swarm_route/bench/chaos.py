@@ -184,7 +184,7 @@ def run(
     json_path: str | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    from swarm_route.cli import LocalService
+    from swarm_route.serve.local import LocalService
 
     redis = RedisProcess(persist=True).start()
     replicas = [FakeLLM(), FakeLLM()]

@@ -15,8 +15,8 @@ from typing import Any
 
 from swarm_route.bench.report import console, percentiles, table, write_json
 from swarm_route.config import Settings
-from swarm_route.core.embedding import default_embedder
-from swarm_route.core.intent import OOS, labelled_split
+from swarm_route.core.classify.embedding import default_embedder
+from swarm_route.core.classify.intent import OOS, labelled_split
 from swarm_route.wiring import intent_classifier
 
 BATCH = 64

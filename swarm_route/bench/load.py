@@ -141,9 +141,10 @@ def _embedded(files: list[str], settings: Settings) -> tuple[Any, list[str], str
     """Start the service with the matrices' replay agents, warm it up; the best single model is the
     direct call's target (what a caller without a router would pick)."""
     from swarm_route.agents.replay import RoutingMatrix, replay_pool
-    from swarm_route.cli import LocalService, warm_service
     from swarm_route.core.registry import as_name
+    from swarm_route.serve.local import LocalService
     from swarm_route.store import free_port
+    from swarm_route.warmup import warm_service
 
     matrix = RoutingMatrix.load(*files)
     settings = settings.model_copy(

@@ -23,17 +23,17 @@ import numpy as np
 from swarm_route.agents.replay import RoutingMatrix, Row, replay_pool
 from swarm_route.bench.report import console, percentiles, table, write_json
 from swarm_route.config import Settings
-from swarm_route.core.ability import AbilityModel
-from swarm_route.core.intent import IntentClassifier, LabelledExamples
+from swarm_route.core.classify.intent import IntentClassifier, LabelledExamples
+from swarm_route.core.learn.updater import PheromoneUpdater
 from swarm_route.core.messages import SOURCE, FinishedRequest, IntentResult, Query, RouteRequest, edge_id, node_id
-from swarm_route.core.outcomes import AbilityMemory, OutcomeLog
 from swarm_route.core.pipeline import EventSink, Pipeline
 from swarm_route.core.registry import AgentSpec, ModelOption, as_name
-from swarm_route.core.router import ReasoningRouter
-from swarm_route.core.updater import PheromoneUpdater
-from swarm_route.core.warmup import warm_up
+from swarm_route.core.route.ability import AbilityModel
+from swarm_route.core.route.outcomes import AbilityMemory, OutcomeLog
+from swarm_route.core.route.router import ReasoningRouter
 from swarm_route.keys import Keys
 from swarm_route.store import EmbeddedRedis, connect
+from swarm_route.warmup import warm_up
 from swarm_route.wiring import (
     AggregateStage,
     DispatchStage,

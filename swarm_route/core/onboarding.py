@@ -11,8 +11,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from swarm_route.core.graph import PathGraph
-from swarm_route.core.pheromone import PheromoneStore
 from swarm_route.core.registry import (
     AgentKind,
     AgentRegistry,
@@ -22,6 +20,8 @@ from swarm_route.core.registry import (
     as_name,
     policy_violation,
 )
+from swarm_route.core.route.graph import PathGraph
+from swarm_route.core.route.pheromone import PheromoneStore
 
 
 class CardSkill(BaseModel):

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from opentelemetry.trace import Tracer, get_tracer
 
-from swarm_route.core.aggregate import RefiningAggregator
+from swarm_route.core.dispatch.aggregate import RefiningAggregator
 from swarm_route.core.messages import (
     Aggregate,
     Attempt,

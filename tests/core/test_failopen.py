@@ -7,12 +7,12 @@ from collections.abc import Iterator
 import pytest
 
 from swarm_route.core.failopen import Breaker, Periodic
+from swarm_route.core.learn.outbox import Outbox
+from swarm_route.core.learn.stream import EventStream
 from swarm_route.core.messages import Feedback, FinishedRequest, IntentResult, RouteRequest
-from swarm_route.core.outbox import Outbox
-from swarm_route.core.pheromone import PheromoneStore
 from swarm_route.core.registry import AgentRegistry
-from swarm_route.core.router import ReasoningRouter
-from swarm_route.core.stream import EventStream
+from swarm_route.core.route.pheromone import PheromoneStore
+from swarm_route.core.route.router import ReasoningRouter
 from swarm_route.store import RedisProcess, connect
 from tests.core.helpers import MATH, agent
 

@@ -2,8 +2,8 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from swarm_route.core.onboarding import AgentCard, PolicyViolation, Registration, onboard
-from swarm_route.core.pheromone import PheromoneStore
 from swarm_route.core.registry import AgentExists, AgentKind, AgentRegistry, AgentSpec, as_name
+from swarm_route.core.route.pheromone import PheromoneStore
 from tests.core.helpers import MATH, agent
 
 CARD = {

@@ -4,13 +4,13 @@ import random
 import pytest
 
 from swarm_route.agents.openai_agent import OpenAIBackend
-from swarm_route.core.dispatch import Dispatcher
+from swarm_route.core.dispatch.dispatcher import Dispatcher
+from swarm_route.core.dispatch.replicas import Replicas
 from swarm_route.core.messages import Hop
 from swarm_route.core.registry import AgentKind
-from swarm_route.core.replicas import Replicas
 from swarm_route.keys import Keys
+from tests.core.dispatch.test_dispatch_and_aggregate import AGENTS, ScriptedBackend, decision
 from tests.core.helpers import MATH, agent
-from tests.core.test_dispatch_and_aggregate import AGENTS, ScriptedBackend, decision
 
 DEAD = "http://127.0.0.1:9/v1"
 

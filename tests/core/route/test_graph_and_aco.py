@@ -3,9 +3,9 @@ import random
 import numpy as np
 import pytest
 
-from swarm_route.core import aco
-from swarm_route.core.graph import PathGraph
 from swarm_route.core.messages import SINK, SOURCE, Hop
+from swarm_route.core.route import aco
+from swarm_route.core.route.graph import PathGraph
 from tests.core.helpers import MATH, WEATHER, agent
 
 

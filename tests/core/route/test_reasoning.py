@@ -4,7 +4,7 @@ import pytest
 
 from swarm_route.core.llm import ChatModel, LLMSettings, LLMUnavailable
 from swarm_route.core.messages import IntentResult
-from swarm_route.core.reasoning import MalformedAnswer, ReasonThenSelect, parse, render, shortlist
+from swarm_route.core.route.reasoning import MalformedAnswer, ReasonThenSelect, parse, render, shortlist
 from tests.core.helpers import MATH, WEATHER, agent
 
 AGENTS = {"math": agent("math", "math", MATH), "weather": agent("weather", "weather", WEATHER)}

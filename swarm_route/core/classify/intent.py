@@ -33,9 +33,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import KFold
 from sklearn.svm import LinearSVC
 
-from swarm_route.core.embedding import Embedder, Tunable
+from swarm_route.core.classify.embedding import Embedder, Tunable
+from swarm_route.core.classify.tfidf import TfidfRows
 from swarm_route.core.messages import IntentResult
-from swarm_route.core.tfidf import TfidfRows
 
 OOS = "oos"
 ACCEPT_IN_SCOPE = 0.95  # without out-of-scope data, the threshold keeps this share of in-scope queries

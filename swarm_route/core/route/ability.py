@@ -17,7 +17,7 @@ import numpy as np
 from scipy.sparse import csc_matrix, csr_matrix, vstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from swarm_route.core.tfidf import TfidfRows
+from swarm_route.core.classify.tfidf import TfidfRows
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from swarm_route.core.dispatch.replicas import Replicas
 from swarm_route.core.messages import (
     AgentAnswer,
     AgentError,
@@ -25,7 +26,6 @@ from swarm_route.core.messages import (
     RouteDecision,
 )
 from swarm_route.core.registry import AgentKind, AgentSpec
-from swarm_route.core.replicas import Replicas
 from swarm_route.keys import Keys
 from swarm_route.timing import ms_since
 

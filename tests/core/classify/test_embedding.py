@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from swarm_route.core import embedding
-from swarm_route.core.embedding import default_embedder
-from swarm_route.core.intent import IntentClassifier, LabelledExamples
+from swarm_route.core.classify import embedding
+from swarm_route.core.classify.embedding import default_embedder
+from swarm_route.core.classify.intent import IntentClassifier, LabelledExamples
 from tests.core.helpers import MATH, WEATHER
 
 embedder = default_embedder()

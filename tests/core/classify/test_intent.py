@@ -2,7 +2,7 @@ import zlib
 
 import numpy as np
 
-from swarm_route.core.intent import IntentClassifier, LabelledExamples, load_intent_files, training_set
+from swarm_route.core.classify.intent import IntentClassifier, LabelledExamples, load_intent_files, training_set
 from tests.core.helpers import MATH, WEATHER, agent
 
 
@@ -156,7 +156,7 @@ def test_held_out_evidence_calibrates_the_temperature_and_the_set_floor():
 
 
 def test_a_large_training_set_without_validation_holds_a_slice_out(monkeypatch):
-    import swarm_route.core.intent as intent
+    import swarm_route.core.classify.intent as intent
 
     monkeypatch.setattr(intent, "CV_LIMIT", 10)
     data = labelled(TRAIN * 5 + [("a lone example", "lonely")])
@@ -186,7 +186,7 @@ class TableEmbedder:
 
 
 def test_neighbour_density_is_weighed_on_held_out_data_and_moves_only_how_in_scope_a_query_is(monkeypatch):
-    import swarm_route.core.intent as intent
+    import swarm_route.core.classify.intent as intent
 
     rng, axes = np.random.default_rng(0), np.eye(8)
     table, train, val = {}, LabelledExamples(), LabelledExamples()

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from swarm_route.core.tfidf import TfidfRows
+from swarm_route.core.classify.tfidf import TfidfRows
 
 CORPUS = [
     "what's the weather in Berlin tomorrow",

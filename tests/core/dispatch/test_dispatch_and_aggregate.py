@@ -1,7 +1,7 @@
 import asyncio
 
-from swarm_route.core.aggregate import RefiningAggregator
-from swarm_route.core.dispatch import Dispatcher
+from swarm_route.core.dispatch.aggregate import RefiningAggregator
+from swarm_route.core.dispatch.dispatcher import Dispatcher
 from swarm_route.core.llm import ChatModel, LLMSettings
 from swarm_route.core.messages import AgentAnswer, AgentError, Candidate, Hop, PathAnswer, RouteDecision
 from swarm_route.core.registry import AgentKind

@@ -18,11 +18,11 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Link
 from redis.exceptions import RedisError
 
+from swarm_route.core.learn.quality import QualityGate
+from swarm_route.core.learn.stream import EventStream
 from swarm_route.core.messages import Event, Feedback, FinishedRequest, PathOutcome
-from swarm_route.core.outcomes import Outcome, OutcomeLog
-from swarm_route.core.pheromone import PheromoneStore
-from swarm_route.core.quality import QualityGate
-from swarm_route.core.stream import EventStream
+from swarm_route.core.route.outcomes import Outcome, OutcomeLog
+from swarm_route.core.route.pheromone import PheromoneStore
 from swarm_route.keys import Keys
 
 log = logging.getLogger(__name__)

@@ -3,9 +3,9 @@ import random
 import pytest
 
 from swarm_route.core.messages import IntentResult, RouteRequest
-from swarm_route.core.pheromone import PheromoneStore
-from swarm_route.core.reasoning import LLMChoice
-from swarm_route.core.router import ReasoningRouter
+from swarm_route.core.route.pheromone import PheromoneStore
+from swarm_route.core.route.reasoning import LLMChoice
+from swarm_route.core.route.router import ReasoningRouter
 from tests.core.helpers import MATH, WEATHER, agent
 
 

@@ -1,10 +1,10 @@
 import pytest
 
 from swarm_route.agents.replay import Record, RoutingMatrix, Row, replay_pool
-from swarm_route.core.outcomes import OutcomeLog
-from swarm_route.core.pheromone import PheromoneStore
-from swarm_route.core.quality import QualityGate
-from swarm_route.core.warmup import model_path, warm_up
+from swarm_route.core.learn.quality import QualityGate
+from swarm_route.core.route.outcomes import OutcomeLog
+from swarm_route.core.route.pheromone import PheromoneStore
+from swarm_route.warmup import model_path, warm_up
 
 
 def rows() -> list[Row]:

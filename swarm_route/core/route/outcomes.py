@@ -12,7 +12,7 @@ import time
 import redis.asyncio as aioredis
 from pydantic import BaseModel
 
-from swarm_route.core.ability import AbilityModel
+from swarm_route.core.route.ability import AbilityModel
 from swarm_route.keys import Keys
 
 MAX_OUTCOMES = 200_000

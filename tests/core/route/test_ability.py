@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from swarm_route.core.ability import AbilityModel
-from swarm_route.core.outcomes import AbilityMemory, Outcome, OutcomeLog
+from swarm_route.core.route.ability import AbilityModel
+from swarm_route.core.route.outcomes import AbilityMemory, Outcome, OutcomeLog
 
 TEXTS = [
     "write python code to sort a list",

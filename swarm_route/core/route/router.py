@@ -17,14 +17,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from swarm_route.core import aco
-from swarm_route.core.ability import AbilityModel
 from swarm_route.core.failopen import Breaker, Stale
-from swarm_route.core.graph import Path, PathGraph
 from swarm_route.core.messages import Candidate, IntentResult, RouteDecision, RouteRequest, Selected, estimate_tokens
-from swarm_route.core.pheromone import PheromoneStore, Trails
-from swarm_route.core.reasoning import LLMChoice
 from swarm_route.core.registry import AgentSpec
+from swarm_route.core.route import aco
+from swarm_route.core.route.ability import AbilityModel
+from swarm_route.core.route.graph import Path, PathGraph
+from swarm_route.core.route.pheromone import PheromoneStore, Trails
+from swarm_route.core.route.reasoning import LLMChoice
 
 EXPECTED_ANSWER_TOKENS = 300
 MIN_MATCH = 0.01  # below this share of the query's intent weight an agent does not serve the query

@@ -1,10 +1,10 @@
 import pytest
 
+from swarm_route.core.learn.quality import QualityGate
+from swarm_route.core.learn.stream import EventStream
+from swarm_route.core.learn.updater import PheromoneUpdater
 from swarm_route.core.messages import Feedback, FinishedRequest, PathOutcome
-from swarm_route.core.pheromone import PheromoneStore
-from swarm_route.core.quality import QualityGate
-from swarm_route.core.stream import EventStream
-from swarm_route.core.updater import PheromoneUpdater
+from swarm_route.core.route.pheromone import PheromoneStore
 
 EDGES = ["source>a/m", "a/m>sink"]
 

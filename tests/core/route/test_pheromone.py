@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from swarm_route.core.pheromone import PheromoneStore
+from swarm_route.core.route.pheromone import PheromoneStore
 
 
 def store(client, keys, **kw) -> PheromoneStore:

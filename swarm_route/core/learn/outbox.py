@@ -16,8 +16,8 @@ from collections import deque
 from collections.abc import Callable
 
 from swarm_route.core.failopen import STORE_ERRORS, Breaker
+from swarm_route.core.learn.stream import EventStream
 from swarm_route.core.messages import Event, Feedback
-from swarm_route.core.stream import EventStream
 
 log = logging.getLogger(__name__)
 

@@ -11,13 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from swarm_route.agents.replay import Row
-from swarm_route.core.graph import Path
+from swarm_route.agents.replay import RoutingMatrix, Row, replay_pool
+from swarm_route.config import Settings
+from swarm_route.core.learn.quality import QualityGate
 from swarm_route.core.messages import Hop
-from swarm_route.core.outcomes import Outcome, OutcomeLog
-from swarm_route.core.pheromone import PheromoneStore
-from swarm_route.core.quality import QualityGate
-from swarm_route.core.registry import as_name
+from swarm_route.core.registry import AgentRegistry, as_name
+from swarm_route.core.route.graph import Path
+from swarm_route.core.route.outcomes import Outcome, OutcomeLog
+from swarm_route.core.route.pheromone import PheromoneStore
+from swarm_route.keys import Keys
+from swarm_route.store import connect
+from swarm_route.wiring import pheromone_store, quality_gate
 
 
 @dataclass
@@ -69,3 +73,31 @@ async def warm_up(
         await outcomes.append(pending)
         report.outcomes += len(pending)
     return report
+
+
+async def warm_service(settings: Settings, files: Sequence[str], matrix: RoutingMatrix | None = None) -> str:
+    """Register one replay agent per model of the routing matrices and warm trails and ability on them,
+    in the service's Redis: what ``swarm-route warmup`` and ``bench load`` do."""
+    from swarm_route.agents.replay import RoutingMatrix
+    from swarm_route.core.route.outcomes import OutcomeLog
+    from swarm_route.warmup import warm_up
+
+    matrix = matrix or RoutingMatrix.load(*files)
+    client = connect(settings.redis_url or "")
+    keys = Keys(settings.namespace)
+    registry = AgentRegistry(client, keys)
+    for spec in replay_pool(matrix, list(files)):
+        await registry.register(spec, replace=True)
+    report = await warm_up(
+        matrix.rows,
+        pheromone_store(settings, client),
+        quality_gate(settings, sample_rate=1.0),  # history is graded whole, not sampled
+        deposit_q=settings.aco.deposit_q,
+        epsilon=settings.aco.epsilon,
+        outcomes=OutcomeLog(client, keys),
+    )
+    await client.aclose()
+    return (
+        f"registered {len(matrix.models)} replay agents; {report.prompts} prompts, "
+        f"{report.deposits} graded events, {report.outcomes} outcomes"
+    )

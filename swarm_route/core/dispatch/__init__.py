@@ -1,0 +1,1 @@
+"""Dispatch and merge: call the chosen paths on their replicas, retry and fall back, and aggregate the answers."""

@@ -1,0 +1,129 @@
+"""The walk of one query over in-process stages: what reaches the client, the aggregator and the sink."""
+
+import pytest
+
+from swarm_route.core.messages import (
+    Aggregate,
+    Candidate,
+    DispatchResult,
+    Hop,
+    IntentResult,
+    PathAnswer,
+    Query,
+    RouteDecision,
+    path_edges,
+)
+from swarm_route.core.pipeline import BudgetTooLow, Pipeline
+
+INTENT = IntentResult({"math": 1.0}, {"math": 0.9}, 0.1, False)
+
+
+def candidate(agent: str, cost: float = 0.001) -> Candidate:
+    hop = Hop(agent=agent, model="m")
+    return Candidate(
+        path=[hop], edges=path_edges([hop.node]), tau=1, eta=1, ability=0.9, quality=0.9, expected_cost_usd=cost
+    )
+
+
+class Stages:
+    """Classifier, router, dispatch, aggregator and sink at once, recording what each was asked."""
+
+    def __init__(self, decision: RouteDecision) -> None:
+        self.decision, self.routed, self.merged, self.events = decision, [], [], []
+
+    async def classify(self, query):
+        return INTENT
+
+    async def route(self, request):
+        self.routed.append(request)
+        return self.decision
+
+    async def run(self, query, decision):
+        answers = [
+            PathAnswer(
+                candidate=i, hops=c.path, edges=c.edges, text=f"{c.agents[0]} says 4", cost_usd=0.01, latency_ms=1
+            )
+            for i, c in ((i, decision.candidates[i]) for i in decision.chosen)
+        ]
+        return DispatchResult(answers=answers, attempts=[], failed=[])
+
+    async def stream(self, query, decision):
+        yield "4"
+        yield await self.run(query, decision)
+
+    async def merge(self, query, answers, probabilities, reason):
+        self.merged.append(answers)
+        return Aggregate(text="merged", sources=[0, 1], conflicts=[])
+
+    async def finished(self, event):
+        self.events.append(event)
+
+    def pipeline(self) -> Pipeline:
+        return Pipeline(self, self, self, self, self)
+
+
+def decision(*agents: str, chosen=(0,), declined=None, cost=0.001) -> RouteDecision:
+    return RouteDecision(
+        intent_weights={"math": 1.0},
+        out_of_scope=False,
+        oos_score=0.1,
+        candidates=[candidate(a, cost) for a in agents],
+        chosen=list(chosen),
+        fallbacks=[],
+        reasoning="because",
+        declined=declined,
+    )
+
+
+async def test_one_answer_passes_through_with_its_evidence_and_a_finished_record():
+    stages = Stages(decision("calc"))
+    walked = await stages.pipeline().walk(Query(text="2+2", cost_weight=0.5), "r1")
+    r = walked.response
+    assert r.answer == "calc says 4" and r.agents == ["calc"] and r.models == ["m"] and not stages.merged
+    assert (
+        r.trace.reasoning == "because"
+        and r.trace.chosen == [0]
+        and set(r.trace.stages_ms)
+        == {
+            "classify",
+            "route",
+            "dispatch",
+            "aggregate",
+        }
+    )
+    assert stages.routed[0].intent is INTENT and stages.routed[0].cost_weight == 0.5
+    (event,) = stages.events
+    assert event.request_id == "r1" and event.paths[0].nodes == ["calc/m"]
+    assert event.paths[0].edges == ["source>calc/m", "calc/m>sink"]
+
+
+async def test_several_answers_are_merged_by_the_aggregator():
+    stages = Stages(decision("calc", "wolfram", chosen=(0, 1)))
+    walked = await stages.pipeline().walk(Query(text="2+2"), "r2")
+    assert walked.response.answer == "merged" and len(stages.merged[0]) == 2
+
+
+async def test_a_decline_answers_politely_and_teaches_nothing():
+    stages = Stages(decision(chosen=(), declined="no registered skill fits"))
+    walked = await stages.pipeline().walk(Query(text="sing"), "r3")
+    assert walked.response.declined and "no registered skill fits" in walked.response.answer
+    assert not stages.events
+
+
+async def test_a_budget_below_every_path_is_the_callers_error():
+    stages = Stages(decision("calc", chosen=(), declined="every agent serving this query is over the budget", cost=2))
+    with pytest.raises(BudgetTooLow, match=r"\$2\.000000"):
+        await stages.pipeline().walk(Query(text="2+2", budget_usd=1.0), "r4")
+
+
+async def test_streamed_text_reaches_the_caller_and_the_result_the_response():
+    stages = Stages(decision("calc"))
+    deltas = []
+    walked = await stages.pipeline().walk(Query(text="2+2"), "r5", on_delta=deltas.append)
+    assert deltas == ["4"] and walked.response.answer == "calc says 4"
+
+
+async def test_decide_routes_without_dispatching():
+    stages = Stages(decision("calc"))
+    d = await stages.pipeline().decide(Query(text="2+2"))
+    assert d.chosen == [0] and not stages.events
