@@ -30,7 +30,7 @@ from swarm_route.core.classify.intent import (
 from swarm_route.core.dispatch.aggregate import RefiningAggregator
 from swarm_route.core.dispatch.dispatcher import AgentBackend, Dispatcher
 from swarm_route.core.dispatch.replicas import Replicas
-from swarm_route.core.failopen import STORE_ERRORS, Breaker, Periodic
+from swarm_route.core.failopen import STORE_ERRORS, Breaker, Watched
 from swarm_route.core.learn.quality import QualityGate
 from swarm_route.core.learn.updater import PheromoneUpdater
 from swarm_route.core.llm import ChatModel, LLMSettings, LLMUnavailable
@@ -240,12 +240,10 @@ class RouteStage:
         agents: Agents,
         *,
         memory: AbilityMemory | None = None,
-        latency: Periodic[dict[str, float]] | None = None,
+        latency: Watched[dict[str, float]] | None = None,
         llm: ReasonThenSelect | None = None,
-        breaker: Breaker | None = None,
     ) -> None:
         self.router, self._agents, self._memory, self._latency, self._llm = router, agents, memory, latency, llm
-        self._breaker = breaker or Breaker()
 
     async def route(self, request: RouteRequest) -> RouteDecision:
         _, agents = await self._agents.snapshot()
@@ -257,7 +255,7 @@ class RouteStage:
             request = RouteRequest.of(request, intent)
         choice, note = await self._ask_llm(request.text, intent, agents) if request.agent is None else (None, None)
         if self._memory is not None:
-            await self._breaker.call("outcomes", self._memory.refresh, lambda: None)
+            await self._memory.refresh()
             self.router.ability = self._memory.model
         latency = await self._latency.get() if self._latency is not None else None
         return await self.router.route(request, agents, latency_s=latency, llm=choice, llm_note=note)
@@ -278,9 +276,9 @@ def route_stage(settings: Settings, client: Any | None = None, breaker: Breaker 
     """The service's router stage: registry, trails, graded outcomes and the dispatchers' latencies in Redis."""
     client = client if client is not None else redis_client(settings)
     keys, breaker = Keys(settings.namespace), breaker or store_breaker(settings)
-    memory = AbilityMemory(OutcomeLog(client, keys), ability_model(settings))
+    memory = AbilityMemory(OutcomeLog(client, keys), ability_model(settings), breaker=breaker)
 
-    async def read_latency() -> dict[str, float]:
+    async def read_latency(_: dict[str, float]) -> dict[str, float]:
         return {k: float(v) for k, v in (await client.hgetall(keys.latency)).items()}
 
     llm = settings.reasoning.llm
@@ -289,9 +287,8 @@ def route_stage(settings: Settings, client: Any | None = None, breaker: Breaker 
         AgentRegistry(client, keys, breaker),
         memory=memory,
         # the dispatchers' smoothed per-node latencies: slow to move, so read once a second, not per query
-        latency=Periodic("latency", read_latency, {}, breaker),
+        latency=Watched("latency", read_latency, {}, breaker),
         llm=reason_then_select(settings, llm) if llm else None,
-        breaker=breaker,
     )
 
 

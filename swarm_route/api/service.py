@@ -20,7 +20,7 @@ from swarm_route.api.access import AccessControl
 from swarm_route.api.errors import ApiError, field_error
 from swarm_route.api.schemas import QueryRequest
 from swarm_route.config import Settings
-from swarm_route.core.failopen import Breaker, Periodic
+from swarm_route.core.failopen import Breaker, Watched
 from swarm_route.core.learn.outbox import Outbox
 from swarm_route.core.learn.stream import EventStream
 from swarm_route.core.messages import DirectCall, Feedback, FinishedRequest, Query, QueryResponse
@@ -58,7 +58,7 @@ class Service:
         self.stream = EventStream(redis, self.keys)
         self.pheromones: PheromoneStore = pheromone_store(settings, redis)
         self.dispatch, self.updater_stats, self._record, self._count = dispatch, updater_stats, record, count
-        self.paused = Periodic("updates_paused", self.read_paused, False, breaker)  # the learning switch
+        self.paused = Watched("updates_paused", lambda _: self.read_paused(), False, breaker)  # the learning switch
         self.outbox = Outbox(
             self.stream,
             capacity=settings.store.outbox_capacity,

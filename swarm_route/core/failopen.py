@@ -6,10 +6,11 @@ instead of each waiting out a socket timeout, and one query afterwards tries aga
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from redis.exceptions import RedisError
 
@@ -66,22 +67,44 @@ class Stale:
         return (found[1], age) if age <= self.max_age_s else None
 
 
-class Periodic(Generic[T]):
-    """A store value that may lag by ``interval_s`` (a switch, smoothed latencies): read at most that
-    often instead of once per query, which saves the request path a round trip; between reads, or when a
-    read fails, the last value."""
+UNREAD: Any = object()  # a Watched value never read yet: its first read's error is the caller's
+
+
+class Watched(Generic[T]):
+    """This replica's view of one piece of shared state (the registry, a switch, latencies, cooldowns, the
+    graded-outcome log): the one way the request path keeps such a view.
+
+    Read from the store at most every ``interval_s`` (0: on every ``get``), so a query saves the round trip
+    in between; one read at a time, and a caller arriving while one is in flight gets the value as it is;
+    a failed read keeps the last value (failing open through the breaker) unless nothing was ever read
+    (``initial`` is ``UNREAD``), when the store's error is raised. ``fetch`` gets the previous value, so a
+    versioned snapshot can reload only when its version moved.
+    """
 
     def __init__(
-        self, operation: str, fetch: Callable[[], Awaitable[T]], initial: T, breaker: Breaker, interval_s: float = 1.0
+        self,
+        operation: str,
+        fetch: Callable[[T], Awaitable[T]],
+        initial: T,
+        breaker: Breaker,
+        interval_s: float = 1.0,
     ) -> None:
         self.operation, self.fetch, self.breaker, self.interval_s = operation, fetch, breaker, interval_s
         self.value = initial
         self._next = 0.0
+        self._reading = asyncio.Lock()
 
-    async def get(self) -> T:
-        if time.monotonic() >= self._next:
+    async def get(self, force: bool = False) -> T:
+        """The value, re-read first when the interval has passed (or ``force``, waiting for a read in flight)."""
+        if self.value is not UNREAD and not force and (time.monotonic() < self._next or self._reading.locked()):
+            return self.value
+        async with self._reading:
             self._next = time.monotonic() + self.interval_s
-            self.value = await self.breaker.call(self.operation, self.fetch, lambda: self.value)
+            previous = self.value
+            if previous is UNREAD:
+                self.value = await self.fetch(previous)
+            else:
+                self.value = await self.breaker.call(self.operation, lambda: self.fetch(previous), lambda: previous)
         return self.value
 
     def set(self, value: T) -> None:

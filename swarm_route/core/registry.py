@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from swarm_route.core.failopen import Breaker
+from swarm_route.core.failopen import UNREAD, Breaker, Watched
 from swarm_route.keys import Keys
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -124,14 +124,15 @@ def _safe_field(name: str) -> str:
 
 
 class AgentRegistry:
-    """Redis-backed registry with a version-checked local cache."""
+    """Redis-backed registry; each replica's view is a version-checked snapshot (``failopen.Watched``):
+    the version is read on every ``snapshot`` (one small GET), the agents only when it moved."""
 
     def __init__(self, client: aioredis.Redis, keys: Keys, breaker: Breaker | None = None) -> None:
         self._r = client
         self._k = keys
-        self._cache: dict[str, AgentSpec] = {}
-        self._version: int | None = None
-        self._breaker = breaker or Breaker()
+        self._view: Watched[tuple[int, dict[str, AgentSpec]]] = Watched(
+            "registry", self._reload, UNREAD, breaker or Breaker(), interval_s=0.0
+        )
 
     async def register(self, spec: AgentSpec, *, replace: bool = False) -> bool:
         """Add an agent; False if it exists and ``replace`` is off. HSETNX + version bump in one MULTI."""
@@ -165,21 +166,17 @@ class AgentRegistry:
         return int(await self._r.get(self._k.agents_version) or 0)
 
     async def snapshot(self) -> tuple[int, dict[str, AgentSpec]]:
-        """All agents and the version they belong to; re-read from Redis only when the version moved.
-        With the store down or hanging, the last snapshot this replica read (fail open, and for a moment
-        without asking the store again); none read yet: the error."""
-        if self._version is None:
-            return await self._snapshot()
-        version = self._version
-        return await self._breaker.call("registry", self._snapshot, lambda: (version, self._cache))
+        """All agents and the version they belong to. With the store down or hanging, the last snapshot
+        this replica read (fail open, and for a moment without asking the store again); none read yet:
+        the error."""
+        return await self._view.get()
 
-    async def _snapshot(self) -> tuple[int, dict[str, AgentSpec]]:
+    async def _reload(self, previous: tuple[int, dict[str, AgentSpec]]) -> tuple[int, dict[str, AgentSpec]]:
         version = await self.version()
-        if version != self._version:
-            raw = await self._r.hgetall(self._k.agents)
-            self._cache = {n: AgentSpec.model_validate_json(v) for n, v in sorted(raw.items())}
-            self._version = version
-        return version, self._cache
+        if previous is not UNREAD and version == previous[0]:
+            return previous
+        raw = await self._r.hgetall(self._k.agents)
+        return version, {n: AgentSpec.model_validate_json(v) for n, v in sorted(raw.items())}
 
     async def all(self) -> list[AgentSpec]:
         _, agents = await self.snapshot()

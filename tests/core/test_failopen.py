@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from swarm_route.core.failopen import Breaker, Periodic
+from swarm_route.core.failopen import UNREAD, Breaker, Watched
 from swarm_route.core.learn.outbox import Outbox
 from swarm_route.core.learn.stream import EventStream
 from swarm_route.core.messages import Feedback, FinishedRequest, IntentResult, RouteRequest
@@ -95,17 +95,17 @@ async def test_a_hanging_store_costs_one_timeout_then_the_last_snapshot_is_serve
     await client.aclose()
 
 
-async def test_a_periodic_value_is_read_once_an_interval_and_kept_when_the_read_fails():
+async def test_a_watched_value_is_read_once_an_interval_and_kept_when_the_read_fails():
     reads: list[float] = []
     failing = False
 
-    async def fetch() -> int:
+    async def fetch(previous: int) -> int:
         if failing:
             raise ConnectionError("store down")
         reads.append(time.monotonic())
         return len(reads)
 
-    value = Periodic("test", fetch, 0, Breaker(open_s=0.05), interval_s=0.1)
+    value = Watched("test", fetch, 0, Breaker(open_s=0.05), interval_s=0.1)
     assert [await value.get() for _ in range(5)] == [1] * 5, "one read serves the interval"
     time.sleep(0.12)
     assert await value.get() == 2
@@ -115,3 +115,23 @@ async def test_a_periodic_value_is_read_once_an_interval_and_kept_when_the_read_
     time.sleep(0.12)
     assert await value.get() == 7, "a failed read keeps the last value"
     assert len(reads) == 2
+
+
+async def test_a_watched_value_never_read_raises_the_stores_error_and_reads_one_at_a_time():
+    import asyncio
+
+    calls = []
+
+    async def fetch(previous):
+        calls.append(previous)
+        if len(calls) == 1:
+            raise ConnectionError("store down")
+        await asyncio.sleep(0.02)
+        return len(calls)
+
+    value = Watched("test", fetch, UNREAD, Breaker(open_s=0.0), interval_s=0.0)
+    with pytest.raises(ConnectionError):
+        await value.get()
+    assert await value.get() == 2, "nothing read yet: the next get reads again"
+    assert await asyncio.gather(*(value.get() for _ in range(5))) == [3, 2, 2, 2, 2], "one read in flight at a time"
+    assert calls[1:] == [UNREAD, 2], "fetch sees the previous value (a versioned snapshot reloads only on change)"

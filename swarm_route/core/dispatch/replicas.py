@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
-from swarm_route.core.failopen import Breaker
+from swarm_route.core.failopen import Breaker, Watched
 from swarm_route.keys import Keys
 
 
@@ -35,28 +35,24 @@ class Replicas:
     ) -> None:
         self._r = client
         self._k = keys
-        self.failures_to_cool, self.cooldown_s, self.sync_s = failures_to_cool, cooldown_s, sync_s
+        self.failures_to_cool, self.cooldown_s = failures_to_cool, cooldown_s
         self.breaker = breaker or Breaker()
+        self._shared = Watched("cooldown", self._read_cooldowns, [], self.breaker, sync_s)
         self._rng = rng or random.Random()
         self.in_flight: defaultdict[str, int] = defaultdict(int)
         self._failures: defaultdict[str, int] = defaultdict(int)
         self._cool_until: dict[str, float] = {}  # endpoint → epoch seconds
-        self._next_sync = 0.0
 
     async def sync(self) -> None:
-        """Cooldowns other dispatch replicas set, at most every ``sync_s``."""
-        now = time.time()
-        if self._r is None or time.monotonic() < self._next_sync:
+        """Cooldowns other dispatch replicas set, read at most every ``sync_s``."""
+        if self._r is None:
             return
-        self._next_sync = time.monotonic() + self.sync_s
-        client = self._r
-
-        async def fetch() -> list[tuple[str, float]]:
-            return await client.zrangebyscore(self._k.cooldown, now, "+inf", withscores=True)
-
-        shared = await self.breaker.call("cooldown", fetch, list)
-        for endpoint, until in shared:
+        for endpoint, until in await self._shared.get():
             self._cool_until[endpoint] = max(self._cool_until.get(endpoint, 0.0), float(until))
+
+    async def _read_cooldowns(self, _: list[tuple[str, float]]) -> list[tuple[str, float]]:
+        assert self._r is not None
+        return await self._r.zrangebyscore(self._k.cooldown, time.time(), "+inf", withscores=True)
 
     def cooling(self, endpoint: str) -> bool:
         return self._cool_until.get(endpoint, 0.0) > time.time()

@@ -7,11 +7,11 @@ what one replica's traffic taught is used by all. The list is capped; the oldest
 from __future__ import annotations
 
 import asyncio
-import time
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel
 
+from swarm_route.core.failopen import Breaker, Watched
 from swarm_route.core.route.ability import AbilityModel
 from swarm_route.keys import Keys
 
@@ -51,27 +51,30 @@ class OutcomeLog:
 
 
 class AbilityMemory:
-    """A router replica's ability model, tailing the outcome log at most every ``interval_s``."""
+    """A router replica's ability model, tailing the outcome log at most every ``interval_s``
+    (``failopen.Watched``: one tail at a time, and a query arriving meanwhile routes on the model as it
+    is; two at once could run two refits in threads whose index and pending rows then interleave)."""
 
-    def __init__(self, log: OutcomeLog, model: AbilityModel | None = None, interval_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        log: OutcomeLog,
+        model: AbilityModel | None = None,
+        interval_s: float = 1.0,
+        breaker: Breaker | None = None,
+    ) -> None:
         self.log = log
         self.model = model or AbilityModel()
-        self.interval_s = interval_s
         self._seen = 0
         self._fitted_size = 0
-        self._next = 0.0
-        self._updating = asyncio.Lock()
+        self._view = Watched("outcomes", self._tail, self.model, breaker or Breaker(), interval_s)
 
     async def refresh(self, force: bool = False) -> None:
-        """Tail the log; one refresh at a time, and a query arriving meanwhile routes on the model as it is.
-        (Two at once could run two refits in threads whose index and pending rows then interleave: a
-        history matrix with more rows than the scores it indexes.)"""
-        now = time.monotonic()
-        if not force and (now < self._next or self._updating.locked()):
-            return
-        async with self._updating:
-            self._next = time.monotonic() + self.interval_s
-            await self._update()
+        """Tail the log if due (``force``: now); a store that fails leaves the model as it is."""
+        await self._view.get(force)
+
+    async def _tail(self, _: AbilityModel) -> AbilityModel:
+        await self._update()
+        return self.model
 
     async def _update(self) -> None:
         total = await self.log.total()
