@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# On a laptop, agents on this machine (a local vLLM, say) may be registered: loopback is allowed here only.
 run: $(STAMP)
-	RAY_USAGE_STATS_ENABLED=0 $(BIN)/swarm-route serve
+	RAY_USAGE_STATS_ENABLED=0 SWARM_AGENT_POLICY__ALLOW_NETWORKS='["127.0.0.0/8", "::1/128"]' $(BIN)/swarm-route serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check swarm_route tests

@@ -21,11 +21,13 @@ from pydantic_settings import (
 )
 
 from swarm_route.core.llm import LLMSettings
-from swarm_route.core.registry import AgentSpec
+from swarm_route.core.onboarding import AgentPolicy
+from swarm_route.core.registry import AGENT_KEY_PREFIX, AgentSpec
 
 ENV_PREFIX = "SWARM_"
 # SWARM_* variables that are not settings: the file to read settings from, and the CLI's API key
 NOT_SETTINGS = frozenset({"SWARM_CONFIG", "SWARM_API_KEY"})
+NOT_SETTINGS_PREFIXES = (AGENT_KEY_PREFIX,)  # agents' keys, named by their specs' api_key_env
 
 
 class Section(BaseModel):
@@ -168,15 +170,6 @@ class AuthSettings(Section):
     rate_per_minute: int = Field(600, ge=1, description="requests a minute per client key (admin keys: no limit)")
 
 
-class AgentPolicy(Section):
-    """What a registration may point at. Empty lists allow anything (local use)."""
-
-    hosts: list[str] = Field(
-        default_factory=list, description="hosts openai agents may live on; '*.example.com' covers subdomains"
-    )
-    replay_dirs: list[str] = Field(default_factory=list, description="folders replay agents' CSVs may be read from")
-
-
 class ServeSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -258,6 +251,7 @@ def _check_environment(settings_cls: type[BaseModel]) -> None:
         for name in os.environ
         if name.upper().startswith(ENV_PREFIX)
         and name.upper() not in NOT_SETTINGS
+        and not name.upper().startswith(NOT_SETTINGS_PREFIXES)
         and not _names_setting(settings_cls, name[len(ENV_PREFIX) :].lower().split("__"))
     ]
     if unknown:

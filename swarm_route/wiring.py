@@ -43,6 +43,7 @@ from swarm_route.core.messages import (
     RouteDecision,
     RouteRequest,
 )
+from swarm_route.core.reachability import VIA_HEADER, Reachability, service_id
 from swarm_route.core.registry import AgentKind, AgentRegistry, AgentSpec
 from swarm_route.core.route.ability import AbilityModel
 from swarm_route.core.route.outcomes import AbilityMemory, OutcomeLog
@@ -341,18 +342,20 @@ def dispatcher(
     replicas = Replicas(
         client, Keys(settings.namespace), failures_to_cool=d.failures_to_cool, cooldown_s=d.cooldown_s, breaker=breaker
     )
+    via = {VIA_HEADER: service_id(settings.namespace, settings.redis_url)}
     return Dispatcher(
         {
             AgentKind.builtin: builtin or BuiltinBackend(),
-            AgentKind.openai: OpenAIBackend(d.timeout_s),
-            AgentKind.replay: ReplayBackend(),
-            AgentKind.a2a: A2ABackend(d.timeout_s),
+            AgentKind.openai: OpenAIBackend(d.timeout_s, via),
+            AgentKind.replay: ReplayBackend(settings.agent_policy.replay_dirs),
+            AgentKind.a2a: A2ABackend(d.timeout_s, via),
         },
         timeout_s=d.timeout_s,
         retries=d.retries,
         backoff_s=d.backoff_s,
         fallbacks=d.fallbacks,
         replicas=replicas,
+        reachability=Reachability(settings.agent_policy.allow_networks),
     )
 
 

@@ -63,7 +63,7 @@ def otlp_receiver() -> Iterator[OTLPReceiver]:
 
 
 @pytest.fixture(scope="session")
-def service(redis_server: RedisServer, openai_server: OpenAIServer, otlp_receiver: OTLPReceiver):  # type: ignore[no-untyped-def]
+def service(redis_server: RedisServer, openai_server: OpenAIServer, otlp_receiver: OTLPReceiver, tmp_path_factory):  # type: ignore[no-untyped-def]
     """The whole app on real Ray Serve, started once for the session, exporting spans to a real receiver."""
     from swarm_route.config import Settings
     from swarm_route.serve.local import LocalService
@@ -79,7 +79,11 @@ def service(redis_server: RedisServer, openai_server: OpenAIServer, otlp_receive
         updater={"sample_rate": 1.0, "gate_threshold": 0.5, "block_ms": 50, "evaporate_interval_s": 3600},
         dispatch={"timeout_s": 2.0, "retries": 1, "backoff_s": 0.05},
         auth={"admin_keys": [ADMIN_KEY], "client_keys": [CLIENT_KEY], "rate_per_minute": 20},
-        agent_policy={"hosts": ["127.0.0.1", "*.internal.test"]},
+        agent_policy={
+            "hosts": ["127.0.0.1", "*.internal.test"],
+            "allow_networks": ["127.0.0.0/8"],
+            "replay_dirs": [str(tmp_path_factory.getbasetemp())],  # the tests' recordings
+        },
     )
     local = LocalService(settings)
     local.start(ready_timeout_s=180)

@@ -7,6 +7,7 @@ call must follow our rules (no redirects, retries left to dispatch, errors class
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -31,8 +32,8 @@ def answer_text(result: dict[str, Any]) -> str:
 
 
 class A2ABackend:
-    def __init__(self, timeout_s: float = 30.0) -> None:
-        self._http = httpx.AsyncClient(timeout=timeout_s, follow_redirects=False)
+    def __init__(self, timeout_s: float = 30.0, headers: Mapping[str, str] | None = None) -> None:
+        self._http = httpx.AsyncClient(timeout=timeout_s, follow_redirects=False, headers=dict(headers or {}))
 
     async def answer(self, spec: AgentSpec, model: str, query: str) -> AgentAnswer:
         price = next(m.cost_per_1k_tokens for m in spec.models if m.name == model)

@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Mapping
 
 import openai
 
 from swarm_route.core.llm import openai_client
 from swarm_route.core.messages import AgentAnswer, AgentError, estimate_tokens
-from swarm_route.core.registry import AgentSpec
+from swarm_route.core.registry import AGENT_KEY_ENV, AgentSpec
 
 
 class OpenAIBackend:
     """One client per (endpoint, key), built by ``openai_client``: retries are dispatch's job, redirects nobody's."""
 
-    def __init__(self, timeout_s: float = 30.0) -> None:
+    def __init__(self, timeout_s: float = 30.0, headers: Mapping[str, str] | None = None) -> None:
+        """``headers`` go with every call (the service's ``VIA_HEADER``, so a call that comes back is refused)."""
         self._timeout = timeout_s
+        self._headers = dict(headers or {})
         self._clients: dict[tuple[str, str | None], openai.AsyncOpenAI] = {}
 
     def _client(self, spec: AgentSpec) -> openai.AsyncOpenAI:
         key = (spec.endpoint, spec.api_key_env)
         if key not in self._clients:
-            api_key = os.environ.get(spec.api_key_env, "") if spec.api_key_env else ""
-            self._clients[key] = openai_client(spec.endpoint, api_key, self._timeout)
+            named = spec.api_key_env if spec.api_key_env and re.match(AGENT_KEY_ENV, spec.api_key_env) else None
+            api_key = os.environ.get(named, "") if named else ""
+            self._clients[key] = openai_client(spec.endpoint, api_key, self._timeout, self._headers)
         return self._clients[key]
 
     async def answer(self, spec: AgentSpec, model: str, query: str) -> AgentAnswer:

@@ -13,11 +13,13 @@ import csv
 import math
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from swarm_route.core.messages import AgentAnswer, AgentError, estimate_tokens
+from swarm_route.core.reachability import Unreachable, replay_files
 from swarm_route.core.registry import AgentKind, AgentSpec, ModelOption, Skill, as_name
 
 RESPONSE_SUFFIX = "|model_response"
@@ -100,6 +102,11 @@ def _indexed(endpoint: str) -> tuple[dict[str, Row], tuple[str, ...]]:
     return matrix.index(), tuple(matrix.models)
 
 
+def replay_dirs(files: Sequence[str | Path]) -> list[str]:
+    """The folders holding ``files``: what a benchmark allows its own replay agents to read."""
+    return sorted({str(Path(f).resolve().parent) for f in files})
+
+
 def replay_pool(matrix: RoutingMatrix, files: list[str | Path], examples_per_task: int = 5) -> list[AgentSpec]:
     """One replay agent per model of the matrix, priced from what it recorded.
 
@@ -129,13 +136,22 @@ def replay_pool(matrix: RoutingMatrix, files: list[str | Path], examples_per_tas
 
 
 class ReplayBackend:
-    """The agent's ``endpoint`` is the CSV path (or several, comma-separated); its models are their columns."""
+    """The agent's ``endpoint`` is the CSV path (or several, comma-separated); its models are their columns.
+    Files are read only under ``roots`` (the service's ``agent_policy.replay_dirs``; None: anywhere, for a
+    benchmark's own files), only regular files of bounded size: checked on every call, not only at
+    registration, since a file can be replaced by a FIFO or a link after it."""
+
+    def __init__(self, roots: Sequence[str] | None = None) -> None:
+        self._roots = roots
 
     async def answer(self, spec: AgentSpec, model: str, query: str) -> AgentAnswer:
         try:
+            replay_files(spec.endpoint, self._roots)
             index, models = await asyncio.to_thread(_indexed, spec.endpoint)
-        except (OSError, ValueError) as exc:
-            raise AgentError(f"replay file unusable: {exc}") from exc
+        except Unreachable as exc:
+            raise AgentError(str(exc)) from None
+        except (OSError, ValueError, UnicodeDecodeError, csv.Error):
+            raise AgentError("replay file unusable: not a routing matrix") from None
         if model not in models:
             raise AgentError(f"model {model!r} is not recorded in {spec.endpoint}")
         row = index.get(prompt_key(query))

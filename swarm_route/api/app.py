@@ -1,10 +1,13 @@
 """The FastAPI application: the routers and the error handlers, around one replica's ``Service``."""
 
-from fastapi import FastAPI
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
 
 from swarm_route.api import errors
 from swarm_route.api.routes import agents, health, learning, openai, query
 from swarm_route.api.service import Service
+from swarm_route.core.reachability import VIA_HEADER, came_from, service_id
 
 
 def create_app(service: Service | None = None) -> FastAPI:
@@ -18,4 +21,15 @@ def create_app(service: Service | None = None) -> FastAPI:
         app.include_router(module.router)
     errors.install(app)
     app.state.service = service
+    if service is not None:
+        me = service_id(service.settings.namespace, service.settings.redis_url)
+
+        @app.middleware("http")
+        async def refuse_loops(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+            """A call one of our own agents made that came back here (an agent whose endpoint is this
+            service): answering it would send it out again, without end."""
+            if came_from(request.headers.get(VIA_HEADER, ""), me):
+                return errors.loop_detected(request)
+            return await call_next(request)
+
     return app

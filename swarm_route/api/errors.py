@@ -88,6 +88,15 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return _error(request, 500, f"internal error ({type(exc).__name__}); see server log")
 
 
+def loop_detected(request: Request) -> JSONResponse:
+    return _error(
+        request,
+        508,
+        "loop detected: this request was sent by this service's own agent call (an agent's endpoint is this "
+        "service); it is not answered, or it would be sent out again without end",
+    )
+
+
 def install(app: FastAPI) -> None:
     """Answer every error ``app`` can raise in our shape."""
     handlers: dict[type[Exception], Any] = {

@@ -22,7 +22,7 @@ from swarm_route.core.classify.embedding import default_embedder
 from swarm_route.core.classify.intent import IntentClassifier, LabelledExamples, traffic_examples, training_set
 from swarm_route.core.llm import LLMSettings
 from swarm_route.core.messages import IntentResult, Query
-from swarm_route.core.onboarding import AgentCard, CardSkill, onboard
+from swarm_route.core.onboarding import AgentCard, AgentPolicy, CardSkill, onboard
 from swarm_route.core.pipeline import Pipeline
 from swarm_route.core.registry import AgentRegistry, as_name
 from swarm_route.keys import Keys
@@ -40,7 +40,9 @@ from swarm_route.wiring import (
     reasoning_router,
 )
 
-BENCH_ENDPOINT = "http://agents.bench.invalid/"  # never called: the benchmark routes, it does not dispatch
+# never called (the benchmark routes, it does not dispatch): TEST-NET-1, a documentation network nothing routes
+BENCH_ENDPOINT = "http://192.0.2.1/"
+BENCH_POLICY = AgentPolicy(allow_networks=["192.0.2.0/24"])
 
 
 class _Fitted:
@@ -113,7 +115,7 @@ async def _run(
         registry = AgentRegistry(client, Keys(settings.namespace))
         store = pheromone_store(settings, client)
         for card in cards:
-            await onboard(registry, store, card, hosts=[], replay_dirs=[])
+            await onboard(registry, store, card, BENCH_POLICY)
         _, agents = await registry.snapshot()
 
         past = LabelledExamples()

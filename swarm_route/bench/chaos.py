@@ -200,6 +200,10 @@ def run(
                     "agents": [_explainer(replicas)],
                     "serve": base.serve.model_copy(update={"port": free_port()}),
                     "dispatch": base.dispatch.model_copy(update={"timeout_s": 5.0}),
+                    # the fake LLM replicas run on this machine
+                    "agent_policy": base.agent_policy.model_copy(
+                        update={"allow_networks": [*base.agent_policy.allow_networks, "127.0.0.0/8"]}
+                    ),
                 }
             )
         )

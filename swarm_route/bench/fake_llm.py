@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 
@@ -26,6 +26,7 @@ def make_app() -> FastAPI:
     app = FastAPI()
     calls = itertools.count()
     app.state.requests = []
+    app.state.keys = []  # the bearer token of each chat request, so tests see what a caller sent
     app.state.scripts = []
 
     @app.get("/v1/models")
@@ -33,8 +34,9 @@ def make_app() -> FastAPI:
         return {"object": "list", "data": [{"id": "echo-1", "object": "model", "created": 0, "owned_by": "test"}]}
 
     @app.post("/v1/chat/completions")
-    async def chat(body: dict) -> JSONResponse:
+    async def chat(body: dict, request: Request) -> JSONResponse:
         app.state.requests.append(body)
+        app.state.keys.append(request.headers.get("authorization", "").removeprefix("Bearer "))
         model = body.get("model", "")
         n = next(calls)
         if model == "broken" or (model == "flaky" and n % 2 == 0):

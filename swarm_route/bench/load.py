@@ -140,7 +140,7 @@ async def measure(
 def _embedded(files: list[str], settings: Settings) -> tuple[Any, list[str], str, str]:
     """Start the service with the matrices' replay agents, warm it up; the best single model is the
     direct call's target (what a caller without a router would pick)."""
-    from swarm_route.agents.replay import RoutingMatrix, replay_pool
+    from swarm_route.agents.replay import RoutingMatrix, replay_dirs, replay_pool
     from swarm_route.core.registry import as_name
     from swarm_route.serve.local import LocalService
     from swarm_route.store import free_port
@@ -152,6 +152,7 @@ def _embedded(files: list[str], settings: Settings) -> tuple[Any, list[str], str
             "agents": replay_pool(matrix, files),
             "default_pool": False,
             "serve": settings.serve.model_copy(update={"port": free_port()}),
+            "agent_policy": settings.agent_policy.model_copy(update={"replay_dirs": replay_dirs(files)}),
         }
     )
     service = LocalService(settings)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from swarm_route.agents.replay import RoutingMatrix, Row, replay_pool
+from swarm_route.agents.replay import RoutingMatrix, Row, replay_dirs, replay_pool
 from swarm_route.bench.report import console, percentiles, table, write_json
 from swarm_route.config import Settings
 from swarm_route.core.classify.intent import IntentClassifier, LabelledExamples
@@ -318,6 +318,8 @@ async def run(
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     settings = settings or Settings()
+    policy = settings.agent_policy.model_copy(update={"replay_dirs": replay_dirs([*train_files, *(test_files or [])])})
+    settings = settings.model_copy(update={"agent_policy": policy})  # the replay agents read the given files
     missing = [f for f in [*train_files, *(test_files or [])] if not Path(f).is_file()]
     if missing:
         raise FileNotFoundError(f"no such routing matrix: {', '.join(missing)}")

@@ -7,17 +7,21 @@ timeout, and no redirects, since a redirect could carry a key and a user's query
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import openai
 from pydantic import BaseModel, Field
 
 
-def openai_client(base_url: str, api_key: str, timeout_s: float) -> openai.AsyncOpenAI:
+def openai_client(
+    base_url: str, api_key: str, timeout_s: float, headers: Mapping[str, str] | None = None
+) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(
         base_url=base_url,
         api_key=api_key or "unused",
         timeout=timeout_s,
         max_retries=0,
+        default_headers=dict(headers or {}),
         http_client=openai.DefaultAsyncHttpxClient(follow_redirects=False, timeout=timeout_s),
     )
 

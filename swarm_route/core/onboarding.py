@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from swarm_route.core.reachability import Reachability, Unreachable, networks
 from swarm_route.core.registry import (
     AgentKind,
     AgentRegistry,
@@ -84,6 +85,30 @@ Registration = Annotated[
 ]
 
 
+class AgentPolicy(BaseModel):
+    """What a registration may point at. Safe by default: URL agents only at public addresses, replay agents
+    only under folders an operator named (none by default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hosts: list[str] = Field(
+        default_factory=list,
+        description="hosts openai and a2a agents may live on ('*.example.com' covers subdomains); empty: any "
+        "host, as long as it resolves to a public address or one in allow_networks",
+    )
+    allow_networks: list[str] = Field(
+        default_factory=list,
+        description="non-public networks agents may be called at anyway (CIDRs, e.g. 10.0.0.0/8 for in-cluster "
+        "vLLM, 127.0.0.0/8 on a laptop); loopback, private, link-local and the like are refused otherwise",
+    )
+    replay_dirs: list[str] = Field(default_factory=list, description="folders replay agents' CSVs may be read from")
+
+    @model_validator(mode="after")
+    def _check_networks(self) -> AgentPolicy:
+        networks(self.allow_networks)
+        return self
+
+
 class PolicyViolation(ValueError):
     pass
 
@@ -92,15 +117,21 @@ async def onboard(
     registry: AgentRegistry,
     pheromones: PheromoneStore,
     body: AgentSpec | AgentCard,
-    *,
-    hosts: list[str],
-    replay_dirs: list[str],
+    policy: AgentPolicy,
 ) -> AgentSpec:
-    """Raises ``PolicyViolation`` (the endpoint is not allowed) or ``AgentExists``."""
+    """Raises ``PolicyViolation`` (an endpoint is not allowed, or does not resolve to an address agents may
+    be called at) or ``AgentExists``."""
     spec = body.to_spec() if isinstance(body, AgentCard) else body
-    violation = policy_violation(spec, hosts, replay_dirs)
+    violation = policy_violation(spec, policy.hosts, policy.replay_dirs)
     if violation:
         raise PolicyViolation(violation)
+    if spec.kind in (AgentKind.openai, AgentKind.a2a):
+        reachability = Reachability(policy.allow_networks)
+        for endpoint in spec.endpoints():
+            try:
+                await reachability.check(endpoint)
+            except Unreachable as exc:
+                raise PolicyViolation(str(exc)) from None
     await registry.register(spec)
     edges = [e for p in PathGraph.single_stage([spec]).paths() for e in p.edges]
     for intent in spec.intents():

@@ -6,18 +6,22 @@ changed and a newly registered agent is routable by the very next query.
 
 from __future__ import annotations
 
+import logging
 import re
 from enum import StrEnum
-from pathlib import Path
 from urllib.parse import urlparse
 
 import redis.asyncio as aioredis
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from swarm_route.core.failopen import UNREAD, Breaker, Watched
+from swarm_route.core.reachability import Unreachable, replay_files
 from swarm_route.keys import Keys
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+AGENT_KEY_PREFIX = "SWARM_AGENT_KEY_"  # the only environment variables an agent spec may name as its key
+AGENT_KEY_ENV = rf"^{AGENT_KEY_PREFIX}[A-Z0-9_]{{1,100}}$"
+log = logging.getLogger(__name__)
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -81,7 +85,10 @@ class AgentSpec(BaseModel):
     models: list[ModelOption] = Field(min_length=1, max_length=32)
     skills: list[Skill] = Field(default_factory=list, max_length=64)
     api_key_env: str | None = Field(
-        None, pattern=r"^[A-Z_][A-Z0-9_]{0,127}$", description="env var holding the key (openai kind)"
+        None,
+        pattern=AGENT_KEY_ENV,
+        description=f"the environment variable holding the agent's key (openai kind); only variables named "
+        f"{AGENT_KEY_PREFIX}* may be referenced, so a registrant can never send the service's own keys anywhere",
     )
 
     @model_validator(mode="after")
@@ -175,8 +182,13 @@ class AgentRegistry:
         version = await self.version()
         if previous is not UNREAD and version == previous[0]:
             return previous
-        raw = await self._r.hgetall(self._k.agents)
-        return version, {n: AgentSpec.model_validate_json(v) for n, v in sorted(raw.items())}
+        agents = {}
+        for name, raw in sorted((await self._r.hgetall(self._k.agents)).items()):
+            try:
+                agents[name] = AgentSpec.model_validate_json(raw)
+            except ValidationError as exc:  # stored by an older version under looser rules: not routable
+                log.warning("agent %r in the store is no longer valid and is skipped: %s", name, exc)
+        return version, agents
 
     async def all(self) -> list[AgentSpec]:
         _, agents = await self.snapshot()
@@ -191,9 +203,11 @@ def policy_violation(spec: AgentSpec, hosts: list[str], replay_dirs: list[str]) 
             allowed = any(host == h.lower() or (h.startswith("*.") and host.endswith(h[1:].lower())) for h in hosts)
             if not allowed:
                 return f"endpoint host {host!r} is not allowed; allowed: {', '.join(hosts)}"
-    if spec.kind is AgentKind.replay and replay_dirs:
-        files = [Path(p).resolve() for p in spec.endpoint.split(",")]
-        roots = [Path(d).resolve() for d in replay_dirs]
-        if not all(any(f.is_relative_to(r) for r in roots) for f in files):
-            return f"replay files must lie under {', '.join(replay_dirs)}"
+    if spec.kind is AgentKind.replay:
+        if not replay_dirs:
+            return "replay agents are off: an operator names the folders they may read in agent_policy.replay_dirs"
+        try:
+            replay_files(spec.endpoint, replay_dirs)
+        except Unreachable as exc:
+            return str(exc)
     return None

@@ -12,12 +12,12 @@ def spec(base_url: str, model: str, price: float = 2.0) -> AgentSpec:
         kind="openai",
         endpoint=base_url,
         models=[{"name": model, "cost_per_1k_tokens": price}],
-        api_key_env="TEST_LLM_KEY",
+        api_key_env="SWARM_AGENT_KEY_TEST",
     )
 
 
 async def test_chat_completion_through_the_real_client(openai_server, monkeypatch):
-    monkeypatch.setenv("TEST_LLM_KEY", "sk-test")
+    monkeypatch.setenv("SWARM_AGENT_KEY_TEST", "sk-test")
     a = await OpenAIBackend(timeout_s=5).answer(spec(openai_server.base_url, "echo-1"), "echo-1", "hi there")
     assert a.text == "[echo-1] you asked: hi there"
     assert (a.prompt_tokens, a.completion_tokens) == (10, 20) and a.cost_usd == pytest.approx(30 * 2.0 / 1000)
@@ -38,3 +38,17 @@ async def test_redirects_are_not_followed(openai_server):
     with pytest.raises(AgentError, match="HTTP 307") as err:
         await OpenAIBackend(timeout_s=5).answer(spec(openai_server.base_url, "redirect"), "redirect", "q")
     assert not err.value.retryable
+
+
+async def test_only_an_agent_key_variable_is_ever_sent(openai_server, monkeypatch):
+    monkeypatch.setenv("SWARM_AGENT_KEY_TEST", "sk-agent")
+    monkeypatch.setenv("SWARM_AUTH__ADMIN_KEYS", '["the-service-admin-key"]')
+    backend = OpenAIBackend(timeout_s=5)
+    await backend.answer(spec(openai_server.base_url, "echo-1"), "echo-1", "hi")
+    assert openai_server.app.state.keys[-1] == "sk-agent"
+    with pytest.raises(ValueError, match="SWARM_AGENT_KEY_"):
+        AgentSpec(**{**spec(openai_server.base_url, "echo-1").model_dump(), "api_key_env": "SWARM_AUTH__ADMIN_KEYS"})
+    # a spec stored under older, looser rules: the backend still refuses to read the service's variable
+    old = spec(openai_server.base_url, "echo-1").model_copy(update={"api_key_env": "SWARM_AUTH__ADMIN_KEYS"})
+    await backend.answer(old, "echo-1", "hi")
+    assert "the-service-admin-key" not in openai_server.app.state.keys[-1]

@@ -64,3 +64,20 @@ async def test_replay_returns_the_recorded_answer_score_and_cost(matrix_csv):
         await backend.answer(spec, "big", "never asked")
     with pytest.raises(AgentError, match="no recorded response"):
         await backend.answer(spec, "small", "Unrecorded small")
+
+
+async def test_a_recording_replaced_by_a_fifo_or_moved_out_of_bounds_is_refused_at_call_time(matrix_csv, tmp_path):
+    import os
+
+    spec = AgentSpec(name="r", description="replay", kind="replay", endpoint=str(matrix_csv), models=[{"name": "big"}])
+    inside = ReplayBackend([str(tmp_path)])
+    assert (await inside.answer(spec, "big", "Capital of France?")).text == "Paris"
+    with pytest.raises(AgentError, match="regular CSV files"):
+        await ReplayBackend([str(tmp_path / "elsewhere")]).answer(spec, "big", "Capital of France?")
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    piped = spec.model_copy(update={"endpoint": str(fifo)})
+    with pytest.raises(AgentError, match="regular CSV files"):  # not a hang on open()
+        await inside.answer(piped, "big", "Capital of France?")
+    with pytest.raises(AgentError, match="regular CSV files"):
+        await ReplayBackend().answer(spec.model_copy(update={"endpoint": "/dev/zero"}), "big", "x")

@@ -1,6 +1,7 @@
 """The service end to end over HTTP, on real Ray Serve, a real Redis and a real OpenAI-compatible server."""
 
 import csv
+import os
 import uuid
 
 import httpx
@@ -242,3 +243,51 @@ def test_unknown_things_are_404s(http):
     assert http.delete("/v1/agents/nobody").status_code == 404
     assert "known:" in http.get("/v1/pheromones/nothing-like-this").json()["error"]
     assert http.post("/v1/query", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+
+
+def test_an_agent_whose_endpoint_is_this_service_is_refused_not_recursed(http, service):
+    """Registered at the service's own OpenAI-compatible API, the agent's call comes back here carrying the
+    service's via header and is refused at once (508) instead of being routed out again without end."""
+    name = f"echo-self-{uuid.uuid4().hex[:6]}"
+    me = {
+        "name": name,
+        "description": "This service, registered as an agent of itself.",
+        "kind": "openai",
+        "endpoint": f"{service.url}/v1",
+        "models": [{"name": name, "cost_per_1k_tokens": 0.0}],
+    }
+    assert http.post("/v1/agents", json=me).status_code == 201
+    try:
+        reply = http.post(f"/v1/agents/{name}/invoke", json={"query": "hello"})
+        assert reply.status_code == 502 and "508" in reply.json()["error"], reply.text
+        direct = http.post(
+            "/v1/chat/completions",
+            json={"model": "swarm-route/auto", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"x-swarm-route-via": "someone-else, another"},
+        )
+        assert direct.status_code == 200, "another swarm_route's via header is no loop"
+    finally:
+        http.delete(f"/v1/agents/{name}")
+
+
+def test_a_replay_agent_reads_only_regular_files_under_the_allowed_folders(http, tmp_path_factory):
+    """/dev/zero or a FIFO would hang a dispatch replica reading it; a file outside the folders could be
+    anything. Every refusal reads the same, so the answer never tells whether a path exists."""
+    folder = tmp_path_factory.mktemp("hostile")
+    fifo = folder / "pipe.csv"
+    os.mkfifo(fifo)
+    refusals = set()
+    for endpoint in ("/dev/zero", "/etc/passwd", "/no/such/file.csv", str(fifo), str(folder / "missing.csv")):
+        reply = http.post(
+            "/v1/agents",
+            json={
+                "name": f"replay-{uuid.uuid4().hex[:6]}",
+                "description": "hostile",
+                "kind": "replay",
+                "endpoint": endpoint,
+                "models": [{"name": "m1"}],
+            },
+        )
+        assert reply.status_code == 422, (endpoint, reply.text)
+        refusals.add(reply.json()["error"])
+    assert len(refusals) == 1 and "replay files must be regular" in refusals.pop()

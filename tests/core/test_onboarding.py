@@ -1,7 +1,7 @@
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from swarm_route.core.onboarding import AgentCard, PolicyViolation, Registration, onboard
+from swarm_route.core.onboarding import AgentCard, AgentPolicy, PolicyViolation, Registration, onboard
 from swarm_route.core.registry import AgentExists, AgentKind, AgentRegistry, AgentSpec, as_name
 from swarm_route.core.route.pheromone import PheromoneStore
 from tests.core.helpers import MATH, agent
@@ -38,16 +38,19 @@ def test_a_registration_body_is_either_our_spec_or_an_a2a_card():
         adapter.validate_python({**CARD, "url": "ftp://host/a2a"})
 
 
+LOOPBACK = AgentPolicy(allow_networks=["127.0.0.0/8"])  # the tests' agents live on this machine
+
+
 async def test_a_newcomer_starts_at_the_colony_mean_and_incumbents_keep_theirs(redis_client, keys):
     registry = AgentRegistry(redis_client, keys)
     store = PheromoneStore(redis_client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0)
-    await onboard(registry, store, agent("old", "math", MATH), hosts=[], replay_dirs=[])
+    await onboard(registry, store, agent("old", "math", MATH), LOOPBACK)
     old = await store.trails("math")
     assert old == {}, "a first agent on a fresh intent has no colony to start from: τ_init"
     await store.deposit("math", {"source>old/m": 4.0})
     before = await store.trails("math")
     newcomer = agent("new", "math", MATH)
-    await onboard(registry, store, newcomer, hosts=[], replay_dirs=[])
+    await onboard(registry, store, newcomer, LOOPBACK)
     after = await store.trails("math")
     mean = sum(before.values()) / len(before)
     new_edges = {e: t for e, t in after.items() if "new/" in e}
@@ -55,6 +58,38 @@ async def test_a_newcomer_starts_at_the_colony_mean_and_incumbents_keep_theirs(r
     assert {e: after[e] for e in before} == before
     assert "new" in (await registry.snapshot())[1]
     with pytest.raises(AgentExists):
-        await onboard(registry, store, newcomer, hosts=[], replay_dirs=[])
+        await onboard(registry, store, newcomer, LOOPBACK)
     with pytest.raises(PolicyViolation, match="not allowed"):
-        await onboard(registry, store, AgentCard.model_validate(CARD), hosts=["*.internal"], replay_dirs=[])
+        await onboard(registry, store, AgentCard.model_validate(CARD), AgentPolicy(hosts=["*.internal"]))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/a2a",  # loopback: Redis, the service itself
+        "http://169.254.169.254/latest/meta-data",  # link-local: cloud metadata
+        "http://10.1.2.3/v1",  # private: the cluster network
+        "http://[::1]:8000/v1",
+        "http://[fd00::1]/v1",  # unique-local
+        "http://[::ffff:127.0.0.1]/v1",  # loopback in IPv6 clothes
+        "http://0.0.0.0:8000/v1",
+        "http://localhost:8000/v1",  # a name is judged by what it resolves to
+        "http://name.that-does-not-resolve.invalid/v1",
+    ],
+)
+async def test_a_url_agent_at_a_non_public_address_is_refused_by_default(redis_client, keys, url):
+    registry = AgentRegistry(redis_client, keys)
+    store = PheromoneStore(redis_client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0)
+    with pytest.raises(PolicyViolation, match=r"non-public|does not resolve"):
+        await onboard(registry, store, AgentCard.model_validate({**CARD, "url": url}), AgentPolicy())
+    assert (await registry.snapshot())[1] == {}
+
+
+async def test_an_operator_may_allow_a_network(redis_client, keys):
+    registry = AgentRegistry(redis_client, keys)
+    store = PheromoneStore(redis_client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0)
+    policy = AgentPolicy(allow_networks=["127.0.0.0/8"])
+    spec = await onboard(registry, store, AgentCard.model_validate(CARD), policy)
+    assert spec.name in (await registry.snapshot())[1]
+    with pytest.raises(ValidationError, match="not a network"):
+        AgentPolicy(allow_networks=["everything"])

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from pydantic import ValidationError
 
@@ -71,8 +73,21 @@ def test_policy_allow_lists_hosts_and_replay_folders(tmp_path):
     assert "not allowed" in policy_violation(spec("openai", "http://corp.test.evil/v1"), hosts, [])
     assert policy_violation(spec("openai", "http://anything/v1"), [], []) is None
     inside, outside = tmp_path / "ok" / "m.csv", tmp_path / "m.csv"
-    assert policy_violation(spec("replay", str(inside)), [], [str(tmp_path / "ok")]) is None
-    assert "must lie under" in policy_violation(spec("replay", f"{inside},{outside}"), [], [str(tmp_path / "ok")])
-    assert "must lie under" in policy_violation(
-        spec("replay", str(tmp_path / "ok/../m.csv")), [], [str(tmp_path / "ok")]
-    )
+    inside.parent.mkdir()
+    inside.write_text("sample_id,prompt\n")
+    outside.write_text("sample_id,prompt\n")
+    ok = [str(tmp_path / "ok")]
+    assert policy_violation(spec("replay", str(inside)), [], ok) is None
+    assert "must be regular" in policy_violation(spec("replay", f"{inside},{outside}"), [], ok)
+    assert "must be regular" in policy_violation(spec("replay", str(tmp_path / "ok/../m.csv")), [], ok)
+    assert "must be regular" in policy_violation(spec("replay", str(tmp_path / "ok" / "absent.csv")), [], ok)
+    assert "replay agents are off" in policy_violation(spec("replay", str(inside)), [], [])
+
+
+async def test_a_stored_agent_that_no_longer_validates_is_skipped_not_fatal(redis_client, keys):
+    registry = AgentRegistry(redis_client, keys)
+    await registry.register(agent("math", "math", MATH))
+    stale = agent("old", "math", MATH).model_dump(mode="json") | {"api_key_env": "HOME"}
+    await redis_client.hset(keys.agents, "old", json.dumps(stale))
+    await redis_client.incr(keys.agents_version)
+    assert list((await registry.snapshot())[1]) == ["math"]

@@ -25,11 +25,8 @@ NOT_FOUND = {404: {"model": ErrorBody}}
 async def register_agent(body: Registration, service: Replica, authorization: AuthHeader = None) -> AgentSpec:
     """Our agent spec (with ``kind``) or an A2A agent card; routable on the next query."""
     await service.access.check(authorization, Scope.admin)
-    policy = service.settings.agent_policy
     try:
-        return await onboard(
-            service.registry, service.pheromones, body, hosts=policy.hosts, replay_dirs=policy.replay_dirs
-        )
+        return await onboard(service.registry, service.pheromones, body, service.settings.agent_policy)
     except PolicyViolation as exc:
         raise field_error("endpoint", str(exc)) from None
     except AgentExists as exc:

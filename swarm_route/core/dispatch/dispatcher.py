@@ -25,6 +25,7 @@ from swarm_route.core.messages import (
     PathAnswer,
     RouteDecision,
 )
+from swarm_route.core.reachability import Reachability, Unreachable
 from swarm_route.core.registry import AgentKind, AgentSpec
 from swarm_route.keys import Keys
 from swarm_route.timing import ms_since
@@ -67,8 +68,12 @@ class Dispatcher:
         backoff_s: float,
         fallbacks: int,
         replicas: Replicas | None = None,
+        reachability: Reachability | None = None,
     ) -> None:
+        """``reachability``, when given, is checked before every call to a URL agent (openai, a2a) on a fresh
+        resolution of its host: a name re-pointed at a private address after registration is refused."""
         self.backends = backends
+        self.reachability = reachability
         self.replicas = replicas or Replicas(None, Keys("local"))
         self._slots: dict[str, tuple[int, asyncio.Semaphore]] = {}
         self.timeout_s, self.retries, self.backoff_s, self.max_fallbacks = (
@@ -77,6 +82,13 @@ class Dispatcher:
             backoff_s,
             fallbacks,
         )
+
+    async def _reachable(self, spec: AgentSpec, endpoint: str) -> None:
+        if self.reachability is not None and spec.kind in (AgentKind.openai, AgentKind.a2a):
+            try:
+                await self.reachability.check(endpoint)
+            except Unreachable as exc:
+                raise AgentError(f"not called: {exc}") from None
 
     async def _limited(self, spec: AgentSpec, call: Awaitable[AgentAnswer], endpoint: str) -> AgentAnswer:
         """The call within the timeout, counted in flight on its replica, and within the agent's
@@ -124,6 +136,7 @@ class Dispatcher:
         target, replica = _aim(spec, endpoint)
         started, parts, answer = time.perf_counter(), [], None
         try:
+            await self._reachable(spec, endpoint)
             async with self._occupy(spec, endpoint):
                 items = backend.stream(target, model, query).__aiter__()  # type: ignore[union-attr]
                 while True:
@@ -314,6 +327,7 @@ class Dispatcher:
                     attributes = {"swarm_route.agent": spec.name, "swarm_route.model": model, "swarm_route.attempt": n}
                     with _tracer.start_as_current_span("agent_call", attributes=attributes) as span:
                         try:
+                            await self._reachable(spec, endpoint)
                             answer = await self._limited(spec, backend.answer(target, model, query), endpoint)
                         except Exception as exc:
                             error = _error_text(exc)
