@@ -8,11 +8,12 @@ manifest cannot drift apart.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -28,6 +29,10 @@ ENV_PREFIX = "SWARM_"
 # SWARM_* variables that are not settings: the file to read settings from, and the CLI's API key
 NOT_SETTINGS = frozenset({"SWARM_CONFIG", "SWARM_API_KEY"})
 NOT_SETTINGS_PREFIXES = (AGENT_KEY_PREFIX,)  # agents' keys, named by their specs' api_key_env
+
+
+MIN_KEY_CHARS = 16
+PLACEHOLDER = re.compile(r"replace.?me|change.?me|<.*>|example|xxxx", re.IGNORECASE)
 
 
 class Section(BaseModel):
@@ -168,6 +173,19 @@ class AuthSettings(Section):
     admin_keys: list[SecretStr] = Field(default_factory=list, description="register/remove agents, read trails")
     client_keys: list[SecretStr] = Field(default_factory=list, description="query, chat, feedback")
     rate_per_minute: int = Field(600, ge=1, description="requests a minute per client key (admin keys: no limit)")
+
+    @field_validator("admin_keys", "client_keys")
+    @classmethod
+    def _not_guessable(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        """A short key, or a placeholder copied from an example, is as good as none: refuse to start."""
+        for key in keys:
+            value = key.get_secret_value()
+            if len(value) < MIN_KEY_CHARS or PLACEHOLDER.search(value):
+                raise ValueError(
+                    f"an API key must have at least {MIN_KEY_CHARS} characters and not be a placeholder "
+                    "(e.g. `openssl rand -hex 24`)"
+                )
+        return keys
 
 
 class ServeSettings(Section):

@@ -11,6 +11,8 @@ Every key lives under ``{namespace}:`` so several deployments can share one Redi
 | ``{ns}:finished`` | stream | finished requests and feedback, consumed by the updater group |
 | ``{ns}:request:{id}`` | hash | a finished request's record, kept ``record_ttl_s`` for late feedback |
 | ``{ns}:updater:stats`` | hash | counters of the updater (graded, rejected, deposited, …) |
+| ``{ns}:graded:{id}`` | string | present once a request has been graded by feedback (the first grade stands), expires |
+| ``{ns}:updater:dead`` | list | events the updater could not handle (JSON with the error), newest first, capped |
 | ``{ns}:outcomes`` | list | graded outcomes (query, node, score, cost) JSON, capped; feeds the ability model |
 | ``{ns}:outcomes:total`` | string (int) | outcomes ever appended, so readers can tail a capped list |
 | ``{ns}:rate:{key id}:{minute}`` | string (int) | requests of one API key in one minute window, expires |
@@ -55,6 +57,13 @@ class Keys:
     @property
     def updater_stats(self) -> str:
         return f"{self.namespace}:updater:stats"
+
+    def graded(self, request_id: str) -> str:
+        return f"{self.namespace}:graded:{request_id}"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.namespace}:updater:dead"
 
     @property
     def latency(self) -> str:

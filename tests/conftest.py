@@ -18,8 +18,8 @@ from tests.support.otlp_receiver import OTLPReceiver
 from tests.support.redis_server import RedisServer
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-ADMIN_KEY = "admin-test-key"
-CLIENT_KEY = "client-test-key"
+ADMIN_KEY = "admin-test-key-0123456789"
+CLIENT_KEY = "client-test-key-0123456789"
 
 
 @pytest.fixture(scope="session")

@@ -57,3 +57,10 @@ def test_how_many_agents_a_query_reaches_is_one_setting():
     assert "max_agents" not in Settings().limits.model_dump()
     with pytest.raises(ValidationError, match="max_agents"):
         Settings(limits={"max_agents": 5})
+
+
+@pytest.mark.parametrize("key", ["short", "replace-me-admin-0123456789", "<your admin key>", "CHANGEME-0123456789abc"])
+def test_a_guessable_or_placeholder_api_key_refuses_to_start(key):
+    with pytest.raises(ValidationError, match="at least 16 characters and not be a placeholder"):
+        Settings(auth={"admin_keys": [key]})
+    assert Settings(auth={"client_keys": ["9f2c4e1a7b3d5f608e1c2a4b"]}).auth.client_keys

@@ -10,6 +10,7 @@ Each raises a non-retryable ``AgentError`` when the query is not its kind, so di
 from __future__ import annotations
 
 import ast
+import asyncio
 import datetime as dt
 import inspect
 import math
@@ -47,33 +48,98 @@ _WORDS = [
     (r"\b(times|multiplied by)\b", "*"),
     (r"\b(divided by|over)\b", "/"),
     (r"\bto the power of\b", "**"),
-    (r"\bsquare root of\b", "sqrt"),
+    (r"\bsquared\b", "**2"),
+    (r"\bsquare root of\s*([\d.]+)", r"sqrt(\1)"),
+    (r"\b(?:natural log(?:arithm)?|ln) of\s*([\d.]+)", r"log(\1)"),
+    (r"\blog(?:arithm)? of\s*([\d.]+)", r"log10(\1)"),
+    (r"\b(sqrt|exp|sin|cos|tan|factorial)\s+(?:of\s+)?([\d.]+)", r"\1(\2)"),
     (r"(\d)\s*[x×]\s*(\d)", r"\1*\2"),
     (r"÷", "/"),
     (r"\^", "**"),
 ]
 _PERCENT_OF = re.compile(r"([\d.]+)\s*%\s*of\s*([\d.]+)")
 _EXPR = re.compile(r"[\d.()+\-*/%\s]*(?:(?:[a-z]+\d*\()|[\d(])[\w.()+\-*/%,\s]*")
-MAX_POWER = 10_000
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_WORD = re.compile(r"[a-z]+")
+# words a query may wrap its arithmetic in; any other word left outside the expression is a request the
+# calculator did not understand ("cube root of 27", "arctan of 1")
+_FILLER = frozenset(
+    [
+        "what",
+        "whats",
+        "is",
+        "are",
+        "the",
+        "of",
+        "compute",
+        "calculate",
+        "evaluate",
+        "please",
+        "equals",
+        "equal",
+        "to",
+        "how",
+        "much",
+        "tell",
+        "me",
+        "result",
+        "value",
+        "answer",
+        "can",
+        "you",
+        "a",
+        "an",
+        "i",
+        "need",
+        "work",
+        "out",
+        "give",
+        "find",
+        "do",
+        "does",
+        "quickly",
+        "get",
+        "s",
+    ]
+)
+MAX_QUERY = 500  # longer is not a calculator query, and the expression scan stays short
+MAX_BITS = 10_000  # no integer, intermediate or final, may outgrow ~3,000 digits
+MAX_DEPTH = 50  # nesting of the expression tree
 
 
-def _eval(node: ast.AST) -> float:
+def _int_bits(x: float) -> int:
+    return abs(x).bit_length() if isinstance(x, int) else 0
+
+
+def _check_size(op: ast.operator, left: float, right: float) -> None:
+    """Refuse before computing what would outgrow ``MAX_BITS``: ``(9**9999)**9999`` must not run for minutes."""
+    if isinstance(op, ast.Pow) and isinstance(left, int) and isinstance(right, int) and right > 0:
+        if right * max(1, _int_bits(left)) > MAX_BITS:
+            raise AgentError("the result would be too large to compute")
+    elif isinstance(op, ast.Pow) and abs(right) > MAX_BITS:
+        raise AgentError("exponent too large")
+    elif isinstance(op, ast.Mult) and _int_bits(left) + _int_bits(right) > MAX_BITS:
+        raise AgentError("the result would be too large to compute")
+
+
+def _eval(node: ast.AST, depth: int = 0) -> float:
+    if depth > MAX_DEPTH:
+        raise AgentError("the expression is nested too deeply")
     if isinstance(node, ast.Expression):
-        return _eval(node.body)
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        return _eval(node.body, depth + 1)
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
         return node.value
     if isinstance(node, ast.Name) and node.id in _CONSTS:
         return _CONSTS[node.id]
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        left, right = _eval(node.left), _eval(node.right)
-        if isinstance(node.op, ast.Pow) and abs(right) > MAX_POWER:
-            raise AgentError("exponent too large")
+        left, right = _eval(node.left, depth + 1), _eval(node.right, depth + 1)
+        _check_size(node.op, left, right)
         return _BINARY[type(node.op)](left, right)
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _UNARY[type(node.op)](_eval(node.operand))
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS:
-        args = [_eval(a) for a in node.args]
-        if node.func.id == "factorial" and (args[0] > 1000 or args[0] != int(args[0])):
+        return _UNARY[type(node.op)](_eval(node.operand, depth + 1))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS and not node.keywords:
+        args = [_eval(a, depth + 1) for a in node.args]
+        if node.func.id == "factorial" and (len(args) != 1 or args[0] > 1000 or args[0] != int(args[0])):
             raise AgentError("factorial needs a whole number up to 1000")
         return _FUNCS[node.func.id](*(int(a) if node.func.id == "factorial" else a for a in args))
     raise AgentError("not an arithmetic expression")
@@ -85,25 +151,40 @@ def _format(x: float) -> str:
     return f"{x:.10g}"
 
 
+def _whole(expr: str, text: str) -> bool:
+    """Whether ``expr`` is all the arithmetic the query asks for: every number of the query in it, and only
+    filler words left outside it. Answering "square root of 2" with "2 = 2" would be worse than declining."""
+    rest = text.replace(expr, " ", 1)
+    return not _NUMBER.search(rest) and all(word in _FILLER for word in _WORD.findall(rest))
+
+
 def calculate(query: str) -> str:
+    """The arithmetic the query asks for, evaluated with every intermediate result bounded; otherwise an
+    ``AgentError`` saying why (the query is not arithmetic, only part of it is, or it is too large)."""
+    if len(query) > MAX_QUERY:
+        raise AgentError(f"too long for the calculator (at most {MAX_QUERY} characters)")
     text = query.lower().replace(",", "")
     for pattern, repl in _WORDS:
         text = re.sub(pattern, repl, text)
     text = _PERCENT_OF.sub(r"(\1/100*\2)", text)
     candidates = sorted((m.group().strip() for m in _EXPR.finditer(text)), key=len, reverse=True)
-    for expr in candidates:
-        expr = expr.rstrip("?.! ")
+    for raw in candidates:
+        expr = raw.rstrip("?.! ")
         if not re.search(r"\d|pi|\be\b", expr):
             continue
         try:
-            value = _eval(ast.parse(expr, mode="eval"))
+            answer = _format(_eval(ast.parse(expr, mode="eval")))
         except AgentError:
             raise
-        except (SyntaxError, TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
-            if isinstance(exc, ZeroDivisionError):
-                raise AgentError("division by zero") from exc
+        except ZeroDivisionError:
+            raise AgentError("division by zero") from None
+        except (OverflowError, RecursionError, MemoryError):
+            raise AgentError("the result would be too large to compute") from None
+        except (SyntaxError, TypeError, ValueError):
             continue
-        return f"{expr} = {_format(value)}"
+        if not _whole(raw, text):
+            raise AgentError("only part of this query is arithmetic the calculator understands")
+        return f"{expr} = {answer}"
     raise AgentError("no arithmetic expression found in the query")
 
 
@@ -214,13 +295,21 @@ TOOLS: dict[str, Callable[[str], str]] = {
 
 
 class BuiltinBackend:
-    """Runs a tool in-process; the Serve app puts it in its own deployment and calls it through a handle."""
+    """Runs a tool in-process; the Serve app puts it in its own deployment and calls it through a handle.
+    A tool runs in a worker thread, never on the event loop, and is given ``deadline_s``: past it the call
+    fails as the agent's own error (the thread, bounded by the tools' own limits, finishes on its own)."""
+
+    def __init__(self, deadline_s: float = 2.0) -> None:
+        self.deadline_s = deadline_s
 
     async def answer(self, spec: AgentSpec, model: str, query: str) -> AgentAnswer:
         tool = TOOLS.get(spec.endpoint)
         if tool is None:
             raise AgentError(f"no builtin tool named {spec.endpoint!r}; known: {', '.join(TOOLS)}")
-        return AgentAnswer(text=tool(query))
+        try:
+            return AgentAnswer(text=await asyncio.wait_for(asyncio.to_thread(tool, query), self.deadline_s))
+        except TimeoutError:
+            raise AgentError(f"{spec.endpoint} took longer than {self.deadline_s} s") from None
 
 
 def default_pool() -> list[AgentSpec]:

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import logging
 import time
+from dataclasses import dataclass
 from enum import StrEnum
 
 import redis.asyncio as aioredis
@@ -34,6 +35,14 @@ class AccessDenied(Exception):
 
 def key_id(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made a call: a key's id (its hash, never the key), or None with no keys configured."""
+
+    key_id: str | None = None
+    admin: bool = False
 
 
 class AccessControl:
@@ -63,20 +72,22 @@ class AccessControl:
     def _matches(key: bytes, known: list[bytes]) -> bool:
         return any(hmac.compare_digest(key, k) for k in known)  # every key compared: no early exit
 
-    async def check(self, authorization: str | None, scope: Scope) -> None:
+    async def check(self, authorization: str | None, scope: Scope) -> Caller:
         if not self.enabled:
-            return
+            return Caller()
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise AccessDenied(401, "missing API key: send 'Authorization: Bearer <key>'")
         key = token.strip().encode()
         if self._matches(key, self._admin):
-            return  # admin keys hold every scope and are not rate-limited
+            return Caller(key_id(token.strip()), admin=True)  # every scope, not rate-limited
         if not self._matches(key, self._client):
             raise AccessDenied(401, "unknown API key")
         if scope is Scope.admin:
             raise AccessDenied(403, "this endpoint needs an admin key")
-        await self._limit(key_id(token.strip()))
+        who = key_id(token.strip())
+        await self._limit(who)
+        return Caller(who)
 
     async def _limit(self, who: str) -> None:
         """Fixed one-minute windows shared by every ingress replica; a store failure lets the call through."""

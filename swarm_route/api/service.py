@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from swarm_route.agents.builtin import default_pool
-from swarm_route.api.access import AccessControl
+from swarm_route.api.access import AccessControl, Caller
 from swarm_route.api.errors import ApiError, field_error
 from swarm_route.api.schemas import QueryRequest
 from swarm_route.config import Settings
@@ -75,7 +75,8 @@ class Service:
             auth.rate_per_minute,
             breaker,
         )
-        self._recent: OrderedDict[str, asyncio.Task[Any]] = OrderedDict()  # request id → publish of its record
+        # request id → (who asked, the publish of its record)
+        self._recent: OrderedDict[str, tuple[str | None, asyncio.Task[Any]]] = OrderedDict()
         self._background: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
@@ -105,6 +106,7 @@ class Service:
         agent: str | None = None,
         on_delta: Callable[[str], None] | None = None,
         request_id: str | None = None,
+        caller: str | None = None,
     ) -> QueryResponse:
         """The walk of one query; ``agent`` addresses a registered agent directly, skipping the choice;
         ``on_delta`` receives the answer's text as a single streaming agent writes it."""
@@ -115,6 +117,7 @@ class Service:
             max_agents=body.max_agents,
             cost_weight=body.cost_weight,
             agent=agent,
+            caller=caller,
         )
         walked = await self.pipeline.walk(query, request_id or uuid.uuid4().hex, on_delta)
         self._record(walked)
@@ -141,29 +144,39 @@ class Service:
         remembered so feedback on it can wait for its record to be written."""
         if await self.paused.get():
             return
-        self._recent[event.request_id] = self._in_background(self.outbox.put(event))
+        self._recent[event.request_id] = (event.caller, self._in_background(self.outbox.put(event)))
         while len(self._recent) > self.settings.store.outbox_capacity:
             self._recent.popitem(last=False)
 
-    async def feedback(self, request_id: str, score: float) -> None:
-        await self._check_answered(request_id)
+    async def feedback(self, request_id: str, score: float, caller: Caller) -> None:
+        """One grade per request, by the key that made it or an admin; the first accepted grade stands
+        (a later one is a 409 here when the store can say so, and is skipped by the updater otherwise)."""
+        asker = await self._check_answered(request_id)
+        if not caller.admin and asker is not None and asker != caller.key_id:
+            raise ApiError(403, "only the API key that made this request, or an admin key, may grade it")
+        graded = await self.breaker.call("feedback", lambda: self.redis.exists(self.keys.graded(request_id)), int)
+        if graded:
+            raise ApiError(409, f"request {request_id!r} has been graded already; the first grade stands")
         if not await self.outbox.put(Feedback(request_id=request_id, score=score)):
             raise ApiError(503, "the store is down and the feedback buffer is full; retry in a few seconds")
 
-    async def _check_answered(self, request_id: str) -> None:
+    async def _check_answered(self, request_id: str) -> str | None:
         """Feedback needs its request's record written first: a request this replica answered recently is
-        checked here (its record is in the store or queued ahead in the outbox), others in the store."""
-        published = self._recent.get(request_id)
-        if published is not None:
+        checked here (its record is in the store or queued ahead in the outbox), others in the store.
+        Returns the id of the key that made the request."""
+        recent = self._recent.get(request_id)
+        if recent is not None:
+            asker, published = recent
             if not await asyncio.shield(published):
-                raise ApiError(503, "this request's record was dropped while the store was down; feedback is lost")
-            return
+                raise ApiError(410, "this request's record was dropped while the store was down; feedback is lost")
+            return asker
         missing = object()
         found = await self.breaker.call("feedback", lambda: self.stream.record(request_id), lambda: missing)
         if found is missing:
             raise ApiError(503, "the store is unreachable and this replica did not answer that request; retry shortly")
         if found is None:
             raise ApiError(404, f"unknown request_id {request_id!r} (never answered, or older than its TTL)")
+        return found.caller  # type: ignore[union-attr]
 
     async def read_paused(self) -> bool:
         return bool(await self.redis.exists(self.keys.updates_paused))

@@ -75,6 +75,7 @@ class Query:
     cost_weight: float | None = None  # λ for this query; None: the configured one
     agent: str | None = None  # addressed directly: skip the choice among agents
     explore: bool = True  # False: always the most probable path (benchmarks' frozen runs)
+    caller: str | None = None  # the id of the API key that asked: only it (or an admin) may grade the answer
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -254,11 +255,14 @@ class QueryResponse(BaseModel):
 
 
 class PathOutcome(BaseModel):
+    """One path's part of a finished request. Bounded here, so a record that reaches the updater cannot
+    make a path look cheap (a negative cost) or divide by zero (a cost of exactly −ε)."""
+
     edges: list[str]
     nodes: list[str]
-    cost_usd: float
-    latency_ms: float
-    score: float | None = None  # known at answer time (a replay's recorded score)
+    cost_usd: float = Field(ge=0, allow_inf_nan=False)
+    latency_ms: float = Field(ge=0, allow_inf_nan=False)
+    score: float | None = Field(None, ge=0, le=1)  # known at answer time (a replay's recorded score)
 
     @classmethod
     def of(cls, answer: PathAnswer) -> PathOutcome:
@@ -279,7 +283,8 @@ class FinishedRequest(BaseModel):
     query: str = ""  # kept so graded outcomes can teach the ability model; empty when not to be stored
     intent_weights: dict[str, float]
     paths: list[PathOutcome]
-    cost_usd: float
+    cost_usd: float = Field(ge=0, allow_inf_nan=False)
+    caller: str | None = Field(None, description="id of the API key that made the request; None: no keys")
     trace_context: dict[str, str] = Field(default_factory=dict, description="W3C carrier of the query's span")
     created: float = Field(default_factory=time.time)
 

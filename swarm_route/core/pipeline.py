@@ -188,6 +188,7 @@ class Pipeline:
                     intent_weights=decision.intent_weights,
                     paths=[PathOutcome.of(a) for a in answers],
                     cost_usd=response.cost_usd,
+                    caller=request.caller,
                     trace_context=carrier(),
                 )
             )

@@ -95,7 +95,11 @@ class ServeBuiltinBackend:
         self._handle = handle
 
     async def answer(self, spec: AgentSpec, model: str, query: str) -> AgentAnswer:
-        result = await self._handle.answer.remote(spec, model, query)
+        try:
+            result = await self._handle.answer.remote(spec, model, query)
+        except Exception as exc:  # the replica died or raised: its traceback stays in its log
+            log.warning("builtin agents' call failed: %r", exc)
+            raise AgentError(f"the builtin agents' replica failed ({type(exc).__name__})", retryable=True) from None
         if "error" in result:
             raise AgentError(result["error"], retryable=result["retryable"])
         return result["answer"]

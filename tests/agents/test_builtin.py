@@ -52,3 +52,49 @@ async def test_default_pool_agents_answer_through_the_backend():
     assert len(pool) >= 2 and len({a.intents()[0] for a in pool.values()}) == len(pool)
     answer = await backend.answer(pool["calculator"], "ast-eval", "what is 6 * 7")
     assert answer.text.endswith("42") and answer.cost_usd == 0
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "(9**9999)**9999",  # an exponent under the old cap, on a base already too large
+        "10**5000",  # a result too large to print
+        "2**10000 * 2**10000",
+        "-" * 5000 + "1",  # nesting deeper than any recursion limit
+        "(" * 300 + "1" + ")" * 300,
+        "1" + "+1" * 400 + " and then some words" * 10,  # longer than a calculator query
+        "factorial(1000) * factorial(1000) * factorial(1000)",
+    ],
+)
+def test_hostile_arithmetic_is_refused_quickly_with_the_agents_own_error(query):
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(AgentError):
+        calculate(query)
+    assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize(
+    "query, result",
+    [("square root of 2", "sqrt(2) = 1.414213562"), ("log of 100", "log10(100) = 2"), ("7 squared", "= 49")],
+)
+def test_math_words_are_understood(query, result):
+    assert calculate(query).endswith(result)
+
+
+@pytest.mark.parametrize("query", ["cube root of 27", "days between 2024-01-01 and 2024-03-01", "arctan of 1"])
+def test_a_query_only_partly_understood_is_declined_not_half_answered(query):
+    with pytest.raises(AgentError):
+        calculate(query)
+
+
+async def test_a_slow_tool_fails_as_the_agents_own_error_off_the_event_loop(monkeypatch):
+    import time
+
+    from swarm_route.agents import builtin
+
+    monkeypatch.setitem(builtin.TOOLS, "calculator", lambda q: time.sleep(0.3) or "late")
+    spec = next(a for a in default_pool() if a.name == "calculator")
+    with pytest.raises(AgentError, match="took longer"):
+        await BuiltinBackend(deadline_s=0.05).answer(spec, "ast-eval", "1+1")

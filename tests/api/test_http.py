@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, CLIENT_KEY
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -291,3 +291,26 @@ def test_a_replay_agent_reads_only_regular_files_under_the_allowed_folders(http,
         assert reply.status_code == 422, (endpoint, reply.text)
         refusals.add(reply.json()["error"])
     assert len(refusals) == 1 and "replay files must be regular" in refusals.pop()
+
+
+def test_a_request_is_graded_once_and_only_by_the_key_that_made_it(http, service):
+    body = http.post("/v1/query", json={"query": "what is 11 * 11"}).json()  # made with the admin key
+    rid = body["request_id"]
+    with httpx.Client(base_url=service.url, timeout=30, headers={"Authorization": f"Bearer {CLIENT_KEY}"}) as other:
+        denied = other.post("/v1/feedback", json={"request_id": rid, "score": 0.0})
+        assert denied.status_code == 403 and "made this request" in denied.json()["error"]
+        own = other.post("/v1/query", json={"query": "what is 12 * 12"}).json()["request_id"]
+        assert other.post("/v1/feedback", json={"request_id": own, "score": 1.0}).status_code == 202
+    before = http.get("/v1/updater/stats").json().get("feedback", 0)
+    assert http.post("/v1/feedback", json={"request_id": rid, "score": 0.9}).status_code == 202
+    wait_for(lambda: http.get("/v1/updater/stats").json().get("feedback", 0) > before)
+    again = http.post("/v1/feedback", json={"request_id": rid, "score": 0.1})
+    assert again.status_code == 409, again.text
+    assert "first grade stands" in again.json()["error"]
+    for score in ("NaN", "Infinity", "-0.5", "1.5"):
+        bad = http.post(
+            "/v1/feedback",
+            content=f'{{"request_id": "{rid}", "score": {score}}}',
+            headers={"content-type": "application/json"},
+        )
+        assert bad.status_code == 422 and "score" in bad.json()["error"], (score, bad.text)

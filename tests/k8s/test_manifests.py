@@ -54,7 +54,7 @@ def test_rayservice_validates_against_the_kuberay_crd():
         jsonschema.validate(broken, version["schema"]["openAPIV3Schema"])
 
 
-@pytest.mark.parametrize("name", ["namespace.yaml", "secret.yaml", "redis.yaml", "ingress.yaml"])
+@pytest.mark.parametrize("name", ["namespace.yaml", "secret.example.yaml", "redis.yaml", "ingress.yaml"])
 def test_core_kinds_validate_against_kubernetes_schemas(name):
     for doc in documents(name):
         kubernetes_validate.validate(doc, "1.30", strict=True)
@@ -63,7 +63,14 @@ def test_core_kinds_validate_against_kubernetes_schemas(name):
 def test_kustomization_lists_every_manifest():
     (kustomization,) = documents("kustomization.yaml")
     manifests = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml", "rayservice.template.yaml"}
-    assert set(kustomization["resources"]) == manifests
+    assert set(kustomization["resources"]) == {m for m in manifests if not m.endswith(".example.yaml")}
+
+
+def test_no_credentials_ship_and_the_ray_cluster_requires_a_token():
+    (kustomization,) = documents("kustomization.yaml")
+    applied = [d for name in kustomization["resources"] for d in documents(name)]
+    assert not [d for d in applied if d["kind"] == "Secret"], "the operator creates the Secret, with their own keys"
+    assert rayservice()["spec"]["rayClusterConfig"]["authOptions"] == {"mode": "token"}
 
 
 def test_the_shipped_apps_args_are_settings_swarm_route_accepts():

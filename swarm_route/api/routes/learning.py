@@ -17,8 +17,8 @@ router = APIRouter(tags=["learning"])
     responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
 )
 async def feedback(body: FeedbackRequest, service: Replica, authorization: AuthHeader = None) -> FeedbackAccepted:
-    await service.access.check(authorization, Scope.client)
-    await service.feedback(body.request_id, body.score)
+    caller = await service.access.check(authorization, Scope.client)
+    await service.feedback(body.request_id, body.score, caller)
     return FeedbackAccepted(request_id=body.request_id)
 
 

@@ -27,7 +27,7 @@ async def models(service: Replica, authorization: AuthHeader = None) -> ModelLis
 async def chat_completions(body: ChatRequest, service: Replica, authorization: AuthHeader = None) -> Any:
     """``swarm-route/auto`` routes, an agent's name addresses it directly; the route trace rides along as
     the extra field ``swarm_route``."""
-    await service.access.check(authorization, Scope.client)
+    caller = await service.access.check(authorization, Scope.client)
     agent = None
     if body.model != AUTO_MODEL:
         if body.model not in (await service.registry.snapshot())[1]:  # fails open on the last snapshot
@@ -35,10 +35,12 @@ async def chat_completions(body: ChatRequest, service: Replica, authorization: A
         agent = body.model
     request = QueryRequest(query=body.query(), budget_usd=body.budget_usd, max_agents=body.max_agents)
     if not body.stream:
-        return chat_completion(body, await service.answer(request, agent))
+        return chat_completion(body, await service.answer(request, agent, caller=caller.key_id))
     deltas: asyncio.Queue[str | None] = asyncio.Queue()
     request_id = uuid.uuid4().hex
-    walk = asyncio.create_task(service.answer(request, agent, on_delta=deltas.put_nowait, request_id=request_id))
+    walk = asyncio.create_task(
+        service.answer(request, agent, on_delta=deltas.put_nowait, request_id=request_id, caller=caller.key_id)
+    )
     walk.add_done_callback(lambda _: deltas.put_nowait(None))
     first = await deltas.get()
     if first is None:

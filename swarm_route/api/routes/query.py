@@ -12,5 +12,5 @@ router = APIRouter(tags=["query"])
 
 @router.post("/v1/query", response_model=QueryResponse, responses={422: {"model": ErrorBody}})
 async def query(body: QueryRequest, service: Replica, authorization: AuthHeader = None) -> QueryResponse:
-    await service.access.check(authorization, Scope.client)
-    return await service.answer(body)
+    caller = await service.access.check(authorization, Scope.client)
+    return await service.answer(body, caller=caller.key_id)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Protocol
@@ -24,6 +26,7 @@ from swarm_route.core.messages import (
     DispatchResult,
     PathAnswer,
     RouteDecision,
+    estimate_tokens,
 )
 from swarm_route.core.reachability import Reachability, Unreachable
 from swarm_route.core.registry import AgentKind, AgentSpec
@@ -37,6 +40,7 @@ class AgentBackend(Protocol):
     async def answer(self, spec: AgentSpec, model: str, query: str) -> AgentAnswer: ...
 
 
+log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("swarm_route")  # the API's no-op tracer unless a provider is installed
 
 
@@ -44,14 +48,46 @@ class Busy(AgentError):
     """The agent's concurrency limit stayed full for the whole call timeout; try another path instead."""
 
 
+MAX_ERROR_CHARS = 300
+
+
 def _error_text(exc: BaseException) -> str:
-    return "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+    """What the trace says of a failed call: the first line of the error, bounded. An exception that
+    crossed a process boundary formats as a traceback (pids, paths, source lines): none of it reaches a client."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if not isinstance(exc, AgentError):
+        log.warning("agent call failed unexpectedly", exc_info=exc)
+        return f"{type(exc).__name__} (see the dispatch replica's log)"
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return first[:MAX_ERROR_CHARS] or type(exc).__name__
 
 
 def _aim(spec: AgentSpec, endpoint: str) -> tuple[AgentSpec, str | None]:
     """The spec pointed at the chosen replica, and the replica to name in the trace (None: only one)."""
     target = spec if endpoint == spec.endpoint else spec.model_copy(update={"endpoint": endpoint})
     return target, endpoint if len(spec.endpoints()) > 1 else None
+
+
+def _sane(answer: AgentAnswer, spec: AgentSpec, model: str, query: str) -> AgentAnswer:
+    """An agent's report of its own tokens, cost and score, believed only where it is possible: a negative
+    token count or cost would make the agent look cheap to the router and the updater, a NaN would poison
+    both. What is not believed is estimated (price × estimated tokens), or dropped (a score)."""
+    tokens_ok = all(isinstance(t, int) and 0 <= t < 10**9 for t in (answer.prompt_tokens, answer.completion_tokens))
+    cost_ok = isinstance(answer.cost_usd, int | float) and math.isfinite(answer.cost_usd) and answer.cost_usd >= 0
+    score_ok = answer.score is None or (math.isfinite(answer.score) and 0 <= answer.score <= 1)
+    if tokens_ok and cost_ok and score_ok:
+        return answer
+    prompt, completion = estimate_tokens(query), estimate_tokens(answer.text)
+    price = next((m.cost_per_1k_tokens for m in spec.models if m.name == model), 0.0)
+    log.warning("agent %s reported impossible usage (%r); estimated instead", spec.name, answer)
+    return AgentAnswer(
+        text=answer.text,
+        cost_usd=answer.cost_usd if cost_ok else price * (prompt + completion) / 1000,
+        prompt_tokens=answer.prompt_tokens if tokens_ok else prompt,
+        completion_tokens=answer.completion_tokens if tokens_ok else completion,
+        score=answer.score if score_ok else None,
+    )
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -169,7 +205,7 @@ class Dispatcher:
             answer, attempts = AgentAnswer(text="".join(parts)), [failed]
         else:
             self.replicas.succeeded(endpoint)
-            answer = answer or AgentAnswer(text="".join(parts))
+            answer = _sane(answer or AgentAnswer(text="".join(parts)), spec, model, query)
             attempts = [
                 Attempt(agent=spec.name, model=model, attempt=1, ok=True, latency_ms=ms_since(started), replica=replica)
             ]
@@ -338,7 +374,7 @@ class Dispatcher:
                             raise
                     self.replicas.succeeded(endpoint)
                     record(None)
-                    return answer
+                    return _sane(answer, spec, model, query)
         except Exception:  # recorded above; the caller falls back
             return None
         return None

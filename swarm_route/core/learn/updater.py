@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Link
 from redis.exceptions import RedisError
 
+from swarm_route.core.failopen import STORE_ERRORS
 from swarm_route.core.learn.quality import QualityGate
 from swarm_route.core.learn.stream import EventStream
 from swarm_route.core.messages import Event, Feedback, FinishedRequest, PathOutcome
@@ -27,6 +29,8 @@ from swarm_route.keys import Keys
 
 log = logging.getLogger(__name__)
 LATENCY_EWMA = 0.2  # weight of the newest latency sample
+DEAD_LETTERS_KEPT = 1000
+GRADED_TTL_S = 30 * 24 * 3600  # longer than any record_ttl_s, so a request is graded once in its lifetime
 _tracer = trace.get_tracer("swarm_route")
 
 
@@ -55,15 +59,32 @@ class PheromoneUpdater:
         self._on_event = on_event  # e.g. a metrics counter; the Redis counters are the durable record
 
     async def step(self, count: int = 64, block_ms: int = 500) -> int:
-        """Read, handle and acknowledge one batch; returns how many entries it handled."""
+        """Read, handle and acknowledge one batch; returns how many entries it handled. An event whose
+        handling fails for any reason but the store's goes to the dead-letter list and is acknowledged:
+        redelivered, it would fail again, and learning would stop behind it. A store error leaves the
+        batch unacknowledged, to be redelivered once the store is back."""
         entries = await self.stream.read(self.consumer, count, block_ms)
-        for _, event in entries:
+        for entry_id, event in entries:
             if event is None:
                 await self._count("malformed")
-            else:
+                continue
+            try:
                 await self.handle(event)
+            except STORE_ERRORS:
+                raise
+            except Exception as exc:
+                log.exception("updater: event %s could not be handled; dead-lettered", entry_id)
+                await self._dead_letter(entry_id, event, exc)
         await self.stream.ack(*(entry_id for entry_id, _ in entries))
         return len(entries)
+
+    async def _dead_letter(self, entry_id: str, event: Event, exc: Exception) -> None:
+        letter = json.dumps({"id": entry_id, "error": f"{type(exc).__name__}: {exc}", "event": event.model_dump()})
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.lpush(self._k.dead_letters, letter)
+            pipe.ltrim(self._k.dead_letters, 0, DEAD_LETTERS_KEPT - 1)
+            await pipe.execute()
+        await self._count("dead_lettered")
 
     async def handle(self, event: Event) -> None:
         """One event, in a span of its own linked to the query's trace (caused by it, not part of it)."""
@@ -90,6 +111,10 @@ class PheromoneUpdater:
     async def _feedback(self, event: Feedback, record: FinishedRequest | None) -> None:
         if record is None:  # expired between the feedback's acceptance and now
             await self._count("feedback_orphaned")
+            return
+        first = await self._r.set(self._k.graded(event.request_id), "1", nx=True, ex=GRADED_TTL_S)
+        if not first:  # two grades accepted at once, or while the store could not tell: the first stands
+            await self._count("feedback_duplicate")
             return
         await self._count("feedback")
         for path in record.paths:
@@ -136,7 +161,7 @@ class PheromoneUpdater:
                     await self._count("evaporations")
                     log.info("evaporated %d edges", touched)
                     next_evaporation = time.monotonic() + evaporate_interval_s
-            except RedisError as exc:
+            except STORE_ERRORS as exc:
                 log.warning("updater: store error, retrying in 1 s: %s", exc)
                 await asyncio.sleep(1.0)
                 with contextlib.suppress(RedisError):

@@ -129,3 +129,13 @@ async def test_an_llm_refines_several_answers_and_its_failures_fall_back(openai_
     calls = len(openai_server.app.state.requests)
     single = await aggregator.refine("capital?", [answer("exactly this", "a")], [1.0])
     assert single.text == "exactly this" and len(openai_server.app.state.requests) == calls, "one answer: no LLM"
+
+
+async def test_impossible_usage_reports_are_estimated_not_believed():
+    class Lying:
+        async def answer(self, spec, model, query):
+            return AgentAnswer(text="four", cost_usd=-5.0, prompt_tokens=-100, completion_tokens=3, score=float("nan"))
+
+    result = await dispatcher(Lying()).run("what is 2+2", decision("a"), AGENTS)
+    (answer,) = result.answers
+    assert answer.cost_usd >= 0 and answer.prompt_tokens > 0 and answer.score is None

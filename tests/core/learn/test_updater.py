@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from swarm_route.core.learn.quality import QualityGate
@@ -85,3 +87,41 @@ async def test_malformed_entries_are_acknowledged_not_retried(redis_client, keys
     await drain(u)
     assert (await u.stats())["malformed"] == 1
     assert await u.stream.backlog() == 0
+
+
+async def test_an_event_that_cannot_be_handled_is_dead_lettered_and_learning_goes_on(redis_client, keys, monkeypatch):
+    import json
+
+    u = updater(redis_client, keys)
+    await u.stream.ensure_group()
+    grade = u._grade
+
+    async def poisoned(record, path, score):
+        if record.request_id == "poison":
+            raise ZeroDivisionError("a poison entry")
+        await grade(record, path, score)
+
+    monkeypatch.setattr(u, "_grade", poisoned)
+    await u.stream.publish(finished("poison", score=1.0), record_ttl_s=60)
+    await u.stream.publish(finished("after", score=1.0), record_ttl_s=60)
+    await drain(u)
+    stats = await u.stats()
+    assert stats["dead_lettered"] == 1 and stats["deposited"] == 1, "the entry after the poison was learnt"
+    (letter,) = [json.loads(x) for x in await redis_client.lrange(keys.dead_letters, 0, -1)]
+    assert letter["event"]["request_id"] == "poison" and "ZeroDivisionError" in letter["error"]
+    assert await u.stream.backlog() == 0, "acknowledged: not redelivered into a crash loop"
+
+
+async def test_a_record_claiming_a_negative_or_nan_cost_never_reaches_the_update(redis_client, keys):
+    from pydantic import ValidationError
+
+    for cost in (-0.01, float("nan"), float("inf")):
+        with pytest.raises(ValidationError):
+            PathOutcome(edges=EDGES, nodes=["a/m"], cost_usd=cost, latency_ms=1)
+    u = updater(redis_client, keys)
+    await u.stream.ensure_group()
+    bad = finished("neg", score=1.0).model_dump()
+    bad["paths"][0]["cost_usd"] = -0.01  # = −ε: Δτ would divide by zero
+    await redis_client.xadd(keys.finished, {"data": json.dumps(bad)})
+    await drain(u)
+    assert (await u.stats())["malformed"] == 1 and await u.store.trails("qa") == {}
