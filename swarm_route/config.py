@@ -118,6 +118,9 @@ class LimitSettings(Section):
     """Bounds on what one request may ask for. How many agents a query may reach is ``reasoning.max_set``."""
 
     max_query_chars: int = Field(8000, gt=0)
+    max_body_bytes: int = Field(
+        1_000_000, ge=1024, description="larger request bodies are refused (413) before anything parses them"
+    )
     max_budget_usd: float = Field(100.0, gt=0)
 
 

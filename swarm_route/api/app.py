@@ -5,6 +5,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 
 from swarm_route.api import errors
+from swarm_route.api.limits import BodyLimit
 from swarm_route.api.routes import agents, health, learning, openai, query
 from swarm_route.api.service import Service
 from swarm_route.core.reachability import VIA_HEADER, came_from, service_id
@@ -31,5 +32,7 @@ def create_app(service: Service | None = None) -> FastAPI:
             if came_from(request.headers.get(VIA_HEADER, ""), me):
                 return errors.loop_detected(request)
             return await call_next(request)
+
+        app.add_middleware(BodyLimit, max_bytes=service.settings.limits.max_body_bytes)  # added last: outermost
 
     return app

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from swarm_route.api.access import AccessDenied
 from swarm_route.api.schemas import ErrorBody
@@ -83,6 +84,26 @@ async def _store_down(request: Request, exc: RedisError) -> JSONResponse:
     return response
 
 
+async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """FastAPI's own refusals (an unknown path, a wrong method, a body it could not parse), in our shape."""
+    message = exc.detail if isinstance(exc.detail, str) else "invalid request"
+    if exc.status_code == 400:
+        message = "invalid request: body: not parsable JSON (malformed, or nested too deeply)"
+    response = _error(request, exc.status_code, message)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+async def _unparsable(request: Request, exc: Exception) -> JSONResponse:
+    """Text that is not valid Unicode (a lone surrogate) cannot be stored or sent on; JSON nested deeper
+    than the parser recurses. Both are the client's to fix, in the same shape as every other 4xx."""
+    problem = (
+        "nested too deeply" if isinstance(exc, RecursionError) else "text is not valid Unicode (a lone surrogate?)"
+    )
+    return _error(request, 422, f"invalid request: body: {problem}", [{"field": "body", "problem": problem}])
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error")
     return _error(request, 500, f"internal error ({type(exc).__name__}); see server log")
@@ -105,7 +126,10 @@ def install(app: FastAPI) -> None:
         StageUnavailable: _stage_gone,
         BudgetTooLow: _budget,
         RequestValidationError: _invalid,
+        StarletteHTTPException: _http,
         RedisError: _store_down,
+        UnicodeEncodeError: _unparsable,
+        RecursionError: _unparsable,
         Exception: _unexpected,
     }
     for kind, handler in handlers.items():

@@ -136,17 +136,26 @@ class Service:
         limit = self.settings.limits.max_query_chars
         if len(query) > limit:
             raise field_error("query", f"is {len(query)} characters; at most {limit} allowed")
+        try:
+            query.encode("utf-8")
+        except UnicodeEncodeError:
+            raise field_error("query", "is not valid Unicode text (a lone surrogate?)") from None
 
     # ---------------------------------------------------------------------------------------------- learning
 
-    async def finished(self, event: FinishedRequest) -> None:
+    async def finished(self, event: FinishedRequest) -> str:
         """The pipeline's event sink: queued for the outbox in the background, unless learning is paused;
-        remembered so feedback on it can wait for its record to be written."""
+        remembered so feedback on it can wait for its record to be written. A record the outbox would drop
+        (the store down for long, the outbox full) is said to be dropped in the answer itself."""
         if await self.paused.get():
-            return
+            return "paused"
+        if self.outbox.full:
+            self._count("outbox_full_finished")
+            return "dropped: the store is unreachable and this replica's outbox is full; feedback on it is lost"
         self._recent[event.request_id] = (event.caller, self._in_background(self.outbox.put(event)))
         while len(self._recent) > self.settings.store.outbox_capacity:
             self._recent.popitem(last=False)
+        return "queued"
 
     async def feedback(self, request_id: str, score: float, caller: Caller) -> None:
         """One grade per request, by the key that made it or an admin; the first accepted grade stands

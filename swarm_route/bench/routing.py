@@ -116,8 +116,9 @@ class _Learn:
     def __init__(self, updater: PheromoneUpdater) -> None:
         self._updater = updater
 
-    async def finished(self, event: FinishedRequest) -> None:
+    async def finished(self, event: FinishedRequest) -> str:
         await self._updater.handle(event)
+        return "learnt"
 
 
 class Bench:

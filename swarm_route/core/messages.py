@@ -100,6 +100,7 @@ class Candidate(BaseModel):
     latency_s: float | None = None
     probability: float = 0.0
     excluded: str | None = Field(None, description="why the candidate could not be chosen")
+    over_budget: bool = Field(False, description="excluded because its expected cost exceeds the budget")
 
     @property
     def agents(self) -> list[str]:
@@ -248,6 +249,11 @@ class QueryResponse(BaseModel):
     latency_ms: float
     prompt_tokens: int = Field(0, description="as the agents reported them; 0 for tool agents")
     completion_tokens: int = 0
+    learning: str = Field(
+        "off",
+        description="what becomes of this answer for learning: queued, paused, not recorded (nothing answered), "
+        "or dropped (the store is down and the replica's outbox is full); off: no learning here",
+    )
     trace: Trace
 
 

@@ -61,8 +61,9 @@ class Aggregator(Protocol):
 
 
 class EventSink(Protocol):
-    async def finished(self, event: FinishedRequest) -> None:
-        """Take a finished request for learning. The service queues it and returns at once."""
+    async def finished(self, event: FinishedRequest) -> str:
+        """Take a finished request for learning and say what becomes of it (``QueryResponse.learning``):
+        the client is told before it is answered. The service queues it and returns at once."""
         ...
 
 
@@ -140,10 +141,9 @@ class Pipeline:
         stages: dict[str, float] = {}
         query = request.text
         decision = await self._decide(request, stages)
-        if decision.declined and decision.candidates and request.budget_usd is not None:
-            costs = [c.expected_cost_usd for c in decision.candidates if c.ability >= 0.01]
-            if costs:
-                raise BudgetTooLow(min(costs))
+        over_budget = [c.expected_cost_usd for c in decision.candidates if c.excluded and c.over_budget]
+        if decision.declined and over_budget and all(c.excluded for c in decision.candidates):
+            raise BudgetTooLow(min(over_budget))  # the budget, and nothing else, left no path
 
         with self._stage(stages, "dispatch"):
             if decision.declined:
@@ -180,8 +180,10 @@ class Pipeline:
                 stages_ms=stages,
             ),
         )
+        if self.sink is not None:
+            response.learning = "not recorded (nothing was answered)"
         if answers and self.sink is not None:
-            await self.sink.finished(
+            response.learning = await self.sink.finished(
                 FinishedRequest(
                     request_id=request_id,
                     query=query,

@@ -25,6 +25,7 @@ def test_queries_and_feedback_survive_a_store_outage(service, redis_server):
                 answered.append(r.json())
             assert answered[0]["answer"].endswith("= 42") and answered[2]["agents"] == ["clock"]
             assert all("store unreachable" in (b["trace"]["store"] or "") for b in answered)
+            assert all(b["learning"] == "queued" for b in answered), "held in the outbox, and the client is told"
             for body in answered:
                 r = http.post("/v1/feedback", json={"request_id": body["request_id"], "score": 0.9})
                 assert r.status_code == 202, r.text

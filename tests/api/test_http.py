@@ -314,3 +314,29 @@ def test_a_request_is_graded_once_and_only_by_the_key_that_made_it(http, service
             headers={"content-type": "application/json"},
         )
         assert bad.status_code == 422 and "score" in bad.json()["error"], (score, bad.text)
+
+
+def test_hostile_bodies_get_a_4xx_in_the_one_error_shape(http, service):
+    big = b'{"query": "' + b"x" * 1_100_000 + b'"}'
+    with httpx.Client(base_url=service.url, timeout=30) as anonymous:  # no key: refused before anything reads it
+        declared = anonymous.post("/v1/query", content=big, headers={"content-type": "application/json"})
+        assert declared.status_code == 413 and "too large" in declared.json()["error"]
+
+        def chunks():
+            for _ in range(40):
+                yield b"x" * 50_000
+
+        streamed = anonymous.post("/v1/agents", content=chunks(), headers={"content-type": "application/json"})
+        assert streamed.status_code == 413, "an undeclared (chunked) body is counted as it arrives"
+    cases = [
+        (b'{"query": "\\ud800 what is 2 + 2"}', 422, "query"),  # a lone surrogate
+        (b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),
+        (b'{"query": "hi", "max_agents": 1e400}', 422, "max_agents"),
+    ]
+    for content, status, words in cases:
+        r = http.post("/v1/query", content=content, headers={"content-type": "application/json"})
+        assert r.status_code == status and words in r.json()["error"], (content[:40], r.text[:200])
+    missing = http.get("/v1/no-such-thing")
+    assert missing.status_code == 404 and "error" in missing.json()
+    wrong = http.put("/v1/query", json={"query": "hi"})
+    assert wrong.status_code == 405 and "error" in wrong.json()

@@ -57,6 +57,7 @@ class Stages:
 
     async def finished(self, event):
         self.events.append(event)
+        return "queued"
 
     def pipeline(self) -> Pipeline:
         return Pipeline(self, self, self, self, self)
@@ -110,10 +111,15 @@ async def test_a_decline_answers_politely_and_teaches_nothing():
     assert not stages.events
 
 
-async def test_a_budget_below_every_path_is_the_callers_error():
-    stages = Stages(decision("calc", chosen=(), declined="every agent serving this query is over the budget", cost=2))
+async def test_a_budget_below_every_path_is_the_callers_error_and_only_then():
+    over = decision("calc", chosen=(), declined="every agent serving this query is over the budget", cost=2)
+    over.candidates[0].excluded, over.candidates[0].over_budget = "expected cost $2 exceeds budget $1", True
     with pytest.raises(BudgetTooLow, match=r"\$2\.000000"):
-        await stages.pipeline().walk(Query(text="2+2", budget_usd=1.0), "r4")
+        await Stages(over).pipeline().walk(Query(text="2+2", budget_usd=1.0), "r4")
+    unserved = decision("calc", chosen=(), declined="no registered agent serves the query's intents")
+    unserved.candidates[0].excluded = "serves none of the query's intents"
+    walked = await Stages(unserved).pipeline().walk(Query(text="2+2", budget_usd=1.0), "r5")
+    assert walked.response.declined and "budget" not in walked.response.answer
 
 
 async def test_streamed_text_reaches_the_caller_and_the_result_the_response():

@@ -44,6 +44,11 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._queue)
 
+    @property
+    def full(self) -> bool:
+        """Whether an event put now would be dropped (the store is failing and the queue is at capacity)."""
+        return len(self._queue) >= self.capacity
+
     async def put(self, event: Event) -> bool:
         """Write now if the store takes it and nothing waits ahead of it; else queue it. False: refused
         (feedback when full); a finished request dropped when full returns False too."""

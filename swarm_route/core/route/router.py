@@ -41,6 +41,7 @@ class _Evaluation(NamedTuple):
     latency: np.ndarray
     probs: np.ndarray
     excluded: list[str | None]
+    over_budget: list[bool]
 
 
 class _Pool:
@@ -179,11 +180,12 @@ class ReasoningRouter:
         if eligible.size:
             eta[eligible] = aco.heuristic(ability[eligible], cost[eligible], lam, latency[eligible])
             probs[eligible] = aco.probabilities(tau[eligible], eta[eligible], self.alpha, self.beta)
-        evaluation = _Evaluation(tau, eta, ability, quality, cost, latency, probs, excluded)
+        over_budget = [bool(e) and e.startswith("expected cost") for e in excluded]
+        evaluation = _Evaluation(tau, eta, ability, quality, cost, latency, probs, excluded, over_budget)
         if not eligible.size:
             why = (
                 "every agent serving this query is over the budget"
-                if any(e and e.startswith("expected cost") for e in excluded)
+                if any(over_budget)
                 else "no registered agent serves the query's intents"
             )
             candidates = self._candidates(pool, self._shown(eligible, probs, n, []), evaluation)
@@ -327,6 +329,7 @@ class ReasoningRouter:
                 latency_s=float(e.latency[i]) or None,
                 probability=round(float(e.probs[i]), 6),
                 excluded=e.excluded[i],
+                over_budget=e.over_budget[i],
             )
             for i in shown
         ]
