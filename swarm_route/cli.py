@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Sequence
 
 from swarm_route.config import Settings, load_settings
+from swarm_route.store import exit_on_sigterm
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -263,6 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.file = args.name = args.target
         if args.action != "list" and not args.target:
             parser.error(f"agents {args.action} needs a {'file' if args.action == 'add' else 'name'}")
+    exit_on_sigterm()
     return args.func(args)
 
 

@@ -92,6 +92,9 @@ class AbilitySettings(Section):
     k: int = Field(50, ge=1, description="neighbours consulted per query")
     shrinkage: float = Field(5.0, ge=0, description="pseudo-count of the node's mean in each prediction")
     prior: float = Field(0.7, ge=0, le=1, description="predicted score of a node never graded")
+    max_history: int = Field(
+        20_000, ge=100, description="graded queries each router replica keeps in memory (newest); older are forgotten"
+    )
 
 
 class UpdaterSettings(Section):
@@ -102,7 +105,9 @@ class UpdaterSettings(Section):
     min_intent_weight: float = Field(0.05, ge=0, le=1, description="intents below this weight get no deposit")
     evaporate_interval_s: float = Field(60.0, gt=0)
     block_ms: int = Field(500, ge=10, description="how long one stream read waits for new entries")
-    record_ttl_s: int = Field(7 * 24 * 3600, gt=0, description="how long feedback can still reach a request")
+    record_ttl_s: int = Field(
+        24 * 3600, gt=0, description="how long feedback can still reach a request (its record's memory, in Redis)"
+    )
 
 
 class DispatchSettings(Section):

@@ -2,6 +2,13 @@
 
 Every key lives under ``{namespace}:`` so several deployments can share one Redis.
 
+Memory budget: what grows with traffic is capped or expires. The stream holds at most ~100,000 entries
+(~1–2 KB each: ≤ 200 MB), the outcome log 200,000 (~0.5–2 KB: ≤ 400 MB), the dead letters 1,000; request
+records and grade markers expire (``updater.record_ttl_s``; R requests/s keep R × ttl records of ~1–2 KB,
+so at 10 requests/s the 1-day default is ~1.3 GB: size Redis, or lower the TTL, to fit). The registry is bounded
+by ``agent_policy.max_agents``. Run Redis with ``maxmemory-policy noeviction`` (as ``k8s/redis.yaml``
+does): at its cap, writes fail and the service fails open, instead of Redis evicting trails or the registry.
+
 | key | type | holds |
 |---|---|---|
 | ``{ns}:agents`` | hash | agent name → AgentSpec JSON |

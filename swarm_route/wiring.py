@@ -71,7 +71,7 @@ def pheromone_store(settings: Settings, client: Any) -> PheromoneStore:
 
 def ability_model(settings: Settings) -> AbilityModel:
     a = settings.ability
-    return AbilityModel(k=a.k, shrinkage=a.shrinkage, prior=a.prior)
+    return AbilityModel(k=a.k, shrinkage=a.shrinkage, prior=a.prior, max_history=a.max_history)
 
 
 def quality_gate(settings: Settings, sample_rate: float | None = None) -> QualityGate:
@@ -183,7 +183,12 @@ class IntentStage:
         return self._new_classifier().fit(training_set(agents, self._files.train), val)
 
     def _new_classifier(self) -> IntentClassifier:
-        return intent_classifier(self._all_settings, self._embedder)
+        """Fine-tuning the encoder (minutes of all-core CPU) is for the operator's labelled files only:
+        examples that registrations bring never start it."""
+        settings = self._all_settings
+        if not self._settings.files:
+            settings = settings.model_copy(update={"intent": self._settings.model_copy(update={"tune_epochs": 0})})
+        return intent_classifier(settings, self._embedder)
 
     async def _refit(self, version: int, agents: list[AgentSpec]) -> None:
         classifier = await asyncio.to_thread(self._fit, agents)

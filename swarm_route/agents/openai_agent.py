@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 
 import openai
@@ -11,6 +13,8 @@ import openai
 from swarm_route.core.llm import openai_client
 from swarm_route.core.messages import AgentAnswer, AgentError, estimate_tokens
 from swarm_route.core.registry import AGENT_KEY_ENV, AgentSpec
+
+MAX_CLIENTS = 256
 
 
 class OpenAIBackend:
@@ -20,15 +24,23 @@ class OpenAIBackend:
         """``headers`` go with every call (the service's ``VIA_HEADER``, so a call that comes back is refused)."""
         self._timeout = timeout_s
         self._headers = dict(headers or {})
-        self._clients: dict[tuple[str, str | None], openai.AsyncOpenAI] = {}
+        self._closing: set[asyncio.Future[None]] = set()
+        # the most recently used clients: endpoints come and go with the registry, memory must not
+        self._clients: OrderedDict[tuple[str, str | None], openai.AsyncOpenAI] = OrderedDict()
 
     def _client(self, spec: AgentSpec) -> openai.AsyncOpenAI:
         key = (spec.endpoint, spec.api_key_env)
-        if key not in self._clients:
-            named = spec.api_key_env if spec.api_key_env and re.match(AGENT_KEY_ENV, spec.api_key_env) else None
-            api_key = os.environ.get(named, "") if named else ""
-            self._clients[key] = openai_client(spec.endpoint, api_key, self._timeout, self._headers)
-        return self._clients[key]
+        if key in self._clients:
+            self._clients.move_to_end(key)
+            return self._clients[key]
+        named = spec.api_key_env if spec.api_key_env and re.match(AGENT_KEY_ENV, spec.api_key_env) else None
+        api_key = os.environ.get(named, "") if named else ""
+        self._clients[key] = client = openai_client(spec.endpoint, api_key, self._timeout, self._headers)
+        while len(self._clients) > MAX_CLIENTS:
+            _, old = self._clients.popitem(last=False)
+            self._closing.add(task := asyncio.ensure_future(old.close()))
+            task.add_done_callback(self._closing.discard)
+        return client
 
     async def answer(self, spec: AgentSpec, model: str, query: str) -> AgentAnswer:
         price = next(m.cost_per_1k_tokens for m in spec.models if m.name == model)

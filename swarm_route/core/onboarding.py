@@ -102,6 +102,7 @@ class AgentPolicy(BaseModel):
         "vLLM, 127.0.0.0/8 on a laptop); loopback, private, link-local and the like are refused otherwise",
     )
     replay_dirs: list[str] = Field(default_factory=list, description="folders replay agents' CSVs may be read from")
+    max_agents: int = Field(1000, ge=1, le=100_000, description="registrations beyond this many agents are refused")
 
     @model_validator(mode="after")
     def _check_networks(self) -> AgentPolicy:
@@ -110,6 +111,10 @@ class AgentPolicy(BaseModel):
 
 
 class PolicyViolation(ValueError):
+    pass
+
+
+class RegistryFull(Exception):
     pass
 
 
@@ -125,6 +130,8 @@ async def onboard(
     violation = policy_violation(spec, policy.hosts, policy.replay_dirs)
     if violation:
         raise PolicyViolation(violation)
+    if len((await registry.snapshot())[1]) >= policy.max_agents:
+        raise RegistryFull(f"the registry holds its limit of {policy.max_agents} agents (agent_policy.max_agents)")
     if spec.kind in (AgentKind.openai, AgentKind.a2a):
         reachability = Reachability(policy.allow_networks)
         for endpoint in spec.endpoints():

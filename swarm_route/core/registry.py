@@ -19,6 +19,7 @@ from swarm_route.core.reachability import Unreachable, replay_files
 from swarm_route.keys import Keys
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+MAX_EXAMPLES_PER_AGENT = 1000  # what one registration may make every classifier replica learn
 AGENT_KEY_PREFIX = "SWARM_AGENT_KEY_"  # the only environment variables an agent spec may name as its key
 AGENT_KEY_ENV = rf"^{AGENT_KEY_PREFIX}[A-Z0-9_]{{1,100}}$"
 log = logging.getLogger(__name__)
@@ -105,6 +106,8 @@ class AgentSpec(BaseModel):
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
             raise ValueError("model names of one agent must be unique")
+        if sum(len(s.examples) for s in self.skills) > MAX_EXAMPLES_PER_AGENT:
+            raise ValueError(f"an agent may bring at most {MAX_EXAMPLES_PER_AGENT} examples over all its skills")
         if not self.skills:
             self.skills = [Skill(name=self.name, description=self.description)]
         return self

@@ -10,6 +10,7 @@ import time
 import urllib.request
 
 from swarm_route.config import Settings
+from swarm_route.store import exit_on_sigterm
 
 
 def _wait_ready(url: str, timeout_s: float) -> None:
@@ -56,6 +57,7 @@ class LocalService:
             self.settings = self.settings.model_copy(update={"redis_url": self._redis.url})
         s = self.settings.serve
         ray.init(num_cpus=s.num_cpus, include_dashboard=False, log_to_driver=False, _metrics_export_port=s.metrics_port)
+        exit_on_sigterm()  # Ray installs its own handler, which would exit without stopping what we started
         serve.start(http_options={"host": s.host, "port": s.port})
         serve.run(build_app(self.settings), name=s.app_name, route_prefix="/", blocking=False)
         _wait_ready(self.url, ready_timeout_s)

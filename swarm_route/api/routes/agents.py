@@ -8,7 +8,7 @@ from swarm_route.api.access import Scope
 from swarm_route.api.errors import ApiError, field_error
 from swarm_route.api.routes import AuthHeader, Replica
 from swarm_route.api.schemas import ErrorBody, InvokeRequest, InvokeResponse
-from swarm_route.core.onboarding import PolicyViolation, Registration, onboard
+from swarm_route.core.onboarding import PolicyViolation, Registration, RegistryFull, onboard
 from swarm_route.core.registry import AgentExists, AgentNotFound, AgentSpec
 from swarm_route.timing import ms_since
 
@@ -29,6 +29,8 @@ async def register_agent(body: Registration, service: Replica, authorization: Au
         return await onboard(service.registry, service.pheromones, body, service.settings.agent_policy)
     except PolicyViolation as exc:
         raise field_error("endpoint", str(exc)) from None
+    except RegistryFull as exc:
+        raise ApiError(409, str(exc)) from None
     except AgentExists as exc:
         raise ApiError(409, f"an agent named {str(exc)!r} exists; DELETE it first or pick another name") from None
 

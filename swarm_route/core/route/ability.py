@@ -30,8 +30,11 @@ class AbilityEstimate:
 class AbilityModel:
     """kNN over graded history; refit (vocabulary and IDF) explicitly, append online cheaply."""
 
-    def __init__(self, k: int = 50, shrinkage: float = 5.0, prior: float = 0.7) -> None:
-        self.k, self.shrinkage, self.prior = k, shrinkage, prior
+    def __init__(self, k: int = 50, shrinkage: float = 5.0, prior: float = 0.7, max_history: int = 20_000) -> None:
+        """``max_history``: graded texts kept in memory, newest; older ones are forgotten (a replica's
+        memory must not grow with its traffic)."""
+        self.k, self.shrinkage, self.prior, self.max_history = k, shrinkage, prior, max_history
+        self._forgotten = 0  # texts dropped from the front so far, so a refit in a thread can line up
         # featuriser and the history's vectors, swapped as one so a refit in a thread never mixes them
         # (CSC, so one query's few terms select a few columns instead of a sparse-by-sparse product)
         self._index: tuple[TfidfRows, csc_matrix] | None = None
@@ -62,7 +65,7 @@ class AbilityModel:
 
     def refit(self) -> None:
         """Refit vocabulary and IDF on the whole history (safe in a thread beside ``predict``)."""
-        texts = list(self._texts)
+        texts, forgotten = list(self._texts), self._forgotten
         if not texts:
             self._index, self._rows = None, []
             return
@@ -70,9 +73,10 @@ class AbilityModel:
         matrix = vectorizer.fit_transform(texts).tocsc()
         featurise = TfidfRows(vectorizer)
         with self._swap:
-            extra = self._texts[len(texts) :]  # appended while fitting
+            shift = self._forgotten - forgotten  # dropped from the front while fitting
+            extra = self._texts[len(texts) - shift :]  # appended while fitting
             self._rows = [featurise(extra)] if extra else []
-            self._index = (featurise, matrix)
+            self._index = (featurise, matrix[shift:].tocsc() if shift else matrix)
 
     def add(self, outcomes: Sequence[tuple[str, str, float, float | None]]) -> None:
         """Append graded outcomes ``(text, node, score, cost)``; consecutive ones on one text share a row.
@@ -106,6 +110,21 @@ class AbilityModel:
                 self._rows.append(self._index[0](texts))
         if self._index is None:
             self.refit()
+        if len(self._texts) > self.max_history * 1.1:  # a tenth of slack, so forgetting is not per call
+            self._forget(len(self._texts) - self.max_history)
+
+    def _forget(self, n: int) -> None:
+        """Drop the ``n`` oldest texts, their grades and their vectors."""
+        self._scores, self._costs = self._scores[n:], self._costs[n:]
+        with self._swap:
+            self._texts = self._texts[n:]
+            self._forgotten += n
+            self._mean_cache = None
+            if self._index is not None:
+                featurise, matrix = self._index
+                if self._rows:
+                    matrix, self._rows = vstack([matrix, *self._rows]).tocsc(), []
+                self._index = (featurise, matrix[n:].tocsc())
 
     def _node_mean(self) -> np.ndarray:
         """Each node's mean graded score (the prior where it has none), cached until the history changes."""

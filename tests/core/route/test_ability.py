@@ -87,3 +87,15 @@ async def test_concurrent_refreshes_never_overlap_refits_and_predictions_stay_co
     await memory.refresh(force=True)
     assert most[0] == 1, "refits overlapped"
     assert memory.model.size == 6 * len(TEXTS)
+
+
+def test_memory_is_bounded_to_the_newest_history_and_predictions_still_line_up():
+    model = AbilityModel(k=3, shrinkage=0.5, max_history=100)
+    for i in range(300):
+        topic, node = ("python code", NODES[0]) if i % 2 else ("french translation", NODES[1])
+        model.add([(f"{topic} {i}", node, 1.0, 0.001)])
+    assert 100 <= model.size <= 110 and model._scores.shape[0] == model.size
+    assert model._vectors()[1].shape[0] == model.size, "the vectors were forgotten with their texts"
+    model.refit()
+    assert model._vectors()[1].shape[0] == model.size
+    assert model.predict("python code 299", NODES).support[0] > 0
