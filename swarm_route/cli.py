@@ -153,6 +153,13 @@ def _bench_chaos(args: argparse.Namespace) -> int:
     return 0 if result["failed"] == 0 and result["lost"] == 0 else 1
 
 
+def _bench_hostile(args: argparse.Namespace) -> int:
+    from swarm_route.bench import hostile
+
+    result = hostile.run(args.url, args.key, args.client_key, args.json)
+    return 1 if result["failures"] else 0
+
+
 def _store_settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config)
     if not settings.redis_url:
@@ -259,6 +266,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json")
     p.add_argument("--config")
     p.set_defaults(func=_bench_chaos)
+    p = bench.add_parser("hostile", help="hostile input against a running service: 0 5xx, hangs, bad registrations")
+    p.add_argument("--url", default="http://127.0.0.1:8000")
+    p.add_argument("--key", default=os.environ.get("SWARM_API_KEY"), help="an admin key, when keys are configured")
+    p.add_argument("--client-key", help="a client key, to probe what a client may not do")
+    p.add_argument("--json")
+    p.set_defaults(func=_bench_hostile)
     args = parser.parse_args(argv)
     if args.command == "agents":
         args.file = args.name = args.target
