@@ -130,24 +130,16 @@ async def test_a_url_agent_is_refused_at_call_time_when_its_host_resolves_to_a_d
     llm = agent("llm", "x", MATH, {"m": 0.0})
     llm.endpoint = openai_server.base_url  # 127.0.0.1: not public
     calls = len(openai_server.app.state.requests)
-    d = Dispatcher(
-        {AgentKind.openai: OpenAIBackend(2.0)},
-        timeout_s=2,
-        retries=1,
-        backoff_s=0.001,
-        fallbacks=0,
-        reachability=Reachability(),
-    )
-    result = await d.run("hi", decision("llm"), {"llm": llm})
+
+    def guarded(*allowed: str) -> Dispatcher:
+        backends = {AgentKind.openai: OpenAIBackend(2.0)}
+        return Dispatcher(
+            backends, timeout_s=2, retries=1, backoff_s=0.001, fallbacks=0, reachability=Reachability(allowed)
+        )
+
+    result = await guarded().run("hi", decision("llm"), {"llm": llm})
     assert not result.answers and "non-public" in result.attempts[0].error
     assert len(result.attempts) == 1, "not retried: the address will not change within a call"
     assert len(openai_server.app.state.requests) == calls, "nothing was sent"
-    allowed = Dispatcher(
-        {AgentKind.openai: OpenAIBackend(2.0)},
-        timeout_s=2,
-        retries=0,
-        backoff_s=0.001,
-        fallbacks=0,
-        reachability=Reachability(["127.0.0.0/8"]),
-    )
+    allowed = guarded("127.0.0.0/8")
     assert (await allowed.run("hi", decision("llm"), {"llm": llm})).answers
