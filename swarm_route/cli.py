@@ -135,9 +135,15 @@ def _bench_load(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         requests=args.requests,
         json_path=args.json,
-        settings=load_settings(args.config),
+        settings=_with_topology(load_settings(args.config), args.topology),
     )
     return 0
+
+
+def _with_topology(settings: Settings, topology: str | None) -> Settings:
+    if topology is None:
+        return settings
+    return settings.model_copy(update={"serve": settings.serve.model_copy(update={"topology": topology})})
 
 
 def _bench_chaos(args: argparse.Namespace) -> int:
@@ -148,7 +154,7 @@ def _bench_chaos(args: argparse.Namespace) -> int:
         redis_down_s=args.redis_down,
         concurrency=args.concurrency,
         json_path=args.json,
-        settings=load_settings(args.config),
+        settings=_with_topology(load_settings(args.config), args.topology),
     )
     return 0 if result["failed"] == 0 and result["lost"] == 0 else 1
 
@@ -258,6 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--agent", help="with --url: the agent the direct calls go to")
     p.add_argument("--json")
     p.add_argument("--config")
+    p.add_argument("--topology", choices=["fast", "split"], help="the app's topology (default: the settings')")
     p.set_defaults(func=_bench_load)
     p = bench.add_parser("chaos", help="steady load while Redis stops, an agent replica and a router replica die")
     p.add_argument("--seconds", type=float, default=40.0, help="how long the load runs")
@@ -265,6 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--json")
     p.add_argument("--config")
+    p.add_argument("--topology", choices=["fast", "split"], help="the app's topology (default: the settings')")
     p.set_defaults(func=_bench_chaos)
     p = bench.add_parser("hostile", help="hostile input against a running service: 0 5xx, hangs, bad registrations")
     p.add_argument("--url", default="http://127.0.0.1:8000")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -202,10 +202,10 @@ class ServeSettings(Section):
     app_name: str = "swarm_route"
     num_cpus: int | None = Field(None, description="CPUs for a local Ray; None lets Ray count them")
     max_ongoing_requests: int = Field(256, ge=1, description="per replica, for every deployment")
-    colocate_routing: bool = Field(
-        False,
-        description="classify and route inside each ingress replica instead of in their own deployments: two "
-        "handle hops fewer per query, but the two stages then scale with the ingress",
+    topology: Literal["fast", "split"] = Field(
+        "fast",
+        description="fast: classify and route inside each ingress replica (two handle hops fewer per query; the "
+        "stages scale with the ingress); split: each in a deployment of its own, scaled apart",
     )
     metrics_port: int | None = Field(
         None, ge=1, le=65535, description="a local Ray's Prometheus export port (/metrics); None: a free one"

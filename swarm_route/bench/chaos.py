@@ -124,13 +124,17 @@ async def _applied(client: httpx.AsyncClient) -> int:
 
 
 def _kill_router_replica() -> str:
+    """The router's replica in the split topology; in the fast one (routing inside the ingress) the
+    dispatch replica, the stage on the request path that is a deployment of its own."""
     import ray
 
-    for actor in ray.util.list_named_actors(all_namespaces=True):
-        if "RouterDeployment" in actor["name"]:
-            ray.kill(ray.get_actor(actor["name"], namespace=actor["namespace"]), no_restart=False)
-            return actor["name"]
-    return "no router replica found"
+    actors = ray.util.list_named_actors(all_namespaces=True)
+    for stage in ("RouterDeployment", "DispatchDeployment"):
+        for actor in actors:
+            if stage in actor["name"]:
+                ray.kill(ray.get_actor(actor["name"], namespace=actor["namespace"]), no_restart=False)
+                return actor["name"]
+    return "no stage replica found"
 
 
 async def _scenario(

@@ -191,6 +191,7 @@ def run(
     try:
         console.print(f"bench load: {url}, {concurrency} clients, {requests} requests per mode")
         result = asyncio.run(measure(url, key, prompts, agent_name, model or None, concurrency, requests))
+        result["topology"] = service.settings.serve.topology if service is not None else "as deployed at --url"
     finally:
         if service is not None:
             service.stop()
@@ -204,6 +205,7 @@ def run(
         ["figure", "value"],
         [
             *((k, result[k]) for k in ("overhead_p50_ms", "rps_ratio", "p99_updates_on_over_off", "concurrency")),
+            ("topology", result["topology"]),
             *((f"routed {stage} p50_ms", ms) for stage, ms in result["routed_stages_p50_ms"].items()),
         ],
     )

@@ -27,8 +27,8 @@ _ACTOR = {"num_cpus": 0}
 
 def build_app(settings: Settings) -> Application:
     opts = {"max_ongoing_requests": settings.serve.max_ongoing_requests, "ray_actor_options": _ACTOR}
-    classifier = router = None  # colocated: the ingress runs both stages itself
-    if not settings.serve.colocate_routing:
+    classifier = router = None  # the fast topology: the ingress runs both stages itself
+    if settings.serve.topology == "split":
         classifier = IntentClassifierDeployment.options(**opts).bind(settings)
         router = RouterDeployment.options(**opts).bind(settings)
     builtin = BuiltinAgentsDeployment.options(**opts).bind()

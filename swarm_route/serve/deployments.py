@@ -52,7 +52,7 @@ def counted(metrics: Metrics) -> Callable[[str], None]:
 @serve.deployment
 class IntentClassifierDeployment(IntentStage):
     """The classifier stage as a deployment of its own, batching concurrent queries into one vectorised call.
-    (Colocated in the ingress it runs unbatched: ``serve.batch`` there left concurrent queries hanging.)"""
+    (Inside the ingress, in the fast topology, it runs unbatched: ``serve.batch`` there hung concurrent queries.)"""
 
     # Opportunistic batching: no wait for a batch to fill (a lone query would pay the wait in full); under
     # load, queries queue while a batch is classified and the next batch takes them all.

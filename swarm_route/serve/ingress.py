@@ -1,7 +1,7 @@
 """The ingress deployment: one replica's ``Service`` and the FastAPI app over it.
 
-The walk's stages are handles to their deployments, or, for classification and routing with
-``serve.colocate_routing``, the same stages run in this replica (two handle hops fewer).
+Classification and routing run in this replica (``serve.topology: fast``, the default: two handle hops
+fewer) or are handles to deployments of their own (``split``); dispatch and merging are always handles.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def test_embedded_serve_config_is_valid_for_serve():
     schema = ServeDeploySchema.model_validate(yaml.safe_load(rayservice()["spec"]["serveConfigV2"]))
     (app,) = schema.applications
     assert app.args["redis_url"] == render.CLUSTER_REDIS
-    assert {d.name for d in app.deployments} >= {"Ingress", "RouterDeployment", "UpdaterDeployment"}
+    assert {d.name for d in app.deployments} >= {"Ingress", "DispatchDeployment", "UpdaterDeployment"}
 
 
 @pytest.mark.skipif(not CRD.is_file(), reason=f"KubeRay CRD not at {CRD}")

@@ -39,9 +39,9 @@ def test_every_deployment_the_config_tunes_exists_in_the_app():
     assert "BuiltinAgentsDeployment" in built and "UpdaterDeployment" in built
 
 
-def test_colocated_routing_leaves_the_classifier_and_router_to_the_ingress():
-    apart = _deployment_names(build_app(Settings(redis_url="redis://127.0.0.1:1")))
-    together = _deployment_names(build_app(Settings(redis_url="redis://127.0.0.1:1", serve={"colocate_routing": True})))
+def test_the_fast_topology_leaves_the_classifier_and_router_to_the_ingress():
+    together = _deployment_names(build_app(Settings(redis_url="redis://127.0.0.1:1")))
+    apart = _deployment_names(build_app(Settings(redis_url="redis://127.0.0.1:1", serve={"topology": "split"})))
     stages = {"IntentClassifierDeployment", "RouterDeployment"}
     assert stages <= apart and not stages & together
     assert apart - together == stages

@@ -1,4 +1,5 @@
-"""Classification and routing inside the ingress (``serve.colocate_routing``): the same walk, two hops fewer."""
+"""Both topologies walk the same pipeline: fast (the session's service: classify and route in the ingress)
+and split (a second app beside it: each stage a deployment of its own, the classifier batching)."""
 
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,15 +12,15 @@ from tests.conftest import ADMIN_KEY
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
-PREFIX = "/colocated"
+PREFIX = "/split"
 
 
 @pytest.fixture(scope="module")
-def colocated(service):
+def split(service):
     """A second app beside the session's, on the same Serve instance, in its own Redis namespace."""
-    together = service.settings.serve.model_copy(update={"colocate_routing": True})
-    settings = service.settings.model_copy(update={"namespace": "itest-colo", "serve": together})
-    serve.run(build_app(settings), name="colocated", route_prefix=PREFIX, blocking=False)
+    apart = service.settings.serve.model_copy(update={"topology": "split"})
+    settings = service.settings.model_copy(update={"namespace": "itest-split", "serve": apart})
+    serve.run(build_app(settings), name="split", route_prefix=PREFIX, blocking=False)
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     with httpx.Client(base_url=service.url + PREFIX, timeout=30, headers=headers) as client:
 
@@ -29,27 +30,38 @@ def colocated(service):
             except (httpx.HTTPError, ValueError):
                 return False
 
-        assert wait_for(ready, timeout_s=120), "the colocated app did not become ready"
+        assert wait_for(ready, timeout_s=120), "the split app did not become ready"
         yield client
-    serve.delete("colocated")
+    serve.delete("split")
 
 
-def test_a_colocated_ingress_classifies_routes_and_answers(colocated):
-    r = colocated.post("/v1/query", json={"query": "what is 6 * 7"})
+@pytest.fixture(scope="module")
+def fast(service):
+    with httpx.Client(base_url=service.url, timeout=30, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as client:
+        yield client
+
+
+@pytest.fixture(params=["fast", "split"])
+def app(request):
+    return request.getfixturevalue(request.param)
+
+
+def test_either_topology_classifies_routes_and_answers(app):
+    r = app.post("/v1/query", json={"query": "what is 6 * 7"})
     assert r.status_code == 200, r.text
     body = r.json()
     assert "42" in body["answer"] and body["agents"] == ["calculator"]
     trace = body["trace"]
     assert {"classify", "route", "dispatch"} <= set(trace["stages_ms"])
     assert trace["intent_weights"] and trace["selection"][0]["agents"] == ["calculator"]
-    declined = colocated.post("/v1/query", json={"query": "x" * 100_000})
+    declined = app.post("/v1/query", json={"query": "x" * 100_000})
     assert declined.status_code == 422 and "query" in declined.text
 
 
-def test_a_colocated_ingress_answers_concurrent_queries(colocated):
+def test_either_topology_answers_concurrent_queries(app):
     """Serve's batching inside the ingress once left every concurrent query hanging; none may."""
     queries = [f"what is {i} * 3" for i in range(12)]
     with ThreadPoolExecutor(max_workers=12) as pool:
-        answers = list(pool.map(lambda q: colocated.post("/v1/query", json={"query": q}, timeout=20), queries))
+        answers = list(pool.map(lambda q: app.post("/v1/query", json={"query": q}, timeout=20), queries))
     assert [r.status_code for r in answers] == [200] * 12
     assert all(str(i * 3) in r.json()["answer"] for i, r in enumerate(answers))
