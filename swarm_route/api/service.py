@@ -147,15 +147,20 @@ class Service:
         """The pipeline's event sink: queued for the outbox in the background, unless learning is paused;
         remembered so feedback on it can wait for its record to be written. A record the outbox would drop
         (the store down for long, the outbox full) is said to be dropped in the answer itself."""
-        if await self.paused.get():
+        if await self.paused.get():  # traffic teaches nothing; the record is kept so feedback can still grade it
+            kept = self._in_background(self.stream.keep(event, self.settings.updater.record_ttl_s))
+            self._remember(event, kept)
             return "paused"
         if self.outbox.full:
             self._count("outbox_full_finished")
             return "dropped: the store is unreachable and this replica's outbox is full; feedback on it is lost"
-        self._recent[event.request_id] = (event.caller, self._in_background(self.outbox.put(event)))
+        self._remember(event, self._in_background(self.outbox.put(event)))
+        return "queued"
+
+    def _remember(self, event: FinishedRequest, published: asyncio.Task[Any]) -> None:
+        self._recent[event.request_id] = (event.caller, published)
         while len(self._recent) > self.settings.store.outbox_capacity:
             self._recent.popitem(last=False)
-        return "queued"
 
     async def feedback(self, request_id: str, score: float, caller: Caller) -> None:
         """One grade per request, by the key that made it or an admin; the first accepted grade stands

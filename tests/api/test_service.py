@@ -1,5 +1,7 @@
 """One replica's Service without HTTP: what it tells a client about learning, and whom it lets grade."""
 
+import json
+
 import pytest
 
 from swarm_route.api.access import Caller
@@ -34,10 +36,14 @@ def service(redis_client, keys):
     )
 
 
-async def test_the_answer_says_whether_it_will_be_learnt_from(service):
+async def test_the_answer_says_whether_it_will_be_learnt_from(service, redis_client, keys):
     assert await service.finished(finished("a" * 32, None)) == "queued"
     await service.set_learning(False)
     assert await service.finished(finished("b" * 32, None)) == "paused"
+    await service.feedback("b" * 32, 0.9, Caller())  # accepted while paused, as the docs say: the record was kept
+    events = [json.loads(fields["data"]) for _, fields in await redis_client.xrange(keys.finished)]
+    published = sorted((e["type"], e["request_id"][0]) for e in events)
+    assert published == [("feedback", "b"), ("finished", "a")], "the paused request was not published, its grade was"
     await service.set_learning(True)
     service.outbox._queue.append(finished("c" * 32, None))  # the store has been down: the outbox is at capacity
     said = await service.finished(finished("d" * 32, None))

@@ -27,6 +27,12 @@ class EventStream:
             pipe.xadd(self._k.finished, {"data": payload}, maxlen=MAX_LEN, approximate=True)
             await pipe.execute()
 
+    async def keep(self, event: FinishedRequest, record_ttl_s: int) -> bool:
+        """Keep a finished request's record for late feedback without publishing it for learning (while
+        learning is paused: its traffic teaches nothing, a client's explicit grade still may)."""
+        await self._r.set(self._k.request(event.request_id), event.model_dump_json(), ex=record_ttl_s)
+        return True
+
     async def record(self, request_id: str) -> FinishedRequest | None:
         raw = await self._r.get(self._k.request(request_id))
         return FinishedRequest.model_validate_json(raw) if raw else None
