@@ -20,6 +20,7 @@ from tests.support.redis_server import RedisServer
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 ADMIN_KEY = "admin-test-key-0123456789"
 CLIENT_KEY = "client-test-key-0123456789"
+GRADER_KEY = "grader-test-key-0123456789"  # a second client, whose rate limit test_access does not exhaust
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +79,7 @@ def service(redis_server: RedisServer, openai_server: OpenAIServer, otlp_receive
         serve={"port": free_port(), "num_cpus": 2, "max_ongoing_requests": 64, "metrics_port": free_port()},
         updater={"sample_rate": 1.0, "gate_threshold": 0.5, "block_ms": 50, "evaporate_interval_s": 3600},
         dispatch={"timeout_s": 2.0, "retries": 1, "backoff_s": 0.05},
-        auth={"admin_keys": [ADMIN_KEY], "client_keys": [CLIENT_KEY], "rate_per_minute": 20},
+        auth={"admin_keys": [ADMIN_KEY], "client_keys": [CLIENT_KEY, GRADER_KEY], "rate_per_minute": 20},
         agent_policy={
             "hosts": ["127.0.0.1", "*.internal.test"],
             "allow_networks": ["127.0.0.0/8"],

@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_KEY, CLIENT_KEY
+from tests.conftest import ADMIN_KEY, GRADER_KEY
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -296,7 +296,7 @@ def test_a_replay_agent_reads_only_regular_files_under_the_allowed_folders(http,
 def test_a_request_is_graded_once_and_only_by_the_key_that_made_it(http, service):
     body = http.post("/v1/query", json={"query": "what is 11 * 11"}).json()  # made with the admin key
     rid = body["request_id"]
-    with httpx.Client(base_url=service.url, timeout=30, headers={"Authorization": f"Bearer {CLIENT_KEY}"}) as other:
+    with httpx.Client(base_url=service.url, timeout=30, headers={"Authorization": f"Bearer {GRADER_KEY}"}) as other:
         denied = other.post("/v1/feedback", json={"request_id": rid, "score": 0.0})
         assert denied.status_code == 403 and "made this request" in denied.json()["error"]
         own = other.post("/v1/query", json={"query": "what is 12 * 12"}).json()["request_id"]
