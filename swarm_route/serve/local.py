@@ -46,6 +46,9 @@ class LocalService:
 
     def start(self, ready_timeout_s: float = 120.0) -> None:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        # gRPC between replicas (Ray >= 2.55), inherited by every Ray process started below. Measured here with
+        # `bench load`: routed p50 28-31 -> 23-25 ms at C=1, routed throughput 43.5 -> 54.9 rps at C=16.
+        os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
         import ray
         from ray import serve
 
