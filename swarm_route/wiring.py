@@ -167,8 +167,12 @@ class IntentStage:
     while the previous model keeps answering.
     """
 
-    def __init__(self, settings: Settings) -> None:
-        self._registry = AgentRegistry(redis_client(settings), Keys(settings.namespace), store_breaker(settings))
+    def __init__(self, settings: Settings, registry: Agents | None = None) -> None:
+        """``registry``: the replica's own view when the stage runs inside the ingress (one cache of the
+        registry and one breaker per replica); a deployment of its own reads through a view of its own."""
+        self._registry = registry or AgentRegistry(
+            redis_client(settings), Keys(settings.namespace), store_breaker(settings)
+        )
         self._settings = settings.intent
         self._all_settings = settings
         self._embedder = default_embedder() if self._settings.embeddings else None
@@ -278,8 +282,11 @@ class RouteStage:
             return None, f"{LLM_NOT_USED} ({type(exc).__name__}: {exc}); decided from the evidence alone"
 
 
-def route_stage(settings: Settings, client: Any | None = None, breaker: Breaker | None = None) -> RouteStage:
-    """The service's router stage: registry, trails, graded outcomes and the dispatchers' latencies in Redis."""
+def route_stage(
+    settings: Settings, client: Any | None = None, breaker: Breaker | None = None, registry: Agents | None = None
+) -> RouteStage:
+    """The service's router stage: registry, trails, graded outcomes and the dispatchers' latencies in Redis;
+    ``registry``, the replica's own view when it runs inside the ingress."""
     client = client if client is not None else redis_client(settings)
     keys, breaker = Keys(settings.namespace), breaker or store_breaker(settings)
     memory = AbilityMemory(OutcomeLog(client, keys), ability_model(settings), breaker=breaker)
@@ -290,7 +297,7 @@ def route_stage(settings: Settings, client: Any | None = None, breaker: Breaker 
     llm = settings.reasoning.llm
     return RouteStage(
         reasoning_router(settings, pheromone_store(settings, client), memory.model, breaker=breaker),
-        AgentRegistry(client, keys, breaker),
+        registry or AgentRegistry(client, keys, breaker),
         memory=memory,
         # the dispatchers' smoothed per-node latencies: slow to move, so read once a second, not per query
         latency=Watched("latency", read_latency, {}, breaker),
@@ -334,7 +341,7 @@ def dispatch_stage(
     client = client if client is not None else redis_client(settings)
     breaker = breaker or store_breaker(settings)
     return DispatchStage(
-        dispatcher(settings, builtin or BuiltinBackend(), client, breaker),
+        dispatcher(settings, builtin, client, breaker),
         AgentRegistry(client, Keys(settings.namespace), breaker),
     )
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 
 from swarm_route.core.reachability import Reachability, Unreachable, networks
 from swarm_route.core.registry import (
+    URL_KINDS,
     AgentKind,
     AgentRegistry,
     AgentSpec,
@@ -132,7 +133,7 @@ async def onboard(
         raise PolicyViolation(violation)
     if len((await registry.snapshot())[1]) >= policy.max_agents:
         raise RegistryFull(f"the registry holds its limit of {policy.max_agents} agents (agent_policy.max_agents)")
-    if spec.kind in (AgentKind.openai, AgentKind.a2a):
+    if spec.kind in URL_KINDS:
         reachability = Reachability(policy.allow_networks)
         for endpoint in spec.endpoints():
             try:

@@ -180,9 +180,9 @@ class Pipeline:
                 stages_ms=stages,
             ),
         )
-        if self.sink is not None:
+        if self.sink is not None and not answers:
             response.learning = "not recorded (nothing was answered)"
-        if answers and self.sink is not None:
+        elif self.sink is not None:
             response.learning = await self.sink.finished(
                 FinishedRequest(
                     request_id=request_id,

@@ -40,6 +40,9 @@ class AgentKind(StrEnum):
     a2a = "a2a"  # an A2A agent (JSON-RPC message/send), registered from its agent card
 
 
+URL_KINDS = frozenset({AgentKind.openai, AgentKind.a2a})  # agents called at a registrant's URL: reachability applies
+
+
 class Skill(BaseModel):
     """A task type the agent handles; its name is an intent of the classifier, its examples train it."""
 
@@ -94,7 +97,7 @@ class AgentSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> AgentSpec:
-        if self.kind in (AgentKind.openai, AgentKind.a2a):
+        if self.kind in URL_KINDS:
             for endpoint in self.endpoints():
                 url = urlparse(endpoint)
                 if url.scheme not in ("http", "https") or not url.netloc:
@@ -200,7 +203,7 @@ class AgentRegistry:
 
 def policy_violation(spec: AgentSpec, hosts: list[str], replay_dirs: list[str]) -> str | None:
     """Why ``spec`` may not be registered under the allow-lists, or None when it may."""
-    if spec.kind in (AgentKind.openai, AgentKind.a2a) and hosts:
+    if spec.kind in URL_KINDS and hosts:
         for endpoint in spec.endpoints():
             host = (urlparse(endpoint).hostname or "").lower()
             allowed = any(host == h.lower() or (h.startswith("*.") and host.endswith(h[1:].lower())) for h in hosts)

@@ -41,8 +41,8 @@ class Ingress:
 
         def pipeline(service: Service) -> Pipeline:
             return Pipeline(
-                RemoteClassifier(classifier) if classifier is not None else IntentStage(settings),
-                RemoteRouter(router) if router is not None else route_stage(settings, redis, breaker),
+                RemoteClassifier(classifier) if classifier is not None else IntentStage(settings, service.registry),
+                RemoteRouter(router) if router is not None else route_stage(settings, redis, breaker, service.registry),
                 dispatch,
                 RemoteAggregator(aggregator),
                 sink=service,

@@ -29,7 +29,7 @@ from swarm_route.core.messages import (
     estimate_tokens,
 )
 from swarm_route.core.reachability import Reachability, Unreachable
-from swarm_route.core.registry import AgentKind, AgentSpec
+from swarm_route.core.registry import URL_KINDS, AgentKind, AgentSpec
 from swarm_route.keys import Keys
 from swarm_route.timing import ms_since
 
@@ -120,7 +120,7 @@ class Dispatcher:
         )
 
     async def _reachable(self, spec: AgentSpec, endpoint: str) -> None:
-        if self.reachability is not None and spec.kind in (AgentKind.openai, AgentKind.a2a):
+        if self.reachability is not None and spec.kind in URL_KINDS:
             try:
                 await self.reachability.check(endpoint)
             except Unreachable as exc:
