@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from swarm_route.agents import no_answer
 from swarm_route.core.messages import AgentAnswer, AgentError, estimate_tokens
 from swarm_route.core.registry import AgentSpec
 
@@ -53,18 +54,18 @@ class A2ABackend:
         try:
             response = await self._http.post(spec.endpoint, json=request)
         except httpx.HTTPError as exc:
-            raise AgentError(f"{type(exc).__name__}: {exc}", retryable=True) from exc
+            raise no_answer(spec, f"{type(exc).__name__}: {exc}", retryable=True) from exc
         if response.status_code != 200:
-            raise AgentError(f"HTTP {response.status_code} from {spec.endpoint}", retryable=response.status_code >= 500)
+            raise no_answer(spec, f"HTTP {response.status_code}", retryable=response.status_code >= 500)
         try:
             body = response.json()
         except ValueError as exc:
-            raise AgentError(f"not JSON from {spec.endpoint}", retryable=False) from exc
+            raise no_answer(spec, "a body that is not JSON", retryable=False) from exc
         if "error" in body:
             error = body["error"] or {}
             raise AgentError(f"A2A error {error.get('code')}: {error.get('message')}", retryable=False)
         text = answer_text(body.get("result") or {})
         if not text:
-            raise AgentError(f"no text in the answer from {spec.endpoint}", retryable=True)
+            raise no_answer(spec, "no text in the answer", retryable=True)
         tokens = estimate_tokens(query) + estimate_tokens(text)
         return AgentAnswer(text=text, cost_usd=tokens * price / 1000)

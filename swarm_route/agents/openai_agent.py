@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator, Mapping
 
 import openai
 
+from swarm_route.agents import no_answer
 from swarm_route.core.llm import openai_client
-from swarm_route.core.messages import AgentAnswer, AgentError, estimate_tokens
+from swarm_route.core.messages import AgentAnswer, estimate_tokens
 from swarm_route.core.registry import AGENT_KEY_ENV, AgentSpec
 
 MAX_CLIENTS = 256
@@ -53,11 +54,11 @@ class OpenAIBackend:
                 ],
             )
         except (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError) as exc:
-            raise AgentError(f"{type(exc).__name__}: {exc}", retryable=True) from exc
+            raise no_answer(spec, f"{type(exc).__name__}: {exc}", retryable=True) from exc
         except openai.APIStatusError as exc:
-            raise AgentError(f"HTTP {exc.status_code} from {spec.endpoint}", retryable=exc.status_code >= 500) from exc
+            raise no_answer(spec, f"HTTP {exc.status_code}", retryable=exc.status_code >= 500) from exc
         if not completion.choices or not completion.choices[0].message.content:
-            raise AgentError(f"empty answer from {spec.endpoint}", retryable=True)
+            raise no_answer(spec, "an empty answer", retryable=True)
         usage = completion.usage
         prompt, answer = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
         return AgentAnswer(
@@ -87,12 +88,12 @@ class OpenAIBackend:
                     parts.append(delta)
                     yield delta
         except (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError) as exc:
-            raise AgentError(f"{type(exc).__name__}: {exc}", retryable=True) from exc
+            raise no_answer(spec, f"{type(exc).__name__}: {exc}", retryable=True) from exc
         except openai.APIStatusError as exc:
-            raise AgentError(f"HTTP {exc.status_code} from {spec.endpoint}", retryable=exc.status_code >= 500) from exc
+            raise no_answer(spec, f"HTTP {exc.status_code}", retryable=exc.status_code >= 500) from exc
         text = "".join(parts)
         if not text:
-            raise AgentError(f"empty stream from {spec.endpoint}", retryable=True)
+            raise no_answer(spec, "an empty stream", retryable=True)
         prompt = usage.prompt_tokens if usage else estimate_tokens(query)
         answer = usage.completion_tokens if usage else estimate_tokens(text)
         yield AgentAnswer(

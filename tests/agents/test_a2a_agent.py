@@ -30,3 +30,4 @@ async def test_failures_are_classed_for_dispatch(a2a_server):
     with pytest.raises(AgentError) as refused:
         await backend.answer(card_spec("http://127.0.0.1:9/a2a"), "1", "hi")
     assert refused.value.retryable
+    assert str(refused.value) == str(server_error.value), "a closed port must read as a failing server does"
