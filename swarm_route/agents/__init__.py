@@ -10,6 +10,15 @@ from swarm_route.core.registry import AgentSpec
 log = logging.getLogger(__name__)
 
 NO_ANSWER = "no answer from the agent (the service log says why)"
+LOOP = "the agent's endpoint leads back to this service (508 Loop Detected)"
+
+
+def refused_status(spec: AgentSpec, status: int) -> AgentError:
+    """An HTTP error status: no answer, except the one status this service itself sends when a call comes back
+    to it (its registrant has made a loop and is told so; only this service's own id triggers it)."""
+    if status == 508:
+        return AgentError(LOOP, retryable=False)
+    return no_answer(spec, f"HTTP {status}", retryable=status >= 500)
 
 
 def no_answer(spec: AgentSpec, why: str, *, retryable: bool) -> AgentError:

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from swarm_route.agents import no_answer
+from swarm_route.agents import no_answer, refused_status
 from swarm_route.core.messages import AgentAnswer, AgentError, estimate_tokens
 from swarm_route.core.registry import AgentSpec
 
@@ -56,7 +56,7 @@ class A2ABackend:
         except httpx.HTTPError as exc:
             raise no_answer(spec, f"{type(exc).__name__}: {exc}", retryable=True) from exc
         if response.status_code != 200:
-            raise no_answer(spec, f"HTTP {response.status_code}", retryable=response.status_code >= 500)
+            raise refused_status(spec, response.status_code)
         try:
             body = response.json()
         except ValueError as exc:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import openai
 
-from swarm_route.agents import no_answer
+from swarm_route.agents import no_answer, refused_status
 from swarm_route.core.llm import openai_client
 from swarm_route.core.messages import AgentAnswer, estimate_tokens
 from swarm_route.core.registry import AGENT_KEY_ENV, AgentSpec
@@ -56,7 +56,7 @@ class OpenAIBackend:
         except (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError) as exc:
             raise no_answer(spec, f"{type(exc).__name__}: {exc}", retryable=True) from exc
         except openai.APIStatusError as exc:
-            raise no_answer(spec, f"HTTP {exc.status_code}", retryable=exc.status_code >= 500) from exc
+            raise refused_status(spec, exc.status_code) from exc
         if not completion.choices or not completion.choices[0].message.content:
             raise no_answer(spec, "an empty answer", retryable=True)
         usage = completion.usage
@@ -90,7 +90,7 @@ class OpenAIBackend:
         except (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError) as exc:
             raise no_answer(spec, f"{type(exc).__name__}: {exc}", retryable=True) from exc
         except openai.APIStatusError as exc:
-            raise no_answer(spec, f"HTTP {exc.status_code}", retryable=exc.status_code >= 500) from exc
+            raise refused_status(spec, exc.status_code) from exc
         text = "".join(parts)
         if not text:
             raise no_answer(spec, "an empty stream", retryable=True)

@@ -15,6 +15,11 @@ from ray.util.metrics import Counter, Gauge, Histogram
 from swarm_route.core.messages import SOURCE, edge_id
 
 PREFIX = "swarm_route_"
+# Label values come from the registry (intents, agents, models): agents come and go under new names, and every
+# label set a metric has seen is kept and exported for the life of the process. Past this many sets per metric
+# a new one is counted as "other", so a registrant cannot grow the replica's memory or the scrape without bound.
+MAX_LABEL_SETS = 2000
+OTHER = "other"
 STAGE_BOUNDARIES = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]
 
 # name → (kind, description, tag keys): the single list both the recorders and the dashboard test read
@@ -37,8 +42,21 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 class Metrics:
     """Lazily created Ray metrics: constructing one outside a Ray worker would fail."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_label_sets: int = MAX_LABEL_SETS) -> None:
         self._made: dict[str, Counter | Gauge | Histogram] = {}
+        self._seen: dict[str, set[tuple[str, ...]]] = {}
+        self._max = max_label_sets
+
+    def bounded(self, name: str, tags: dict[str, str]) -> dict[str, str]:
+        """``tags`` if this metric has seen them or may see more; else every label ``other``."""
+        seen = self._seen.setdefault(name, set())
+        key = tuple(tags.values())
+        if key in seen:
+            return tags
+        if len(seen) < self._max:
+            seen.add(key)
+            return tags
+        return dict.fromkeys(tags, OTHER)
 
     def _get(self, name: str) -> Counter | Gauge | Histogram:
         if name not in self._made:
@@ -54,13 +72,13 @@ class Metrics:
 
     def inc(self, name: str, value: float = 1.0, **tags: str) -> None:
         if value > 0:
-            self._get(name).inc(value, tags=tags)  # type: ignore[union-attr]
+            self._get(name).inc(value, tags=self.bounded(name, tags))  # type: ignore[union-attr]
 
     def observe(self, name: str, value: float, **tags: str) -> None:
-        self._get(name).observe(value, tags=tags)  # type: ignore[union-attr]
+        self._get(name).observe(value, tags=self.bounded(name, tags))  # type: ignore[union-attr]
 
     def set(self, name: str, value: float, **tags: str) -> None:
-        self._get(name).set(value, tags=tags)  # type: ignore[union-attr]
+        self._get(name).set(value, tags=self.bounded(name, tags))  # type: ignore[union-attr]
 
 
 def trail_entropy(trails: Mapping[str, float]) -> float | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from swarm_route.serve.telemetry import METRICS, PREFIX, trail_entropy
+from swarm_route.serve.telemetry import METRICS, OTHER, PREFIX, Metrics, trail_entropy
 
 DASHBOARDS = sorted((Path(__file__).parents[2] / "dashboards").glob("*.json"))
 NAME = re.compile(r"\bray_(swarm_route_[a-z_]+?)(?:_bucket|_sum|_count)?\b")
@@ -67,3 +67,13 @@ def test_a_running_service_exports_what_the_dashboards_name(service, http_admin,
             break
         time.sleep(2)
     assert not missing, f"not exported: {sorted(missing)}"
+
+
+def test_label_sets_from_the_registry_are_bounded():
+    """Agents registered under ever new names must not grow a metric's label sets without end."""
+    metrics = Metrics(max_label_sets=3)
+    tags = [{"intent": "math", "agent": f"agent-{i}", "model": "m"} for i in range(5)]
+    assert [metrics.bounded("choices_total", t) for t in tags[:3]] == tags[:3]
+    assert metrics.bounded("choices_total", tags[4]) == {"intent": OTHER, "agent": OTHER, "model": OTHER}
+    assert metrics.bounded("choices_total", tags[1]) == tags[1], "a label set already exported keeps its name"
+    assert metrics.bounded("cost_usd_total", {"intent": "new"}) == {"intent": "new"}, "each metric has its own bound"
