@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint clean
+.PHONY: run test lint screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# A PNG of every console page in screenshots/ (not committed), from the browser test; needs chromium.
+screenshots: $(STAMP)
+	RAY_USAGE_STATS_ENABLED=0 SWARM_SCREENSHOTS=screenshots $(BIN)/python -m pytest -q tests/api/test_console_browser.py
+	@ls screenshots/*.png
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 
@@ -59,25 +60,32 @@ def _request(method: str, url: str, body: dict | None = None, key: str | None = 
         return exc.code, json.loads(exc.read() or b"null")
 
 
-def _agents(args: argparse.Namespace) -> int:
+def _remote(args: argparse.Namespace) -> int:
+    """``agents`` and ``keys``: one call to a running service, its JSON reply printed."""
     base = args.url.rstrip("/")
     try:
-        return _agents_call(args, base)
+        status, body = _agents_call(args, base) if args.command == "agents" else _keys_call(args, base)
     except urllib.error.URLError as exc:
         print(f"cannot reach {base}: {exc.reason}", file=sys.stderr)
         return 1
-
-
-def _agents_call(args: argparse.Namespace, base: str) -> int:
-    if args.action == "list":
-        status, body = _request("GET", f"{base}/v1/agents", key=args.key)
-    elif args.action == "add":
-        with open(args.file) as fh:
-            status, body = _request("POST", f"{base}/v1/agents", json.load(fh), key=args.key)
-    else:
-        status, body = _request("DELETE", f"{base}/v1/agents/{args.name}", key=args.key)
     print(json.dumps(body, indent=2) if body is not None else f"HTTP {status}")
     return 0 if status < 400 else 1
+
+
+def _agents_call(args: argparse.Namespace, base: str) -> tuple[int, object]:
+    if args.action == "list":
+        return _request("GET", f"{base}/v1/agents", key=args.key)
+    if args.action == "add":
+        with open(args.target) as fh:
+            return _request("POST", f"{base}/v1/agents", json.load(fh), key=args.key)
+    return _request("DELETE", f"{base}/v1/agents/{args.target}", key=args.key)
+
+
+def _keys_call(args: argparse.Namespace, base: str) -> tuple[int, object]:
+    if args.action == "list":
+        return _request("GET", f"{base}/v1/keys", key=args.key)
+    path = f"{base}/v1/keys/{urllib.parse.quote(args.target or 'me', safe='')}/spend"
+    return _request("GET" if args.action == "spend" else "DELETE", path, key=args.key)
 
 
 def _bench_routing(args: argparse.Namespace) -> int:
@@ -205,6 +213,12 @@ def _pheromones(args: argparse.Namespace) -> int:
     return 0
 
 
+def _remote_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", default="http://127.0.0.1:8000")
+    p.add_argument("--key", default=os.environ.get("SWARM_API_KEY"), help="API key (default: $SWARM_API_KEY)")
+    p.set_defaults(func=_remote)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="swarm-route", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -216,9 +230,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("agents", help="list, add or remove agents of a running service")
     p.add_argument("action", choices=["list", "add", "remove"])
     p.add_argument("target", nargs="?", help="add: a JSON file with the agent; remove: the agent's name")
-    p.add_argument("--url", default="http://127.0.0.1:8000")
-    p.add_argument("--key", default=os.environ.get("SWARM_API_KEY"), help="API key (default: $SWARM_API_KEY)")
-    p.set_defaults(func=_agents)
+    _remote_args(p)
+    p = sub.add_parser("keys", help="API keys' spend and budgets on a running service; reset a key's spend")
+    p.add_argument("action", choices=["list", "spend", "reset"])
+    p.add_argument("target", nargs="?", help="spend: a key id (default: me, the calling key); reset: a key id")
+    _remote_args(p)
     p = sub.add_parser("warmup", help="register replay agents and warm trails and ability from routing matrices")
     p.add_argument("files", nargs="+", help="routing-matrix CSVs")
     p.add_argument("--config")
@@ -281,10 +297,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json")
     p.set_defaults(func=_bench_hostile)
     args = parser.parse_args(argv)
-    if args.command == "agents":
-        args.file = args.name = args.target
-        if args.action != "list" and not args.target:
-            parser.error(f"agents {args.action} needs a {'file' if args.action == 'add' else 'name'}")
+    if args.command == "agents" and args.action != "list" and not args.target:
+        parser.error(f"agents {args.action} needs a {'file' if args.action == 'add' else 'name'}")
+    if args.command == "keys" and args.action == "reset" and not args.target:
+        parser.error("keys reset needs a key id")
     exit_on_sigterm()
     return args.func(args)
 

@@ -24,6 +24,7 @@ from pydantic_settings import (
 from swarm_route.core.llm import LLMSettings
 from swarm_route.core.onboarding import AgentPolicy
 from swarm_route.core.registry import AGENT_KEY_PREFIX, AgentSpec
+from swarm_route.core.spend import Budget, key_id
 
 ENV_PREFIX = "SWARM_"
 # SWARM_* variables that are not settings: the file to read settings from, and the CLI's API key
@@ -174,26 +175,69 @@ class IntentSettings(Section):
     tune_lr: float = Field(5e-5, gt=0, description="learning rate of the fine-tuning")
 
 
+def _not_guessable(value: str) -> str:
+    """A short key, or a placeholder copied from an example, is as good as none: refuse to start."""
+    if len(value) < MIN_KEY_CHARS or PLACEHOLDER.search(value):
+        raise ValueError(
+            f"an API key must have at least {MIN_KEY_CHARS} characters and not be a placeholder "
+            "(e.g. `openssl rand -hex 24`)"
+        )
+    return value
+
+
+class ApiKey(Section):
+    """A key with a name and, optionally, budgets. The id is what logs, metrics, the spend ledger and the
+    console call the key; the key itself is never shown."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="e.g. team-search")
+    key: SecretStr
+    admin: bool = Field(False, description="admin scope (not rate-limited); else client")
+    budget: Budget = Field(default_factory=Budget)
+
+    @field_validator("key")
+    @classmethod
+    def _guess(cls, key: SecretStr) -> SecretStr:
+        _not_guessable(key.get_secret_value())
+        return key
+
+
 class AuthSettings(Section):
-    """API keys; both lists empty leaves the API open (local use). Set them from a Secret in production,
-    e.g. ``SWARM_AUTH__ADMIN_KEYS='["..."]'``."""
+    """API keys; with none the API is open (local use). Set them from a Secret in production, as plain lists
+    (``SWARM_AUTH__ADMIN_KEYS='["..."]'``) or named, with budgets (``SWARM_AUTH__KEYS='[{"id": "team-a",
+    "key": "...", "budget": {"daily_usd": 5}}]'``)."""
 
     admin_keys: list[SecretStr] = Field(default_factory=list, description="register/remove agents, read trails")
     client_keys: list[SecretStr] = Field(default_factory=list, description="query, chat, feedback")
+    keys: list[ApiKey] = Field(default_factory=list, description="named keys, with optional budgets")
     rate_per_minute: int = Field(600, ge=1, description="requests a minute per client key (admin keys: no limit)")
+    spend_fail: Literal["open", "closed"] = Field(
+        "open",
+        description="with the store down, answer and charge once it is back (open) or refuse with 503 (closed)",
+    )
+    hold_ttl_s: float = Field(
+        300.0, gt=0, description="longest a request's expected cost stays held on its key (a replica died mid-call)"
+    )
 
     @field_validator("admin_keys", "client_keys")
     @classmethod
-    def _not_guessable(cls, keys: list[SecretStr]) -> list[SecretStr]:
-        """A short key, or a placeholder copied from an example, is as good as none: refuse to start."""
+    def _guessable(cls, keys: list[SecretStr]) -> list[SecretStr]:
         for key in keys:
-            value = key.get_secret_value()
-            if len(value) < MIN_KEY_CHARS or PLACEHOLDER.search(value):
-                raise ValueError(
-                    f"an API key must have at least {MIN_KEY_CHARS} characters and not be a placeholder "
-                    "(e.g. `openssl rand -hex 24`)"
-                )
+            _not_guessable(key.get_secret_value())
         return keys
+
+    @field_validator("keys")
+    @classmethod
+    def _unique(cls, keys: list[ApiKey]) -> list[ApiKey]:
+        ids = [k.id for k in keys]
+        if len(set(ids)) != len(ids):
+            raise ValueError("key ids must be unique")
+        return keys
+
+    def named(self) -> dict[str, ApiKey]:
+        """Every key by its id: named ones as given, plain ones by the hash of the key."""
+        plain = [(k, True) for k in self.admin_keys] + [(k, False) for k in self.client_keys]
+        named = [ApiKey(id=key_id(k.get_secret_value()), key=k, admin=admin) for k, admin in plain]
+        return {k.id: k for k in [*named, *self.keys]}
 
 
 class ServeSettings(Section):
@@ -202,6 +246,10 @@ class ServeSettings(Section):
     app_name: str = "swarm_route"
     num_cpus: int | None = Field(None, description="CPUs for a local Ray; None lets Ray count them")
     max_ongoing_requests: int = Field(256, ge=1, description="per replica, for every deployment")
+    ingress_replicas: int = Field(
+        1, ge=1, description="ingress replicas (HTTP, and classify and route in the fast topology); state they "
+        "share (rate limits, spend, trails, the registry) lives in Redis"
+    )
     topology: Literal["fast", "split"] = Field(
         "fast",
         description="fast: classify and route inside each ingress replica (two handle hops fewer per query; the "

@@ -23,6 +23,12 @@ does): at its cap, writes fail and the service fails open, instead of Redis evic
 | ``{ns}:outcomes`` | list | graded outcomes (query, node, score, cost) JSON, capped; feeds the ability model |
 | ``{ns}:outcomes:total`` | string (int) | outcomes ever appended, so readers can tail a capped list |
 | ``{ns}:rate:{key id}:{minute}`` | string (int) | requests of one API key in one minute window, expires |
+| ``{ns}:spend:{key id}:daily:{day}`` | string (float) | USD one API key spent in a UTC day, expires |
+| ``{ns}:spend:{key id}:monthly:{month}`` | string (float) | USD one API key spent in a UTC month, expires |
+| ``{ns}:spend:{key id}:holds`` | hash | request id → "amount deadline": expected costs of requests in flight |
+| ``{ns}:spend:keys`` | set | key ids that have been charged |
+| ``{ns}:decisions`` | list | the last walks (JSON with their traces), newest first, capped: the console's Decisions |
+| ``{ns}:activity:{minute}`` | hash | a minute's requests, declines, cost, latency buckets, choices per intent, agent |
 | ``{ns}:updates:paused`` | string | present while an operator has paused learning (nothing is published) |
 | ``{ns}:cooldown`` | sorted set | replica endpoint → time (epoch s) its cooldown ends; shared by dispatch replicas |
 | ``{ns}:latency`` | hash | node (``agent/model``) → recent latency in seconds (EWMA), written by the updater |
@@ -94,3 +100,20 @@ class Keys:
 
     def rate(self, key_id: str, window: int) -> str:
         return f"{self.namespace}:rate:{key_id}:{window}"
+
+    def spend(self, key_id: str, window: str, name: str) -> str:
+        return f"{self.namespace}:spend:{key_id}:{window}:{name}"
+
+    def spend_holds(self, key_id: str) -> str:
+        return f"{self.namespace}:spend:{key_id}:holds"
+
+    @property
+    def spend_keys(self) -> str:
+        return f"{self.namespace}:spend:keys"
+
+    @property
+    def decisions(self) -> str:
+        return f"{self.namespace}:decisions"
+
+    def activity_minute(self, minute: int) -> str:
+        return f"{self.namespace}:activity:{minute}"

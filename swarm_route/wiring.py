@@ -320,6 +320,10 @@ class DispatchStage:
         async for item in self.dispatcher.stream(query, decision, agents):
             yield item
 
+    def in_flight(self) -> dict[str, int]:
+        """Calls in flight per agent endpoint, as this dispatch replica counts them."""
+        return {e: n for e, n in self.dispatcher.replicas.in_flight.items() if n}
+
     async def call(self, agent: str, model: str | None, query: str) -> DirectCall:
         """One agent, no classification, routing or merging, with the same retries, replicas and limits."""
         _, agents = await self._agents.snapshot()

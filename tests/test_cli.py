@@ -21,3 +21,8 @@ def test_commands_that_need_the_store_refuse_without_one(monkeypatch):
 def test_agents_add_needs_a_file():
     with pytest.raises(SystemExit):
         main(["agents", "add"])
+
+
+def test_keys_reset_needs_a_key_id():
+    with pytest.raises(SystemExit):
+        main(["keys", "reset"])

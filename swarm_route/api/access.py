@@ -7,15 +7,16 @@ open, which suits a laptop and is said loudly at start-up.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
 import redis.asyncio as aioredis
 
+from swarm_route.config import ApiKey
 from swarm_route.core.failopen import Breaker
 from swarm_route.keys import Keys
 
@@ -33,10 +34,6 @@ class AccessDenied(Exception):
         self.status, self.message, self.retry_after = status, message, retry_after
 
 
-def key_id(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
 @dataclass(frozen=True)
 class Caller:
     """Who made a call: a key's id (its hash, never the key), or None with no keys configured."""
@@ -50,15 +47,13 @@ class AccessControl:
         self,
         client: aioredis.Redis,
         keys: Keys,
-        admin_keys: list[str],
-        client_keys: list[str],
+        api_keys: Iterable[ApiKey],
         rate_per_minute: int,
         breaker: Breaker | None = None,
     ) -> None:
         self._r = client
         self._k = keys
-        self._admin = [k.encode() for k in admin_keys]
-        self._client = [k.encode() for k in client_keys]
+        self._known = [(k.key.get_secret_value().encode(), Caller(k.id, k.admin)) for k in api_keys]
         self.rate_per_minute = rate_per_minute
         self._breaker = breaker or Breaker()  # a store failure lets calls through unchecked, without waiting
         if not self.enabled:
@@ -66,11 +61,14 @@ class AccessControl:
 
     @property
     def enabled(self) -> bool:
-        return bool(self._admin or self._client)
+        return bool(self._known)
 
-    @staticmethod
-    def _matches(key: bytes, known: list[bytes]) -> bool:
-        return any(hmac.compare_digest(key, k) for k in known)  # every key compared: no early exit
+    def _match(self, key: bytes) -> Caller | None:
+        found = None
+        for known, caller in self._known:  # every key compared in constant time: no early exit
+            if hmac.compare_digest(key, known):
+                found = caller
+        return found
 
     async def check(self, authorization: str | None, scope: Scope) -> Caller:
         if not self.enabled:
@@ -78,16 +76,15 @@ class AccessControl:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise AccessDenied(401, "missing API key: send 'Authorization: Bearer <key>'")
-        key = token.strip().encode()
-        if self._matches(key, self._admin):
-            return Caller(key_id(token.strip()), admin=True)  # every scope, not rate-limited
-        if not self._matches(key, self._client):
+        caller = self._match(token.strip().encode())
+        if caller is None:
             raise AccessDenied(401, "unknown API key")
+        if caller.admin:
+            return caller  # every scope, not rate-limited
         if scope is Scope.admin:
             raise AccessDenied(403, "this endpoint needs an admin key")
-        who = key_id(token.strip())
-        await self._limit(who)
-        return Caller(who)
+        await self._limit(caller.key_id or "")
+        return caller
 
     async def _limit(self, who: str) -> None:
         """Fixed one-minute windows shared by every ingress replica; a store failure lets the call through."""

@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request, Response
 
 from swarm_route.api import errors
 from swarm_route.api.limits import BodyLimit
-from swarm_route.api.routes import agents, health, learning, openai, query
+from swarm_route.api.routes import activity, agents, console, health, keys, learning, openai, query
 from swarm_route.api.service import Service
 from swarm_route.core.reachability import VIA_HEADER, came_from, service_id
 
@@ -18,7 +18,7 @@ def create_app(service: Service | None = None) -> FastAPI:
         version="0.1.0",
         description="Routes each query to the cheapest agent path that answers it well, and shows why.",
     )
-    for module in (query, openai, agents, learning, health):
+    for module in (query, openai, agents, learning, keys, activity, console, health):
         app.include_router(module.router)
     errors.install(app)
     app.state.service = service

@@ -7,6 +7,8 @@ client: an unexpected error is logged here and answered as a 500 naming only its
 from __future__ import annotations
 
 import logging
+import math
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from swarm_route.api.access import AccessDenied
 from swarm_route.api.schemas import ErrorBody
 from swarm_route.core.pipeline import BudgetTooLow, StageUnavailable
+from swarm_route.core.spend import OverBudget, SpendUnavailable
 
 log = logging.getLogger(__name__)
 OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
@@ -65,6 +68,22 @@ async def _stage_gone(request: Request, exc: StageUnavailable) -> JSONResponse:
 
 async def _budget(request: Request, exc: BudgetTooLow) -> JSONResponse:
     return await _api_error(request, field_error("budget_usd", str(exc)))
+
+
+async def _over_budget(request: Request, exc: OverBudget) -> JSONResponse:
+    """A spent day or month is a 429 with the seconds until it resets; a request dearer than the key's
+    per-request cap a 402 (no waiting changes it)."""
+    detail = {"budget": exc.budget, "limit_usd": exc.limit_usd, "key_id": exc.key_id}
+    if exc.resets_at is None:
+        return _error(request, 402, str(exc), [detail])
+    response = _error(request, 429, str(exc), [detail | {"resets_at": exc.resets_at.isoformat()}])
+    wait = exc.resets_at - datetime.now(UTC)
+    response.headers["Retry-After"] = str(max(1, math.ceil(wait.total_seconds())))
+    return response
+
+
+async def _spend_closed(request: Request, exc: SpendUnavailable) -> JSONResponse:
+    return _error(request, 503, f"{exc}; retry shortly")
 
 
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -125,6 +144,8 @@ def install(app: FastAPI) -> None:
         ApiError: _api_error,
         StageUnavailable: _stage_gone,
         BudgetTooLow: _budget,
+        OverBudget: _over_budget,
+        SpendUnavailable: _spend_closed,
         RequestValidationError: _invalid,
         StarletteHTTPException: _http,
         RedisError: _store_down,

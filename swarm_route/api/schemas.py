@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from swarm_route.core.messages import Attempt
+from swarm_route.core.spend import SpendReport
 
 REQUEST_ID = r"^[0-9a-f]{32}$"
 
@@ -65,7 +66,40 @@ class InvokeResponse(BaseModel):
     attempts: list[Attempt]
 
 
+class AgentState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(description="false pauses the agent: routing leaves it out until it is resumed")
+
+
 class UpdaterState(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = Field(description="false pauses learning: finished requests are not published or graded")
+
+
+class KeySpend(SpendReport):
+    """One key's spend and budget, by id."""
+
+    admin: bool | None = Field(None, description="the key's scope; None for an id no configured key has")
+
+
+class ReplicaStatus(BaseModel):
+    endpoint: str
+    in_flight: int = Field(description="calls in flight, as one dispatch replica counts them")
+    cooling_s: float = Field(description="seconds until a cooled-down replica is tried again; 0: healthy")
+
+
+class AgentStatus(BaseModel):
+    """An agent as the console's Agents page shows it."""
+
+    name: str
+    kind: str
+    paused: bool
+    skills: list[str]
+    models: list[str]
+    replicas: list[ReplicaStatus]
+    latency_ms: dict[str, float] = Field(description="per model: recent latency (EWMA, written by the updater)")
+    quality: float | None = Field(description="mean score of its recent graded answers; None before any")
+    graded: int = Field(description="graded answers that mean is taken over")
+    chosen_recently: int = Field(description="times chosen in the last 15 minutes")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -17,24 +18,38 @@ from typing import Any, Protocol
 
 from swarm_route.agents.builtin import default_pool
 from swarm_route.api.access import AccessControl, Caller
+from swarm_route.api.activity import Activity
 from swarm_route.api.errors import ApiError, field_error
-from swarm_route.api.schemas import QueryRequest
+from swarm_route.api.schemas import AgentStatus, QueryRequest, ReplicaStatus
 from swarm_route.config import Settings
 from swarm_route.core.failopen import Breaker, Watched
 from swarm_route.core.learn.outbox import Outbox
 from swarm_route.core.learn.stream import EventStream
-from swarm_route.core.messages import DirectCall, Feedback, FinishedRequest, Query, QueryResponse
-from swarm_route.core.pipeline import Pipeline, Walked
+from swarm_route.core.messages import (
+    DirectCall,
+    Feedback,
+    FinishedRequest,
+    Query,
+    QueryResponse,
+    RouteDecision,
+    node_id,
+)
+from swarm_route.core.pipeline import Pipeline, StageUnavailable, Walked
 from swarm_route.core.registry import AgentExists, AgentRegistry
+from swarm_route.core.route.outcomes import Outcome
 from swarm_route.core.route.pheromone import PheromoneStore
+from swarm_route.core.spend import ANONYMOUS, Ledger
 from swarm_route.keys import Keys
 from swarm_route.wiring import pheromone_store
 
 log = logging.getLogger(__name__)
+RECENT_OUTCOMES = 1000  # graded outcomes the Agents page's recent quality is taken over
 
 
 class DirectDispatch(Protocol):
     async def call(self, agent: str, model: str | None, query: str) -> DirectCall: ...
+
+    async def in_flight(self) -> dict[str, int]: ...
 
 
 class Service:
@@ -67,19 +82,23 @@ class Service:
             on_drop=lambda kind: count(f"outbox_full_{kind}"),
         )
         auth = settings.auth
-        self.access = AccessControl(
+        self.activity = Activity(redis, self.keys, breaker)
+        self.api_keys = auth.named()
+        self.access = AccessControl(redis, self.keys, self.api_keys.values(), auth.rate_per_minute, breaker)
+        self.ledger = Ledger(
             redis,
             self.keys,
-            [k.get_secret_value() for k in auth.admin_keys],
-            [k.get_secret_value() for k in auth.client_keys],
-            auth.rate_per_minute,
-            breaker,
+            {i: k.budget for i, k in self.api_keys.items() if k.budget.limited},
+            breaker=breaker,
+            fail=auth.spend_fail,
+            hold_ttl_s=auth.hold_ttl_s,
         )
         # request id → (who asked, the publish of its record)
         self._recent: OrderedDict[str, tuple[str | None, asyncio.Task[Any]]] = OrderedDict()
         self._background: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        self._charger: asyncio.Task[None] | None = None
         self.pipeline = pipeline(self)
 
     async def start(self) -> None:
@@ -90,6 +109,7 @@ class Service:
         for spec in self.settings.agents:
             await self.registry.register(spec, replace=True)
         self._flusher = asyncio.create_task(self.outbox.run(self._stop))
+        self._charger = asyncio.create_task(self.ledger.run(self._stop))
         try:  # the first fit takes seconds with sentence embeddings: a first user should not be the one who waits
             await self.pipeline.classifier.classify("warm-up")
         except Exception:
@@ -110,8 +130,18 @@ class Service:
     ) -> QueryResponse:
         """The walk of one query; ``agent`` addresses a registered agent directly, skipping the choice;
         ``on_delta`` receives the answer's text as a single streaming agent writes it."""
+        walked = await self.pipeline.walk(self._query(body, agent, caller), request_id or uuid.uuid4().hex, on_delta)
+        self.activity.record(walked, body.query)
+        self._record(walked)
+        return walked.response
+
+    async def decide(self, body: QueryRequest, caller: str | None) -> RouteDecision:
+        """Where the query would go and why, without dispatching or charging anything (a dry run)."""
+        return await self.pipeline.decide(self._query(body, None, caller))
+
+    def _query(self, body: QueryRequest, agent: str | None, caller: str | None) -> Query:
         self.check_limits(body)
-        query = Query(
+        return Query(
             text=body.query,
             budget_usd=body.budget_usd,
             max_agents=body.max_agents,
@@ -119,9 +149,76 @@ class Service:
             agent=agent,
             caller=caller,
         )
-        walked = await self.pipeline.walk(query, request_id or uuid.uuid4().hex, on_delta)
-        self._record(walked)
-        return walked.response
+
+    async def invoke(self, agent: str, model: str | None, query: str, caller: str | None) -> DirectCall:
+        """One agent called directly, paid by the caller's key like a routed query: refused when the key's
+        day or month is spent, its real cost charged after (nothing is held: the cost is unknown before)."""
+        self.check_query(query)
+        await self.ledger.headroom(caller)
+        hold = await self.ledger.hold(caller, uuid.uuid4().hex, 0.0)
+        result = None
+        try:
+            result = await self.dispatch.call(agent, model, query)
+            return result
+        finally:
+            await self.ledger.settle(hold, result.answer.cost_usd if result and result.answer else 0.0)
+
+    async def agents_status(self) -> list[AgentStatus]:
+        """The registry with each agent's replicas (cooldowns shared in Redis, calls in flight as a dispatch
+        replica counts them), recent latency and quality, and how often it was chosen lately."""
+        agents = await self.registry.all()
+        try:
+            in_flight = await self.dispatch.in_flight()
+        except StageUnavailable:
+            in_flight = {}
+        now = time.time()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrangebyscore(self.keys.cooldown, now, "+inf", withscores=True)
+            pipe.hgetall(self.keys.latency)
+            pipe.lrange(self.keys.outcomes, -RECENT_OUTCOMES, -1)
+            cooling, latency, outcomes = await pipe.execute()
+        cool_until = dict(cooling)
+        scores: dict[str, list[float]] = {}
+        for raw in outcomes:
+            outcome = Outcome.model_validate_json(raw)
+            scores.setdefault(outcome.node.partition("/")[0], []).append(outcome.score)
+        chosen = (await self.activity.overview(15)).per_agent
+        return [
+            AgentStatus(
+                name=a.name,
+                kind=a.kind,
+                paused=a.paused,
+                skills=a.intents(),
+                models=[m.name for m in a.models],
+                replicas=[
+                    ReplicaStatus(
+                        endpoint=e, in_flight=in_flight.get(e, 0), cooling_s=max(0.0, cool_until.get(e, 0.0) - now)
+                    )
+                    for e in a.endpoints()
+                ],
+                latency_ms={
+                    m.name: float(latency[node]) * 1000
+                    for m in a.models
+                    if (node := node_id(a.name, m.name)) in latency
+                },
+                quality=sum(scores[a.name]) / len(scores[a.name]) if a.name in scores else None,
+                graded=len(scores.get(a.name, [])),
+                chosen_recently=chosen.get(a.name, 0),
+            )
+            for a in agents
+        ]
+
+    async def budget_headers(self, key_id: str | None) -> dict[str, str]:
+        """What the caller's key has left, for the response's headers: none when the key has no budget, only
+        the per-request cap when the store cannot say."""
+        budget = self.ledger.budget(key_id)
+        if not budget.limited:
+            return {}
+        headers = {} if budget.per_request_usd is None else {"X-Budget-Per-Request-Usd": f"{budget.per_request_usd:g}"}
+        report = await self.breaker.call("spend", lambda: self.ledger.report(key_id or ANONYMOUS), lambda: None)
+        for window, left in report.remaining_usd.items() if report else ():
+            headers[f"X-Budget-Remaining-{window.title()}-Usd"] = f"{left:.6f}"
+        return headers
 
     def check_limits(self, body: QueryRequest) -> None:
         self.check_query(body.query)

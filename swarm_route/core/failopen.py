@@ -7,6 +7,7 @@ instead of each waiting out a socket timeout, and one query afterwards tries aga
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -110,3 +111,15 @@ class Watched(Generic[T]):
     def set(self, value: T) -> None:
         """What this replica itself just wrote: seen at once, re-read from the store after the interval."""
         self.value, self._next = value, time.monotonic() + self.interval_s
+
+
+async def catch_up(
+    stop: asyncio.Event, waiting: Callable[[], int], flush: Callable[[], Awaitable[int]], every_s: float
+) -> None:
+    """Write what waits for the store (the outbox's events, the ledger's charges) every ``every_s`` until
+    ``stop``; ``flush`` itself stops at the first failure and leaves the rest for the next round."""
+    while not stop.is_set():
+        if waiting():
+            await flush()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)

@@ -4,8 +4,11 @@ Plain Python over five small stage protocols. The service hands it stages that c
 through handles, or run inside the ingress replica (``serve.adapters``); the benchmarks hand it in-process
 stages with replay agents. Ray and HTTP stay outside: a stage that cannot be reached raises
 ``StageUnavailable``, a budget too low to serve the query raises ``BudgetTooLow``, and the caller decides
-what those mean to its client. Learning never delays an answer: the finished record goes to an
-``EventSink`` whose ``finished`` must return at once or, in a benchmark, apply the update in line.
+what those mean to its client. With a ``Spend`` ledger the caller's key pays: its budget caps the request's,
+the chosen paths' expected cost is held before dispatch and the real cost settled after (``OverBudget`` when
+the key cannot pay; ``SpendUnavailable`` when the store is down and spend fails closed). Learning never
+delays an answer: the finished record goes to an ``EventSink`` whose ``finished`` must return at once or, in
+a benchmark, apply the update in line.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from opentelemetry.trace import Tracer, get_tracer
@@ -34,6 +37,7 @@ from swarm_route.core.messages import (
     RouteRequest,
     Trace,
 )
+from swarm_route.core.spend import Headroom, Hold, OverBudget
 from swarm_route.timing import ms_since
 from swarm_route.tracing import TRACER_NAME, carrier
 
@@ -67,6 +71,18 @@ class EventSink(Protocol):
         ...
 
 
+class Spend(Protocol):
+    """The API key's ledger (``core.spend.Ledger``): what it may spend, held before dispatch, settled after."""
+
+    async def headroom(self, key_id: str | None) -> Headroom | None: ...
+
+    def refuse(self, key_id: str | None, room: Headroom, cheapest_usd: float) -> OverBudget: ...
+
+    async def hold(self, key_id: str | None, request_id: str, amount_usd: float) -> Hold: ...
+
+    async def settle(self, hold: Hold, cost_usd: float) -> None: ...
+
+
 class StageUnavailable(Exception):
     """A stage could not be reached even after retries (its replica died and is restarting)."""
 
@@ -91,6 +107,7 @@ class Walked:
     decision: RouteDecision
     answers: list[PathAnswer]
     attempts: list[Attempt]
+    caller: str | None = None  # the id of the key that asked (None: the API is open)
 
 
 class Pipeline:
@@ -102,10 +119,13 @@ class Pipeline:
         aggregator: Aggregator,
         sink: EventSink | None = None,
         *,
+        spend: Spend | None = None,
         trace: Tracer | None = None,
     ) -> None:
+        """``spend``: charge each answer to its caller's key and keep it within the key's budget (the
+        benchmarks pass none)."""
         self.classifier, self.router, self.dispatch, self.aggregator = classifier, router, dispatch, aggregator
-        self.sink = sink
+        self.sink, self.spend = sink, spend
         self._passthrough = RefiningAggregator()  # one answer, or none: no hop to the aggregator
         self._tracer = trace or get_tracer(TRACER_NAME)  # whatever provider the process installed, or none
 
@@ -117,8 +137,17 @@ class Pipeline:
             return await self._walk(request, request_id, on_delta)
 
     async def decide(self, request: Query) -> RouteDecision:
-        """Classify and route without dispatching: where the query would go, and why (a dry run)."""
+        """Classify and route without dispatching: where the query would go, and why (a dry run, within
+        what the caller's key has left; nothing is held or charged)."""
+        request, _ = await self._capped(request)
         return await self._decide(request, {})
+
+    async def _capped(self, request: Query) -> tuple[Query, Headroom | None]:
+        """The request within what its key has left, and that headroom when it is what caps the request."""
+        room = await self.spend.headroom(request.caller) if self.spend else None
+        if room is None or (request.budget_usd is not None and request.budget_usd <= room.usd):
+            return request, None
+        return replace(request, budget_usd=room.usd), room
 
     async def _decide(self, request: Query, stages: dict[str, float]) -> RouteDecision:
         with self._stage(stages, "classify"):
@@ -140,9 +169,12 @@ class Pipeline:
         started = time.perf_counter()
         stages: dict[str, float] = {}
         query = request.text
+        request, room = await self._capped(request)
         decision = await self._decide(request, stages)
         over_budget = [c.expected_cost_usd for c in decision.candidates if c.excluded and c.over_budget]
         if decision.declined and over_budget and all(c.excluded for c in decision.candidates):
+            if self.spend is not None and room is not None:  # the key's budget, not the request's, was too low
+                raise self.spend.refuse(request.caller, room, min(over_budget))
             raise BudgetTooLow(min(over_budget))  # the budget, and nothing else, left no path
 
         with self._stage(stages, "dispatch"):
@@ -150,7 +182,7 @@ class Pipeline:
                 result = DispatchResult(answers=[], attempts=[], failed=[])
                 reason = decision.declined
             else:
-                result = await self._dispatch(query, decision, on_delta)
+                result = await self._paid(request, request_id, decision, on_delta)
                 reason = "every agent chosen for it failed" if not result.answers else ""
         answers = result.answers
         with self._stage(stages, "aggregate"):
@@ -194,7 +226,24 @@ class Pipeline:
                     trace_context=carrier(),
                 )
             )
-        return Walked(response, decision, answers, result.attempts)
+        return Walked(response, decision, answers, result.attempts, request.caller)
+
+    async def _paid(
+        self, request: Query, request_id: str, decision: RouteDecision, on_delta: Callable[[str], None] | None
+    ) -> DispatchResult:
+        """Dispatch, with the chosen paths' expected cost held on the caller's key before and the real cost
+        charged after (also when dispatch fails: what was held is released)."""
+        if self.spend is None:
+            return await self._dispatch(request.text, decision, on_delta)
+        expected = sum(decision.candidates[i].expected_cost_usd for i in decision.chosen)
+        hold = await self.spend.hold(request.caller, request_id, expected)
+        cost = 0.0
+        try:
+            result = await self._dispatch(request.text, decision, on_delta)
+            cost = sum(a.cost_usd for a in result.answers)
+            return result
+        finally:
+            await self.spend.settle(hold, cost)
 
     async def _dispatch(
         self, query: str, decision: RouteDecision, on_delta: Callable[[str], None] | None

@@ -88,6 +88,9 @@ class AgentSpec(BaseModel):
     )
     models: list[ModelOption] = Field(min_length=1, max_length=32)
     skills: list[Skill] = Field(default_factory=list, max_length=64)
+    paused: bool = Field(
+        False, description="left out of routing until resumed (an operator's switch); direct calls still reach it"
+    )
     api_key_env: str | None = Field(
         None,
         pattern=AGENT_KEY_ENV,

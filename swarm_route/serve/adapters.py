@@ -77,6 +77,10 @@ class RemoteDispatch:
     async def call(self, agent: str, model: str | None, query: str) -> DirectCall:
         return await call("dispatch", self._handle.call, agent, model, query)
 
+    async def in_flight(self) -> dict[str, int]:
+        """One dispatch replica's count (with several, the one the handle picked)."""
+        return await call("dispatch", self._handle.in_flight)
+
 
 class RemoteAggregator:
     def __init__(self, handle: DeploymentHandle) -> None:

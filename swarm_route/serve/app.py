@@ -36,7 +36,8 @@ def build_app(settings: Settings) -> Application:
     aggregator = AggregatorDeployment.options(**opts).bind(settings)
     # The updater is not on the request path; binding it to the ingress keeps it part of the app.
     updater = UpdaterDeployment.options(num_replicas=1, max_ongoing_requests=8, ray_actor_options=_ACTOR).bind(settings)
-    return Ingress.options(**opts).bind(settings, classifier, router, dispatcher, aggregator, updater)
+    ingress = Ingress.options(num_replicas=settings.serve.ingress_replicas, **opts)
+    return ingress.bind(settings, classifier, router, dispatcher, aggregator, updater)
 
 
 def app_builder(args: dict[str, Any]) -> Application:

@@ -130,6 +130,9 @@ class DispatchDeployment:
     async def call(self, agent: str, model: str | None, query: str) -> DirectCall:
         return await self._stage.call(agent, model, query)
 
+    def in_flight(self) -> dict[str, int]:
+        return self._stage.in_flight()
+
 
 @serve.deployment
 class AggregatorDeployment(AggregateStage):

@@ -14,6 +14,7 @@ from swarm_route.api.app import create_app
 from swarm_route.api.service import Service
 from swarm_route.config import Settings
 from swarm_route.core.pipeline import Pipeline, Walked
+from swarm_route.core.spend import ANONYMOUS
 from swarm_route.serve.adapters import RemoteAggregator, RemoteClassifier, RemoteDispatch, RemoteRouter, call
 from swarm_route.serve.deployments import counted
 from swarm_route.serve.telemetry import Metrics
@@ -46,6 +47,7 @@ class Ingress:
                 dispatch,
                 RemoteAggregator(aggregator),
                 sink=service,
+                spend=service.ledger,
             )
 
         async def updater_stats() -> dict[str, int]:
@@ -76,7 +78,7 @@ class Ingress:
         for a in walked.answers:
             for hop in a.hops:
                 m.inc("choices_total", intent=top, agent=hop.agent, model=hop.model)
-        m.inc("cost_usd_total", response.cost_usd, intent=top)
+        m.inc("cost_usd_total", response.cost_usd, intent=top, key=walked.caller or ANONYMOUS)
         for attempt in walked.attempts:
             result = "ok" if attempt.ok else ("retried" if attempt.attempt <= self._retries else "failed")
             m.inc("attempts_total", result=result, fallback=str(attempt.fallback).lower())

@@ -27,7 +27,7 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "requests_total": ("counter", "queries answered or declined", ("outcome",)),
     "stage_seconds": ("histogram", "time per stage of a query", ("stage",)),
     "choices_total": ("counter", "paths chosen, per intent, agent and model", ("intent", "agent", "model")),
-    "cost_usd_total": ("counter", "recorded or estimated spend, per top intent", ("intent",)),
+    "cost_usd_total": ("counter", "recorded or estimated spend, per top intent and key id", ("intent", "key")),
     "attempts_total": ("counter", "agent calls, by result (ok, retried, failed) and fallback", ("result", "fallback")),
     "store_errors_total": ("counter", "failed writes to Redis off the request path", ("operation",)),
     "updater_events_total": (

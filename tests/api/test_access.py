@@ -4,33 +4,36 @@ import httpx
 import pytest
 
 from swarm_route.api.access import AccessControl, AccessDenied, Scope
+from swarm_route.config import AuthSettings
 from tests.conftest import ADMIN_KEY, CLIENT_KEY
 
 
 async def test_open_when_no_key_is_configured(redis_client, keys):
-    await AccessControl(redis_client, keys, [], [], 1).check(None, Scope.admin)
+    await AccessControl(redis_client, keys, [], 1).check(None, Scope.admin)
 
 
 async def test_scopes_and_limit(redis_client, keys):
-    access = AccessControl(redis_client, keys, ["root"], ["user"], rate_per_minute=3)
-    await access.check("Bearer root", Scope.admin)
+    root, user = "root-key-0123456789", "user-key-0123456789"
+    named = AuthSettings(admin_keys=[root], client_keys=[user]).named()
+    access = AccessControl(redis_client, keys, named.values(), rate_per_minute=3)
+    assert (await access.check(f"Bearer {root}", Scope.admin)).admin
     for status, header, scope in [
         (401, None, Scope.client),
-        (401, "Basic root", Scope.client),
+        (401, f"Basic {root}", Scope.client),
         (401, "Bearer nope", Scope.client),
-        (403, "Bearer user", Scope.admin),
+        (403, f"Bearer {user}", Scope.admin),
     ]:
         with pytest.raises(AccessDenied) as denied:
             await access.check(header, scope)
         assert denied.value.status == status
     for _ in range(3):
-        await access.check("Bearer user", Scope.client)
+        await access.check(f"Bearer {user}", Scope.client)
     with pytest.raises(AccessDenied) as denied:
-        await access.check("Bearer user", Scope.client)
+        await access.check(f"Bearer {user}", Scope.client)
     assert denied.value.status == 429 and 0 < denied.value.retry_after <= 60
     for _ in range(10):
-        await access.check("Bearer root", Scope.admin)  # admin keys are not limited
-    assert not [k for k in await redis_client.keys(f"{keys.namespace}:*") if "user" in k or "root" in k]
+        await access.check(f"Bearer {root}", Scope.admin)  # admin keys are not limited
+    assert not [k for k in await redis_client.keys(f"{keys.namespace}:*") if user in k or root in k]
 
 
 @pytest.mark.integration

@@ -13,7 +13,8 @@ from swarm_route.core.messages import (
     RouteDecision,
     path_edges,
 )
-from swarm_route.core.pipeline import BudgetTooLow, Pipeline
+from swarm_route.core.pipeline import BudgetTooLow, Pipeline, StageUnavailable
+from swarm_route.core.spend import Budget, Ledger, OverBudget
 
 INTENT = IntentResult({"math": 1.0}, {"math": 0.9}, 0.1, False)
 
@@ -59,8 +60,8 @@ class Stages:
         self.events.append(event)
         return "queued"
 
-    def pipeline(self) -> Pipeline:
-        return Pipeline(self, self, self, self, self)
+    def pipeline(self, spend: Ledger | None = None) -> Pipeline:
+        return Pipeline(self, self, self, self, self, spend=spend)
 
 
 def decision(*agents: str, chosen=(0,), declined=None, cost=0.001) -> RouteDecision:
@@ -133,3 +134,44 @@ async def test_decide_routes_without_dispatching():
     stages = Stages(decision("calc"))
     d = await stages.pipeline().decide(Query(text="2+2"))
     assert d.chosen == [0] and not stages.events
+
+
+async def test_the_key_pays_and_its_budget_caps_the_request(redis_client, keys):
+    """The router is asked within what the key has left; the real cost (not the expected one) is charged."""
+    ledger = Ledger(redis_client, keys, {"team": Budget(daily_usd=0.05, per_request_usd=0.02)})
+    stages = Stages(decision("calc", cost=0.001))
+    await stages.pipeline(ledger).walk(Query(text="2+2", caller="team", budget_usd=1.0), "r1")
+    assert stages.routed[0].budget_usd == 0.02  # the per-request cap, below the request's own budget
+    report = await ledger.report("team")
+    assert report.spent_usd["daily"] == pytest.approx(0.01) and report.held_usd == 0
+    await stages.pipeline(ledger).walk(Query(text="2+2", caller="team"), "r2")
+    await stages.pipeline(ledger).walk(Query(text="2+2", caller="team"), "r3")
+    assert stages.routed[-1].budget_usd == pytest.approx(0.02)
+    await stages.pipeline(ledger).walk(Query(text="2+2", caller="team"), "r4")
+    assert stages.routed[-1].budget_usd == pytest.approx(0.02)  # 0.05 - 0.03 left, the per-request cap is lower
+    await stages.pipeline(ledger).walk(Query(text="2+2", caller="team"), "r5")
+    with pytest.raises(OverBudget, match=r"daily budget .* is spent"):
+        await stages.pipeline(ledger).walk(Query(text="2+2", caller="team"), "r6")
+
+
+async def test_a_path_dearer_than_the_keys_headroom_names_the_keys_budget(redis_client, keys):
+    ledger = Ledger(redis_client, keys, {"team": Budget(per_request_usd=1.0)})
+    over = decision("calc", chosen=(), declined="every agent serving this query is over the budget", cost=2)
+    over.candidates[0].excluded, over.candidates[0].over_budget = "expected cost $2 exceeds budget $1", True
+    with pytest.raises(OverBudget, match="per-request budget of \\$1 of key 'team'") as refused:
+        await Stages(over).pipeline(ledger).walk(Query(text="2+2", caller="team"), "r1")
+    assert refused.value.resets_at is None
+    with pytest.raises(BudgetTooLow):  # the request's own, lower budget is the caller's own error
+        await Stages(over).pipeline(ledger).walk(Query(text="2+2", caller="team", budget_usd=0.5), "r2")
+
+
+async def test_a_failed_dispatch_releases_the_hold(redis_client, keys):
+    class Failing(Stages):
+        async def run(self, query, decision):
+            raise StageUnavailable("dispatch", "replica restarting")
+
+    ledger = Ledger(redis_client, keys, {"team": Budget(daily_usd=1.0)})
+    with pytest.raises(StageUnavailable):
+        await Failing(decision("calc", cost=0.5)).pipeline(ledger).walk(Query(text="2+2", caller="team"), "r1")
+    report = await ledger.report("team")
+    assert report.held_usd == 0 and report.spent_usd["daily"] == 0

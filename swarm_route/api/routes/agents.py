@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from swarm_route.api.access import Scope
 from swarm_route.api.errors import ApiError, field_error
 from swarm_route.api.routes import AuthHeader, Replica
-from swarm_route.api.schemas import ErrorBody, InvokeRequest, InvokeResponse
+from swarm_route.api.schemas import AgentState, ErrorBody, InvokeRequest, InvokeResponse
 from swarm_route.core.onboarding import PolicyViolation, Registration, RegistryFull, onboard
 from swarm_route.core.registry import AgentExists, AgentNotFound, AgentSpec
 from swarm_route.timing import ms_since
@@ -43,10 +43,9 @@ async def register_agent(body: Registration, service: Replica, authorization: Au
 async def invoke(name: str, body: InvokeRequest, service: Replica, authorization: AuthHeader = None) -> InvokeResponse:
     """Call one agent directly, bypassing classification, routing and merging (still with retries,
     replica choice and limits): to try an agent out, and the baseline ``bench load`` compares with."""
-    await service.access.check(authorization, Scope.client)
-    service.check_query(body.query)
+    caller = await service.access.check(authorization, Scope.client)
     started = time.perf_counter()
-    result = await service.dispatch.call(name, body.model, body.query)
+    result = await service.invoke(name, body.model, body.query, caller.key_id)
     if result.unknown == "agent":
         raise ApiError(404, f"no agent named {name!r}")
     if result.unknown == "model":
@@ -77,6 +76,20 @@ async def get_agent(name: str, service: Replica, authorization: AuthHeader = Non
         return await service.registry.get(name)
     except AgentNotFound:
         raise ApiError(404, f"no agent named {name!r}; GET /v1/agents lists them") from None
+
+
+@router.put("/v1/agents/{name}/state", response_model=AgentSpec, responses=NOT_FOUND)
+async def set_agent_state(name: str, body: AgentState, service: Replica, authorization: AuthHeader = None) -> AgentSpec:
+    """Pause or resume an agent: paused, routing leaves it out (its trails and ability are kept; direct
+    calls still reach it); every ingress replica sees the change with the next query."""
+    await service.access.check(authorization, Scope.admin)
+    try:
+        spec = await service.registry.get(name)
+    except AgentNotFound:
+        raise ApiError(404, f"no agent named {name!r}; GET /v1/agents lists them") from None
+    updated = spec.model_copy(update={"paused": not body.enabled})
+    await service.registry.register(updated, replace=True)
+    return updated
 
 
 @router.delete("/v1/agents/{name}", status_code=204, responses=NOT_FOUND)

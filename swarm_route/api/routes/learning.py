@@ -22,11 +22,22 @@ async def feedback(body: FeedbackRequest, service: Replica, authorization: AuthH
     return FeedbackAccepted(request_id=body.request_id)
 
 
+@router.get("/v1/pheromones", response_model=list[str])
+async def intents(service: Replica, authorization: AuthHeader = None) -> list[str]:
+    """Every intent that agents serve or that has trails."""
+    await service.access.check(authorization, Scope.admin)
+    return sorted(await _known(service))
+
+
+async def _known(service: Replica) -> set[str]:
+    return {t for a in await service.registry.all() for t in a.intents()} | set(await service.pheromones.intents())
+
+
 @router.get("/v1/pheromones/{intent}", response_model=Trails, responses={404: {"model": ErrorBody}})
 async def pheromones(intent: str, service: Replica, authorization: AuthHeader = None) -> Trails:
     await service.access.check(authorization, Scope.admin)
     p = service.pheromones
-    known = {t for a in await service.registry.all() for t in a.intents()} | set(await p.intents())
+    known = await _known(service)
     if intent not in known:
         raise ApiError(404, f"no intent {intent!r}; known: {', '.join(sorted(known)) or 'none'}")
     trails = await p.trails(intent)

@@ -4,7 +4,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
 
 from swarm_route.api.access import Scope
@@ -24,7 +24,9 @@ async def models(service: Replica, authorization: AuthHeader = None) -> ModelLis
 
 
 @router.post("/v1/chat/completions", responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
-async def chat_completions(body: ChatRequest, service: Replica, authorization: AuthHeader = None) -> Any:
+async def chat_completions(
+    body: ChatRequest, service: Replica, response: Response, authorization: AuthHeader = None
+) -> Any:
     """``swarm-route/auto`` routes, an agent's name addresses it directly; the route trace rides along as
     the extra field ``swarm_route``."""
     caller = await service.access.check(authorization, Scope.client)
@@ -35,7 +37,9 @@ async def chat_completions(body: ChatRequest, service: Replica, authorization: A
         agent = body.model
     request = QueryRequest(query=body.query(), budget_usd=body.budget_usd, max_agents=body.max_agents)
     if not body.stream:
-        return chat_completion(body, await service.answer(request, agent, caller=caller.key_id))
+        answered = await service.answer(request, agent, caller=caller.key_id)
+        response.headers.update(await service.budget_headers(caller.key_id))
+        return chat_completion(body, answered)
     deltas: asyncio.Queue[str | None] = asyncio.Queue()
     request_id = uuid.uuid4().hex
     walk = asyncio.create_task(
@@ -48,5 +52,5 @@ async def chat_completions(body: ChatRequest, service: Replica, authorization: A
     return StreamingResponse(
         stream_chunks(body, request_id, first, deltas, walk),
         media_type="text/event-stream",
-        headers={"x-swarm-route-request-id": request_id},
+        headers={"x-swarm-route-request-id": request_id, **await service.budget_headers(caller.key_id)},
     )

@@ -10,12 +10,11 @@ buffered lives in this process: an ingress replica killed while the store is dow
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
 
-from swarm_route.core.failopen import STORE_ERRORS, Breaker
+from swarm_route.core.failopen import STORE_ERRORS, Breaker, catch_up
 from swarm_route.core.learn.stream import EventStream
 from swarm_route.core.messages import Event, Feedback
 
@@ -82,8 +81,4 @@ class Outbox:
         return written
 
     async def run(self, stop: asyncio.Event, every_s: float = 0.5) -> None:
-        while not stop.is_set():
-            if self._queue:
-                await self.flush()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every_s)
+        await catch_up(stop, self.__len__, self.flush, every_s)

@@ -168,9 +168,12 @@ class ReasoningRouter:
         tau = np.nanmean(np.append(fused, np.nan)[pool.path_edges], axis=1) if n else np.zeros(0)
 
         excluded: list[str | None] = [None] * n
+        paused = {name for name, spec in agents.items() if spec.paused}
         for i in range(n):
             if match[i] < MIN_MATCH:
                 excluded[i] = "serves none of the query's intents"
+            elif paused & pool.path_agents[i]:
+                excluded[i] = "paused by an operator"
             elif budget_usd is not None and cost[i] > budget_usd:
                 excluded[i] = f"expected cost ${cost[i]:.6f} exceeds budget ${budget_usd:.6f}"
         eligible = np.array([i for i in range(n) if excluded[i] is None], dtype=int)
@@ -183,11 +186,12 @@ class ReasoningRouter:
         over_budget = [bool(e) and e.startswith("expected cost") for e in excluded]
         evaluation = _Evaluation(tau, eta, ability, quality, cost, latency, probs, excluded, over_budget)
         if not eligible.size:
-            why = (
-                "every agent serving this query is over the budget"
-                if any(over_budget)
-                else "no registered agent serves the query's intents"
-            )
+            if any(over_budget):
+                why = "every agent serving this query is over the budget"
+            elif any(e == "paused by an operator" for e in excluded):
+                why = "every agent serving this query is paused"
+            else:
+                why = "no registered agent serves the query's intents"
             candidates = self._candidates(pool, self._shown(eligible, probs, n, []), evaluation)
             return RouteDecision(
                 **base, candidates=candidates, chosen=[], fallbacks=[], reasoning=why + ".", declined=why

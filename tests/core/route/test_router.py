@@ -53,6 +53,17 @@ async def test_budget_is_a_hard_limit(redis_client, keys):
     assert d.declined and not d.chosen
 
 
+async def test_a_paused_agent_is_left_out_and_a_query_only_it_serves_says_so(redis_client, keys):
+    router = make_router(redis_client, keys)
+    two = AGENTS | {"math2": agent("math2", "math", MATH, {"tiny": 0.0001}).model_copy(update={"paused": True})}
+    d = await router.route(RouteRequest(text="what is 2+2", intent=intent(math=1.0)), two)
+    assert d.candidates[d.chosen[0]].agents == ["math"]
+    assert all(c.excluded == "paused by an operator" for c in d.candidates if c.agents == ["math2"])
+    alone = {"math": AGENTS["math"].model_copy(update={"paused": True})}
+    d = await router.route(RouteRequest(text="what is 2+2", intent=intent(math=1.0)), alone)
+    assert d.declined == "every agent serving this query is paused"
+
+
 async def test_out_of_scope_is_declined_with_the_closest_intent(redis_client, keys):
     oos = IntentResult({}, {"math": 0.05}, 0.95, True)
     d = await make_router(redis_client, keys).route(RouteRequest(text="hello", intent=oos), AGENTS)
