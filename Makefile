@@ -26,7 +26,7 @@ test: $(STAMP) lint
 
 # A PNG of every console page in screenshots/ (not committed), from the browser test; needs chromium.
 screenshots: $(STAMP)
-	RAY_USAGE_STATS_ENABLED=0 SWARM_SCREENSHOTS=screenshots $(BIN)/python -m pytest -q tests/api/test_console_browser.py
+	RAY_USAGE_STATS_ENABLED=0 CONSOLE_SCREENSHOTS=screenshots $(BIN)/python -m pytest -q tests/api/test_console_browser.py
 	@ls screenshots/*.png
 
 clean:

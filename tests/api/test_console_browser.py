@@ -1,7 +1,7 @@
 """The console in a real browser: Debian's headless Chromium, driven through its chromedriver.
 
-`.ci/run` installs both and sets SWARM_REQUIRE_BROWSER=1, so in CI a missing browser fails instead of skipping.
-`make screenshots` runs this file with SWARM_SCREENSHOTS=DIR: a PNG of every page is written there.
+`.ci/run` installs both and sets REQUIRE_BROWSER=1, so in CI a missing browser fails instead of skipping.
+`make screenshots` runs this file with CONSOLE_SCREENSHOTS=DIR: a PNG of every page is written there.
 """
 
 import json
@@ -26,7 +26,7 @@ WAIT_S = 30
 @pytest.fixture(scope="module")
 def browser():
     if not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)):
-        if os.environ.get("SWARM_REQUIRE_BROWSER"):
+        if os.environ.get("REQUIRE_BROWSER"):
             pytest.fail("chromium and chromium-driver are required (apt-get install chromium chromium-driver)")
         pytest.skip("no chromium/chromedriver here (apt-get install chromium chromium-driver)")
     webdriver = pytest.importorskip("selenium.webdriver")
@@ -58,7 +58,7 @@ def wait(driver, css: str, text: str | None = None):  # type: ignore[no-untyped-
 
 
 def shoot(driver, name: str) -> None:  # type: ignore[no-untyped-def]
-    folder = os.environ.get("SWARM_SCREENSHOTS")
+    folder = os.environ.get("CONSOLE_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(Path(folder) / f"{name}.png"))
@@ -89,6 +89,14 @@ def test_the_console_loads_routes_a_query_and_registers_an_agent(browser, servic
     assert wait(driver, "#answer", "42").text.endswith("= 42")
     wait(driver, "#walk")
     shoot(driver, "try")
+    request_id = wait(driver, "#decision h2", "Decision").text.split()[-1]
+    graded = httpx.post(
+        f"{service.url}/v1/feedback",
+        json={"request_id": request_id, "score": 1.0},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=30,
+    )
+    assert graded.status_code == 202, graded.text  # so the Trails page below has a trail to draw
 
     # Agents: a registration typed into the page is routable by the next query
     skill = f"knitting{uuid.uuid4().hex[:6]}"  # a topic no other test's agents touch: they share the registry
@@ -116,8 +124,9 @@ def test_the_console_loads_routes_a_query_and_registers_an_agent(browser, servic
     wait(driver, "#walk")
     shoot(driver, "decisions")
 
-    open_page(driver, service, "trails")
-    wait(driver, "#intent")
+    open_page(driver, service, "trails/arithmetic")
+    cells = wait(driver, "#heatmap", "calculator/ast-eval").find_elements(By.CSS_SELECTOR, "td.cell[title]")
+    assert max(float(c.text.split()[0]) for c in cells) > 1.0  # the graded answer's trail, above τ_init
     shoot(driver, "trails")
     open_page(driver, service, "overview")
     wait(driver, "#requests")
