@@ -128,6 +128,7 @@ def _bench_agents(args: argparse.Namespace) -> int:
         embeddings=not args.lexical,
         llm=llm,
         settings=settings,
+        compound=args.compound,
     )
     return 0
 
@@ -269,6 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--lexical", action="store_true", help="lexical path only, no sentence embeddings")
     p.add_argument("--llm-url", help="OpenAI-compatible base URL of a model to reason-then-select with")
     p.add_argument("--llm-model", default="default", help="the model name at --llm-url")
+    p.add_argument(
+        "--compound", type=int, default=500, help="two-need queries joined from the test's single-agent ones (0: none)"
+    )
     p.add_argument("--config")
     p.set_defaults(func=_bench_agents)
     p = bench.add_parser("load", help="routed vs direct calls under concurrency; updates on vs off")

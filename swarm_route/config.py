@@ -173,6 +173,11 @@ class IntentSettings(Section):
     )
     tune_min_examples: int = Field(5000, ge=1, description="fewer labelled examples than this: no fine-tuning")
     tune_lr: float = Field(5e-5, gt=0, description="learning rate of the fine-tuning")
+    compound: bool = Field(
+        True,
+        description="a query asking for several things is cut where people join requests and each part "
+        "classified, so each needed intent joins the agent set and its agent is asked its part",
+    )
 
 
 def _not_guessable(value: str) -> str:

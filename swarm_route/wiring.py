@@ -114,6 +114,7 @@ def intent_classifier(settings: Settings, embedder: Embedder | None) -> IntentCl
         tune_epochs=s.tune_epochs,
         tune_min_examples=s.tune_min_examples,
         tune_lr=s.tune_lr,
+        compound=s.compound,
     )
 
 

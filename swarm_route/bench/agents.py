@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from rich.progress import track
 
 from swarm_route.bench.report import console, percentiles, table, write_json
 from swarm_route.config import Settings
@@ -73,6 +76,33 @@ def _cards(entries: list[dict[str, Any]]) -> tuple[list[AgentCard], dict[str, st
     return cards, names
 
 
+# How people join two requests in one message (MixATIS/MixSNIPS joined theirs with "and" alone).
+JOINERS = (" and ", ", and also ", ". Also, ", "; then ", ". ", " and then ", ", plus ")
+
+
+def compound_queries(rows: list[dict[str, Any]], count: int, seed: int = 0) -> list[dict[str, Any]]:
+    """``count`` two-need queries from single-agent ones of different agents, joined as people write them:
+    the second request's first letter lower-cased after a coordinator, its end punctuation kept."""
+    singles = [r for r in rows if len(r["agents"]) == 1]
+    if len({r["agents"][0] for r in singles}) < 2:
+        return []
+    rng = random.Random(seed)
+    out: list[dict[str, Any]] = []
+    while len(out) < count:
+        a, b = rng.sample(singles, 2)
+        if a["agents"] == b["agents"]:
+            continue
+        joiner = rng.choice(JOINERS)
+        first, second = a["query"].strip(), b["query"].strip()
+        if joiner.startswith("."):  # a new sentence: the first keeps (or gets) its end mark
+            second = second[:1].lower() + second[1:] if joiner.endswith(", ") else second  # "Also, can you …"
+            text = f"{first}{'' if first.endswith(('.', '?', '!')) else '.'}{joiner[1:]}{second}"
+        else:  # mid-sentence: "… and can you …"
+            text = f"{first.rstrip(' .!?')}{joiner}{second[:1].lower()}{second[1:]}"
+        out.append({"query": text, "agents": sorted({*a["agents"], *b["agents"]})})
+    return out
+
+
 def _score(gold: list[set[str]], chosen: list[set[str]]) -> dict[str, Any]:
     inside = [(g, c) for g, c in zip(gold, chosen, strict=True) if g]
     outside = [c for g, c in zip(gold, chosen, strict=True) if not g]
@@ -102,7 +132,9 @@ async def _run(
     train_path: str | None,
     embeddings: bool,
     llm: LLMSettings | None,
+    compound: int,
 ) -> dict[str, Any]:
+    """``compound``: how many two-need queries to join from the test's single-agent ones (0: none)."""
     entries = json.loads(Path(agents_path).read_text(encoding="utf-8"))
     test = _lines(test_path)
     cards, names = _cards(entries)
@@ -139,14 +171,20 @@ async def _run(
             AggregateStage(settings),
         )
 
-        gold, chosen, latency, llm_failures = [], [], [], 0
-        for row in test:
-            t = time.perf_counter()
-            decision = await pipeline.decide(Query(text=row["query"], explore=False))
-            latency.append((time.perf_counter() - t) * 1000)
-            llm_failures += (decision.router_llm or "").startswith(LLM_NOT_USED)
-            gold.append(set(row["agents"]))
-            chosen.append({names[a] for sel in decision.selection for a in sel.agents})
+        async def routed(rows: list[dict[str, Any]]) -> tuple[list[set[str]], list[set[str]], list[float], int]:
+            gold, chosen, latency, llm_failures = [], [], [], 0
+            for row in track(rows, description="routing"):
+                t = time.perf_counter()
+                decision = await pipeline.decide(Query(text=row["query"], explore=False))
+                latency.append((time.perf_counter() - t) * 1000)
+                llm_failures += (decision.router_llm or "").startswith(LLM_NOT_USED)
+                gold.append(set(row["agents"]))
+                chosen.append({names[a] for sel in decision.selection for a in sel.agents})
+            return gold, chosen, latency, llm_failures
+
+        gold, chosen, latency, llm_failures = await routed(test)
+        joined = compound_queries(test, compound)
+        compound_gold, compound_chosen, _, _ = await routed(joined)
         await client.aclose()
 
     result = {
@@ -154,6 +192,7 @@ async def _run(
         "test": test_path,
         "train": train_path,
         **_score(gold, chosen),
+        "compound": _score(compound_gold, compound_chosen) if joined else None,
         "latency_ms": percentiles(latency[10:] or latency),
         "train_seconds": round(train_seconds, 2),
         "embeddings": embeddings,
@@ -175,11 +214,12 @@ def run(
     embeddings: bool = True,
     llm: LLMSettings | None = None,
     settings: Settings | None = None,
+    compound: int = 500,
 ) -> dict[str, Any]:
     for p in (agents_path, test_path, train_path):
         if p and not Path(p).is_file():
             raise FileNotFoundError(f"no such file: {p}")
-    result = asyncio.run(_run(settings or Settings(), agents_path, test_path, train_path, embeddings, llm))
+    result = asyncio.run(_run(settings or Settings(), agents_path, test_path, train_path, embeddings, llm, compound))
     table(
         "agent-set selection",
         ["metric", "value"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -57,6 +57,7 @@ class IntentResult:
     oos_score: float  # in (0, 1): above 0.5 means the best intent scored below the out-of-scope threshold
     out_of_scope: bool
     set_floor: float = 1.0  # calibrated weight an intent needs to join the agent set (the best always does)
+    parts: dict[str, str] = field(default_factory=dict)  # a compound query: intent → the part that asks for it
 
     def top(self) -> str | None:
         return max(self.weights, key=self.weights.__getitem__) if self.weights else None
@@ -117,6 +118,7 @@ class Selected(BaseModel):
     llm_selected: bool | None = Field(None, description="whether the LLM named this agent (None: no LLM)")
     tau: float
     probability: float = Field(description="p of this path among those serving the intent")
+    part: str | None = Field(None, description="the part of a compound query this path is asked (None: all of it)")
 
 
 class RouteEvidence(BaseModel):
@@ -181,6 +183,7 @@ class Attempt(BaseModel):
 
 class PathAnswer(BaseModel):
     candidate: int  # index into the decision's candidates
+    part: str | None = None  # the part of a compound query it answers (None: all of it)
     hops: list[Hop]
     edges: list[str]
     text: str

@@ -53,6 +53,15 @@ def test_default_pool_answers_with_a_full_trace(http):
     assert other["agents"] == ["clock"] and "Asia/Tokyo" in other["answer"]
 
 
+def test_a_query_asking_two_things_gets_both_agents_each_asked_its_part(http):
+    body = http.post("/v1/query", json={"query": "what time is it in Tokyo and what is 15% of 80"}).json()
+    assert body["agents"] == ["clock", "calculator"], body["trace"]["reasoning"]
+    parts = {s["agents"][0]: s["part"] for s in body["trace"]["selection"]}
+    assert parts == {"clock": "what time is it in Tokyo", "calculator": "what is 15% of 80"}
+    clock, calculator = body["answer"].split("\n\n")  # in the order the query asked, neither said to disagree
+    assert "Asia/Tokyo" in clock and calculator.endswith("= 12") and not body["trace"]["conflicts"]
+
+
 def test_out_of_scope_query_is_declined_politely(http):
     body = http.post("/v1/query", json={"query": "qwertyuiop zxcvbnm"}).json()
     assert body["declined"] and body["agents"] == [] and body["trace"]["out_of_scope"]

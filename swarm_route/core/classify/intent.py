@@ -33,6 +33,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import KFold
 from sklearn.svm import LinearSVC
 
+from swarm_route.core.classify.compound import split
 from swarm_route.core.classify.embedding import Embedder, Tunable
 from swarm_route.core.classify.tfidf import TfidfRows
 from swarm_route.core.messages import IntentResult
@@ -224,6 +225,7 @@ class IntentClassifier:
         tune_epochs: int = 2,
         tune_min_examples: int = 5000,
         tune_lr: float = 5e-5,
+        compound: bool = True,
     ) -> None:
         self.oos_threshold = oos_threshold  # None: choose from data at fit time
         self.threshold = oos_threshold if oos_threshold is not None else 0.0
@@ -239,6 +241,7 @@ class IntentClassifier:
         self.tune_epochs, self.tune_min_examples, self.tune_lr = tune_epochs, tune_min_examples, tune_lr
         self._model: _Model | None = None
         self.slow_share = 0.0  # share of the last classify_many batch that took the slow path
+        self.compound = compound  # split queries that ask for several things (``compound.split``)
 
     @property
     def intents(self) -> list[str]:
@@ -384,6 +387,13 @@ class IntentClassifier:
         return self.classify_many([query])[0]
 
     def classify_many(self, queries: Sequence[str]) -> list[IntentResult]:
+        """Each query's intent weights; a query asking for several things (``compound``) as its parts'."""
+        whole = self._classify_many(queries)
+        if not self.compound:
+            return whole
+        return [split(q, r, self._classify_many) for q, r in zip(queries, whole, strict=True)]
+
+    def _classify_many(self, queries: Sequence[str]) -> list[IntentResult]:
         model = self._model
         if model is None:
             return [IntentResult({}, {}, 1.0, True) for _ in queries]

@@ -237,11 +237,19 @@ class Dispatcher:
         return known[1]
 
     async def run(self, query: str, decision: RouteDecision, agents: Mapping[str, AgentSpec]) -> DispatchResult:
+        """Every chosen path at once, each asked its part of a compound query (or all of it); the answers in
+        the order the query asked; fallbacks in order only when every chosen path failed."""
         attempts: list[Attempt] = []
+        asked = {i: sel.part or query for i, sel in zip(decision.chosen, decision.selection, strict=False)}
         results = await asyncio.gather(
-            *(self._path(query, i, decision.candidates[i], agents, attempts) for i in decision.chosen)
+            *(self._path(asked.get(i, query), i, decision.candidates[i], agents, attempts) for i in decision.chosen)
         )
-        answers = [a for a in results if a is not None]
+        order = {i: query.find(asked.get(i, query)) for i in decision.chosen}
+        answers = sorted(
+            (a if asked.get(a.candidate, query) == query else a.model_copy(update={"part": asked[a.candidate]})
+             for a in results if a is not None),
+            key=lambda a: order[a.candidate],
+        )
         failed = [i for i, a in zip(decision.chosen, results, strict=True) if a is None]
         if not answers:
             for i in decision.fallbacks[: self.max_fallbacks]:

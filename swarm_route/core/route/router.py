@@ -214,6 +214,7 @@ class ReasoningRouter:
                 llm_selected=None if llm_agents is None else bool(llm_agents & pool.path_agents[i]),
                 tau=round(float(tau[i]), 6),
                 probability=round(p, 6),
+                part=intent.parts.get(t),
             )
             for i, t, p in picks
         ]

@@ -3,7 +3,7 @@ import asyncio
 from swarm_route.core.dispatch.aggregate import RefiningAggregator
 from swarm_route.core.dispatch.dispatcher import Dispatcher
 from swarm_route.core.llm import ChatModel, LLMSettings
-from swarm_route.core.messages import AgentAnswer, AgentError, Candidate, Hop, PathAnswer, RouteDecision
+from swarm_route.core.messages import AgentAnswer, AgentError, Candidate, Hop, PathAnswer, RouteDecision, Selected
 from swarm_route.core.registry import AgentKind
 from tests.core.helpers import MATH, agent
 
@@ -139,3 +139,31 @@ async def test_impossible_usage_reports_are_estimated_not_believed():
     result = await dispatcher(Lying()).run("what is 2+2", decision("a"), AGENTS)
     (answer,) = result.answers
     assert answer.cost_usd >= 0 and answer.prompt_tokens > 0 and answer.score is None
+
+
+async def test_each_path_of_a_compound_query_is_asked_its_part_and_answers_come_in_the_order_asked():
+    class Echo:
+        async def answer(self, spec, model, query):
+            return AgentAnswer(text=f"{spec.name}: {query}")
+
+    query = "what is 2 + 2 and what time is it in Oslo"
+    d = decision("a", "b", chosen=(1, 0))
+    d.selection = [
+        Selected(
+            agents=["b"],
+            intent="time",
+            weight=0.5,
+            classifier_weight=0.5,
+            tau=1,
+            probability=1,
+            part="what time is it in Oslo",
+        ),
+        Selected(
+            agents=["a"], intent="math", weight=0.5, classifier_weight=0.5, tau=1, probability=1, part="what is 2 + 2"
+        ),
+    ]
+    result = await dispatcher(Echo()).run(query, d, AGENTS)
+    assert [a.text for a in result.answers] == ["a: what is 2 + 2", "b: what time is it in Oslo"]
+    merged = RefiningAggregator().merge(result.answers, [0.4, 0.6])
+    assert merged.text == "[a] a: what is 2 + 2\n\n[b] b: what time is it in Oslo"
+    assert not merged.conflicts, "answers to different parts do not disagree"
