@@ -35,15 +35,28 @@ def test_agents_bench_reports_every_figure(tmp_path, learn):
     test = write_lines(tmp_path / "test.jsonl", traffic(CITIES[8:], OOS[3:]))
     train = write_lines(tmp_path / "train.jsonl", traffic(CITIES[:8], OOS[:3])) if learn else None
     out = tmp_path / "r.json"
-    result = agents.run(str(agents_file), test, train_path=train, json_path=str(out), embeddings=False)
+    result = agents.run(
+        str(agents_file), test, train_path=train, json_path=str(out), embeddings=False, compound=40
+    )
     assert json.loads(out.read_text()) == result
     assert result["queries"] == 26 and result["in_scope"] == 24 and result["out_of_scope"] == 2
     for key in ("hit_rate", "exact_set_rate", "precision", "recall", "decline_rate", "false_decline_rate"):
         assert 0 <= result[key] <= 1, key
     assert 1 <= result["mean_agents_selected"] <= 3 or result["false_decline_rate"] > 0
     assert {"p50", "p99"} <= result["latency_ms"].keys()
+    compound = result["compound"]
+    assert compound["queries"] == 40 and compound["in_scope"] == 40
     if learn:
         assert result["hit_rate"] >= 0.9, "past traffic teaches the agents' wording"
+        assert compound["recall"] >= 0.8 and compound["mean_agents_selected"] > 1.5, "two needs, two agents"
+
+
+def test_compound_queries_join_two_agents_requests_as_people_write_them():
+    rows = traffic(CITIES[:2], OOS[:2])
+    joined = agents.compound_queries(rows, 50)
+    assert len(joined) == 50 and all(len(r["agents"]) == 2 for r in joined)
+    assert all(any(j.strip(" ,.;") in r["query"] for j in agents.JOINERS) for r in joined)
+    assert agents.compound_queries([r for r in rows if r["agents"] == ["Clock"]], 5) == []  # one agent: none
 
 
 def test_missing_file_is_named(tmp_path):
