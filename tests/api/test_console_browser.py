@@ -90,6 +90,12 @@ def test_the_console_loads_routes_a_query_and_registers_an_agent(browser, servic
     wait(driver, "#walk")
     shoot(driver, "try")
     request_id = wait(driver, "#decision h2", "Decision").text.split()[-1]
+    query = driver.find_element(By.ID, "query")
+    query.clear()
+    query.send_keys("what time is it in Tokyo and what is 15% of 80")  # two things: each agent is shown its part
+    driver.find_element(By.ID, "route-button").click()
+    shown = wait(driver, "#parts", "calculator").text
+    assert "“what time is it in Tokyo”" in shown and "“what is 15% of 80”" in shown
     graded = httpx.post(
         f"{service.url}/v1/feedback",
         json={"request_id": request_id, "score": 1.0},

@@ -46,6 +46,13 @@ const ms = (x) => (x === null || x === undefined ? "–" : `${Number(x).toFixed(
 const num = (x, d = 3) => (x === null || x === undefined ? "–" : Number(x).toFixed(d));
 const agentsOf = (c) => c.path.map((hop) => `${hop.agent}/${hop.model}`).join(" → ");
 
+function parts(selection) {
+  // A compound query's parts, each with the agent asked it; nothing for a query that asks one thing.
+  const asked = (selection || []).filter((sel) => sel.part);
+  return asked.length ? h("p", { id: "parts" }, h("b", {}, "Parts: "),
+    asked.map((sel) => `${sel.agents.join(" + ")} ← “${sel.part}”`).join(" · ")) : "";
+}
+
 function table(head, rows, rowAttrs) {
   return h("table", {},
     h("thead", {}, h("tr", {}, head.map((x) => h("th", {}, x)))),
@@ -122,6 +129,7 @@ function decisionDetail(d) {
     h("h2", {}, `Decision ${d.request_id}`),
     h("p", {}, h("b", {}, "Query: "), d.query),
     walk(d),
+    parts(t.selection),
     h("p", {}, h("b", {}, "Why: "), t.reasoning),
     t.router_llm ? h("p", {}, h("b", {}, "Router LLM: "), t.router_llm) : "",
     h("p", {}, `set floor ${num(t.set_floor, 2)} · λ ${num(t.cost_weight ?? 0, 3)} · out-of-scope score ${num(t.oos_score, 2)}`,
@@ -236,6 +244,7 @@ function tryPage(page) {
   const showRoute = (d) => h("div", { id: "route" }, h("h2", {}, "The route it would take"),
     d.declined ? h("p", { class: "bad" }, `declined: ${d.declined}`) :
       h("p", {}, h("b", {}, "Chosen: "), d.chosen.map((i) => agentsOf(d.candidates[i])).join(", ")),
+    parts(d.selection),
     h("p", {}, d.reasoning),
     table(["path", "τ", "η", "p", "expected cost", "excluded"],
       d.candidates.map((c) => [agentsOf(c), num(c.tau), num(c.eta), num(c.probability), usd(c.expected_cost_usd), c.excluded || ""]),
