@@ -32,7 +32,7 @@ from swarm_route.core.dispatch.dispatcher import AgentBackend, Dispatcher
 from swarm_route.core.dispatch.replicas import Replicas
 from swarm_route.core.failopen import STORE_ERRORS, Breaker, Watched
 from swarm_route.core.learn.quality import QualityGate
-from swarm_route.core.learn.updater import PheromoneUpdater
+from swarm_route.core.learn.updater import PheromoneUpdater, latencies
 from swarm_route.core.llm import ChatModel, LLMSettings, LLMUnavailable
 from swarm_route.core.messages import (
     Aggregate,
@@ -293,7 +293,7 @@ def route_stage(
     memory = AbilityMemory(OutcomeLog(client, keys), ability_model(settings), breaker=breaker)
 
     async def read_latency(_: dict[str, float]) -> dict[str, float]:
-        return {k: float(v) for k, v in (await client.hgetall(keys.latency)).items()}
+        return await latencies(client, keys)
 
     llm = settings.reasoning.llm
     return RouteStage(

@@ -22,9 +22,11 @@ from swarm_route.api.activity import Activity
 from swarm_route.api.errors import ApiError, field_error
 from swarm_route.api.schemas import AgentStatus, QueryRequest, ReplicaStatus
 from swarm_route.config import Settings
+from swarm_route.core.dispatch.replicas import cooldowns
 from swarm_route.core.failopen import Breaker, Watched
 from swarm_route.core.learn.outbox import Outbox
 from swarm_route.core.learn.stream import EventStream
+from swarm_route.core.learn.updater import latencies
 from swarm_route.core.messages import (
     DirectCall,
     Feedback,
@@ -36,7 +38,7 @@ from swarm_route.core.messages import (
 )
 from swarm_route.core.pipeline import Pipeline, StageUnavailable, Walked
 from swarm_route.core.registry import AgentExists, AgentRegistry
-from swarm_route.core.route.outcomes import Outcome
+from swarm_route.core.route.outcomes import OutcomeLog
 from swarm_route.core.route.pheromone import PheromoneStore
 from swarm_route.core.spend import ANONYMOUS, Ledger
 from swarm_route.keys import Keys
@@ -155,13 +157,10 @@ class Service:
         day or month is spent, its real cost charged after (nothing is held: the cost is unknown before)."""
         self.check_query(query)
         await self.ledger.headroom(caller)
-        hold = await self.ledger.hold(caller, uuid.uuid4().hex, 0.0)
-        result = None
-        try:
+        async with self.ledger.paying(caller, uuid.uuid4().hex, 0.0) as bill:
             result = await self.dispatch.call(agent, model, query)
-            return result
-        finally:
-            await self.ledger.settle(hold, result.answer.cost_usd if result and result.answer else 0.0)
+            bill.cost_usd = result.answer.cost_usd if result.answer else 0.0
+        return result
 
     async def agents_status(self) -> list[AgentStatus]:
         """The registry with each agent's replicas (cooldowns shared in Redis, calls in flight as a dispatch
@@ -171,17 +170,12 @@ class Service:
             in_flight = await self.dispatch.in_flight()
         except StageUnavailable:
             in_flight = {}
-        now = time.time()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrangebyscore(self.keys.cooldown, now, "+inf", withscores=True)
-            pipe.hgetall(self.keys.latency)
-            pipe.lrange(self.keys.outcomes, -RECENT_OUTCOMES, -1)
-            cooling, latency, outcomes = await pipe.execute()
-        cool_until = dict(cooling)
+        cool_until = dict(await cooldowns(self.redis, self.keys))
+        latency = await latencies(self.redis, self.keys)
         scores: dict[str, list[float]] = {}
-        for raw in outcomes:
-            outcome = Outcome.model_validate_json(raw)
+        for outcome in await OutcomeLog(self.redis, self.keys).latest(RECENT_OUTCOMES):
             scores.setdefault(outcome.node.partition("/")[0], []).append(outcome.score)
+        now = time.time()
         chosen = (await self.activity.overview(15)).per_agent
         return [
             AgentStatus(
@@ -197,7 +191,7 @@ class Service:
                     for e in a.endpoints()
                 ],
                 latency_ms={
-                    m.name: float(latency[node]) * 1000
+                    m.name: latency[node] * 1000
                     for m in a.models
                     if (node := node_id(a.name, m.name)) in latency
                 },

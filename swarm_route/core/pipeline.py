@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -37,7 +37,7 @@ from swarm_route.core.messages import (
     RouteRequest,
     Trace,
 )
-from swarm_route.core.spend import Headroom, Hold, OverBudget
+from swarm_route.core.spend import Bill, Headroom, OverBudget
 from swarm_route.timing import ms_since
 from swarm_route.tracing import TRACER_NAME, carrier
 
@@ -78,9 +78,9 @@ class Spend(Protocol):
 
     def refuse(self, key_id: str | None, room: Headroom, cheapest_usd: float) -> OverBudget: ...
 
-    async def hold(self, key_id: str | None, request_id: str, amount_usd: float) -> Hold: ...
-
-    async def settle(self, hold: Hold, cost_usd: float) -> None: ...
+    def paying(
+        self, key_id: str | None, request_id: str, expected_usd: float
+    ) -> AbstractAsyncContextManager[Bill]: ...
 
 
 class StageUnavailable(Exception):
@@ -236,14 +236,10 @@ class Pipeline:
         if self.spend is None:
             return await self._dispatch(request.text, decision, on_delta)
         expected = sum(decision.candidates[i].expected_cost_usd for i in decision.chosen)
-        hold = await self.spend.hold(request.caller, request_id, expected)
-        cost = 0.0
-        try:
+        async with self.spend.paying(request.caller, request_id, expected) as bill:
             result = await self._dispatch(request.text, decision, on_delta)
-            cost = sum(a.cost_usd for a in result.answers)
-            return result
-        finally:
-            await self.spend.settle(hold, cost)
+            bill.cost_usd = sum(a.cost_usd for a in result.answers)
+        return result
 
     async def _dispatch(
         self, query: str, decision: RouteDecision, on_delta: Callable[[str], None] | None

@@ -10,7 +10,7 @@ budget is passed only by what requests already in flight cost beyond their expec
 
 A hold lasts ``hold_ttl_s`` at most (a replica killed mid-request cannot keep a key's money held).
 With the store down, ``fail: open`` (the default) answers without holds and keeps the charges in memory,
-bounded, until the store is back; ``fail: closed`` refuses with ``StageUnavailable``.
+bounded, until the store is back; ``fail: closed`` refuses with ``SpendUnavailable``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import hashlib
 import logging
 import time
 from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -112,6 +114,13 @@ class Hold:
     stored: bool  # False: taken while the store was down (fail open), nothing to release
 
 
+@dataclass
+class Bill:
+    """What a paid block cost, as it sets it (``Ledger.paying``)."""
+
+    cost_usd: float = 0.0
+
+
 def key_id(key: str) -> str:
     """The id a key without a name is known by: a short hash, so neither logs nor Redis hold the key."""
     return hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -151,7 +160,6 @@ class Ledger:
         fail: Literal["open", "closed"] = "open",
         hold_ttl_s: float = 300.0,
         buffer: int = 10_000,
-        clock: type[datetime] = datetime,
     ) -> None:
         self._r, self._k, self.budgets = client, keys, budgets
         self._breaker = breaker or Breaker()
@@ -160,7 +168,6 @@ class Ledger:
         self._hold = client.register_script(_HOLD)
         # charges the store could not take yet: (key id, cost, day, month, hold to release), applied in order
         self._unrecorded: deque[tuple[str, float, str, str, str | None]] = deque(maxlen=buffer)
-        self._clock = clock
 
     def _store_down(self, exc: BaseException | None) -> None:
         """Fail open (return: answer without holds) or closed (raise) when the store fails or just failed."""
@@ -169,8 +176,12 @@ class Ledger:
         if self.fail == "closed":
             raise SpendUnavailable(f"the store is unreachable and spend fails closed ({self._breaker.last_error})")
 
-    def _now(self) -> datetime:
-        return self._clock.now(UTC)
+    def _store_up(self) -> bool:
+        """False while the breaker is open (after failing open, or raising when spend fails closed)."""
+        if self._breaker.is_open:
+            self._store_down(None)
+            return False
+        return True
 
     def budget(self, key_id: str | None) -> Budget:
         return self.budgets.get(key_id or ANONYMOUS, Budget())
@@ -186,23 +197,16 @@ class Ledger:
         if not budget.limited:
             return None
         room = [] if budget.per_request_usd is None else [Headroom(budget.per_request_usd, "per-request")]
+        report = None
         if budget.daily_usd is not None or budget.monthly_usd is not None:
-            report = None
             try:
-                report = None if self._breaker.is_open else await self.report(key_id)
+                report = await self.report(key_id) if self._store_up() else None
             except STORE_ERRORS as exc:
                 self._store_down(exc)
-            if report is None:
-                self._store_down(None)
-            else:
-                for window in WINDOWS:
-                    limit = budget.limit(window)
-                    if limit is None:
-                        continue
-                    left = report.remaining_usd[window]
-                    if left <= 0:
-                        raise OverBudget(key_id, window, limit, report.resets_at[window], "is spent")
-                    room.append(Headroom(left, window))
+        for window, left in report.remaining_usd.items() if report else ():  # only the windows with a limit
+            if left <= 0:
+                raise OverBudget(key_id, window, budget.limit(window) or 0.0, report.resets_at[window], "is spent")
+            room.append(Headroom(left, window))
         return min(room, key=lambda h: h.usd) if room else None
 
     def refuse(self, key_id: str | None, room: Headroom, cheapest_usd: float) -> OverBudget:
@@ -210,7 +214,7 @@ class Ledger:
         key_id = key_id or ANONYMOUS
         budget = self.budget(key_id)
         limit = budget.per_request_usd if room.budget == "per-request" else budget.limit(room.budget)
-        reset = None if room.budget == "per-request" else resets_at(room.budget, self._now())
+        reset = None if room.budget == "per-request" else resets_at(room.budget, datetime.now(UTC))
         why = f"leaves ${room.usd:.6f}; the cheapest path that serves this query costs ${cheapest_usd:.6f}"
         return OverBudget(key_id, room.budget, limit or 0.0, reset, why)
 
@@ -220,10 +224,9 @@ class Ledger:
         budget = self.budget(key_id)
         if budget.daily_usd is None and budget.monthly_usd is None:
             return Hold(key_id, request_id, amount_usd, stored=False)  # nothing to hold against: charged later
-        now = self._now()
+        now = datetime.now(UTC)
         limits = [-1.0 if (limit := budget.limit(w)) is None else limit for w in WINDOWS]
-        if self._breaker.is_open:
-            self._store_down(None)
+        if not self._store_up():
             return Hold(key_id, request_id, amount_usd, stored=False)
         try:
             passed = await self._hold(
@@ -243,19 +246,29 @@ class Ledger:
 
     async def settle(self, hold: Hold, cost_usd: float) -> None:
         """Release the hold and charge the real cost; kept for later when the store is down."""
-        now = self._now()
+        now = datetime.now(UTC)
         release = hold.request_id if hold.stored else None
         charge = (hold.key_id, max(0.0, cost_usd), window_of("daily", now), window_of("monthly", now), release)
-        try:
-            if self._unrecorded or self._breaker.is_open:  # charges are applied in order
-                raise ConnectionError("earlier charges wait for the store")
-            await self._charge(*charge)
-        except STORE_ERRORS as exc:
-            if not self._unrecorded:
+        if not self._unrecorded and not self._breaker.is_open:  # else earlier charges wait: in order
+            try:
+                await self._charge(*charge)
+                return
+            except STORE_ERRORS as exc:
                 self._breaker.trip("spend", exc)
-            if len(self._unrecorded) == self._unrecorded.maxlen:
-                log.error("spend buffer full: the oldest unrecorded charge is lost")
-            self._unrecorded.append(charge)
+        if len(self._unrecorded) == self._unrecorded.maxlen:
+            log.error("spend buffer full: the oldest unrecorded charge is lost")
+        self._unrecorded.append(charge)
+
+    @asynccontextmanager
+    async def paying(self, key_id: str | None, request_id: str, expected_usd: float) -> AsyncIterator[Bill]:
+        """Hold ``expected_usd`` on the key for the block, then settle at the ``Bill``'s cost as the block set
+        it (0 when it raised: what was held is released). Raises ``OverBudget`` before the block runs."""
+        hold = await self.hold(key_id, request_id, expected_usd)
+        bill = Bill()
+        try:
+            yield bill
+        finally:
+            await self.settle(hold, bill.cost_usd)
 
     async def _charge(self, key_id: str, cost: float, day: str, month: str, release: str | None) -> None:
         async with self._r.pipeline(transaction=True) as pipe:
@@ -288,7 +301,7 @@ class Ledger:
         await catch_up(stop, lambda: self.unrecorded, self.flush, every_s)
 
     async def report(self, key_id: str) -> SpendReport:
-        now = self._now()
+        now = datetime.now(UTC)
         budget = self.budget(key_id)
         async with self._r.pipeline(transaction=False) as pipe:
             for counter in self._counters(key_id, now):
@@ -320,4 +333,4 @@ class Ledger:
 
     async def reset(self, key_id: str) -> None:
         """Forget the current windows' spend (an operator's decision; holds in flight stay)."""
-        await self._r.delete(*self._counters(key_id, self._now()))
+        await self._r.delete(*self._counters(key_id, datetime.now(UTC)))

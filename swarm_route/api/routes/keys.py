@@ -13,6 +13,13 @@ router = APIRouter(tags=["keys"])
 NOT_FOUND = {404: {"model": ErrorBody}}
 
 
+async def _known(service: Replica, key_id: str) -> str:
+    """``key_id`` if a key is configured under it or it has been charged; else a 404."""
+    if key_id not in service.api_keys and key_id not in await service.ledger.known():
+        raise ApiError(404, f"no key with id {key_id!r}")
+    return key_id
+
+
 async def _spend(service: Replica, key_id: str) -> KeySpend:
     configured = service.api_keys.get(key_id)
     report = await service.ledger.report(key_id)
@@ -36,16 +43,12 @@ async def key_spend(key_id: str, service: Replica, authorization: AuthHeader = N
         key_id = caller.key_id or ANONYMOUS
     elif not caller.admin and service.access.enabled and key_id != caller.key_id:
         raise ApiError(403, "a client key may read only its own spend (use 'me')")
-    if key_id not in service.api_keys and key_id not in await service.ledger.known():
-        raise ApiError(404, f"no key with id {key_id!r}")
-    return await _spend(service, key_id)
+    return await _spend(service, await _known(service, key_id))
 
 
 @router.delete("/v1/keys/{key_id}/spend", response_model=KeySpend, responses=NOT_FOUND)
 async def reset_spend(key_id: str, service: Replica, authorization: AuthHeader = None) -> KeySpend:
     """Forget what the key spent today and this month (requests in flight keep their holds)."""
     await service.access.check(authorization, Scope.admin)
-    if key_id not in service.api_keys and key_id not in await service.ledger.known():
-        raise ApiError(404, f"no key with id {key_id!r}")
-    await service.ledger.reset(key_id)
+    await service.ledger.reset(await _known(service, key_id))
     return await _spend(service, key_id)

@@ -240,16 +240,16 @@ class Dispatcher:
         """Every chosen path at once, each asked its part of a compound query (or all of it); the answers in
         the order the query asked; fallbacks in order only when every chosen path failed."""
         attempts: list[Attempt] = []
-        asked = {i: sel.part or query for i, sel in zip(decision.chosen, decision.selection, strict=False)}
+        parts = {i: sel.part for i, sel in zip(decision.chosen, decision.selection, strict=False) if sel.part}
         results = await asyncio.gather(
-            *(self._path(asked.get(i, query), i, decision.candidates[i], agents, attempts) for i in decision.chosen)
+            *(self._path(parts.get(i, query), i, decision.candidates[i], agents, attempts) for i in decision.chosen)
         )
-        order = {i: query.find(asked.get(i, query)) for i in decision.chosen}
-        answers = sorted(
-            (a if asked.get(a.candidate, query) == query else a.model_copy(update={"part": asked[a.candidate]})
-             for a in results if a is not None),
-            key=lambda a: order[a.candidate],
-        )
+        answers = [
+            a.model_copy(update={"part": parts[a.candidate]}) if a.candidate in parts else a
+            for a in results
+            if a is not None
+        ]
+        answers.sort(key=lambda a: query.find(a.part) if a.part else 0)  # in the order the query asked
         failed = [i for i, a in zip(decision.chosen, results, strict=True) if a is None]
         if not answers:
             for i in decision.fallbacks[: self.max_fallbacks]:

@@ -21,6 +21,11 @@ from swarm_route.core.failopen import Breaker, Watched
 from swarm_route.keys import Keys
 
 
+async def cooldowns(client: aioredis.Redis, keys: Keys) -> list[tuple[str, float]]:
+    """The replicas cooling down now, as every dispatch replica shares them: (endpoint, until, epoch s)."""
+    return await client.zrangebyscore(keys.cooldown, time.time(), "+inf", withscores=True)
+
+
 class Replicas:
     def __init__(
         self,
@@ -52,7 +57,7 @@ class Replicas:
 
     async def _read_cooldowns(self, _: list[tuple[str, float]]) -> list[tuple[str, float]]:
         assert self._r is not None
-        return await self._r.zrangebyscore(self._k.cooldown, time.time(), "+inf", withscores=True)
+        return await cooldowns(self._r, self._k)
 
     def cooling(self, endpoint: str) -> bool:
         return self._cool_until.get(endpoint, 0.0) > time.time()

@@ -34,6 +34,11 @@ GRADED_TTL_S = 30 * 24 * 3600  # longer than any record_ttl_s, so a request is g
 _tracer = trace.get_tracer("swarm_route")
 
 
+async def latencies(client: aioredis.Redis, keys: Keys) -> dict[str, float]:
+    """Each node's recent latency in seconds (EWMA), as the updater records it from finished requests."""
+    return {node: float(v) for node, v in (await client.hgetall(keys.latency)).items()}
+
+
 class PheromoneUpdater:
     def __init__(
         self,

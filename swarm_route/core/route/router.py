@@ -28,6 +28,7 @@ from swarm_route.core.route.reasoning import LLMChoice
 
 EXPECTED_ANSWER_TOKENS = 300
 MIN_MATCH = 0.01  # below this share of the query's intent weight an agent does not serve the query
+PAUSED = "paused by an operator"  # why a path of a paused agent is left out
 
 
 class _Evaluation(NamedTuple):
@@ -173,7 +174,7 @@ class ReasoningRouter:
             if match[i] < MIN_MATCH:
                 excluded[i] = "serves none of the query's intents"
             elif paused & pool.path_agents[i]:
-                excluded[i] = "paused by an operator"
+                excluded[i] = PAUSED
             elif budget_usd is not None and cost[i] > budget_usd:
                 excluded[i] = f"expected cost ${cost[i]:.6f} exceeds budget ${budget_usd:.6f}"
         eligible = np.array([i for i in range(n) if excluded[i] is None], dtype=int)
@@ -188,7 +189,7 @@ class ReasoningRouter:
         if not eligible.size:
             if any(over_budget):
                 why = "every agent serving this query is over the budget"
-            elif any(e == "paused by an operator" for e in excluded):
+            elif PAUSED in excluded:
                 why = "every agent serving this query is paused"
             else:
                 why = "no registered agent serves the query's intents"
