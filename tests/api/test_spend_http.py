@@ -131,6 +131,9 @@ def test_a_per_request_cap_below_the_path_is_a_402_and_clients_read_only_their_o
     assert mine["key_id"] == "team-b" and mine["budget"]["per_request_usd"] == 0.001
     assert httpx.get(f"{two}/v1/keys/capped/spend", headers=client, timeout=30).status_code == 403
     assert httpx.get(f"{two}/v1/keys", headers=client, timeout=30).status_code == 403
+    admin = {"Authorization": f"Bearer {CAPPED_KEY}"}
+    for method in ("GET", "DELETE"):  # an id no key has, nor was ever charged
+        assert httpx.request(method, f"{two}/v1/keys/nobody/spend", headers=admin, timeout=30).status_code == 404
 
 
 def test_the_command_line_reads_and_resets_spend(two, capsys):
