@@ -172,7 +172,18 @@ class IntentSettings(Section):
         "are at least `tune_min_examples` and held-out data to choose thresholds on (0: never); minutes on a CPU",
     )
     tune_min_examples: int = Field(5000, ge=1, description="fewer labelled examples than this: no fine-tuning")
-    tune_lr: float = Field(5e-5, gt=0, description="learning rate of the fine-tuning")
+    tune_lr: float = Field(1e-4, gt=0, description="learning rate of the fine-tuning")
+    fit_threads: int | None = Field(
+        1,
+        ge=1,
+        description="CPU threads a background refit may use (torch and BLAS), so the replica keeps answering on "
+        "the others; the first fit, before the replica answers, uses every core. None: no limit",
+    )
+    tune_cache: str | None = Field(
+        "~/.cache/swarm_route/encoders",
+        description="folder where fine-tuned encoders are kept by a hash of what they were tuned on, so a "
+        "restart loads one in seconds (the 3 most recently used, ~90 MB each); None: tune at every start",
+    )
     compound: bool = Field(
         True,
         description="a query asking for several things is cut where people join requests and each part "

@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 from swarm_route.agents.a2a_agent import A2ABackend
 from swarm_route.agents.builtin import BuiltinBackend
 from swarm_route.agents.openai_agent import OpenAIBackend
 from swarm_route.agents.replay import ReplayBackend
 from swarm_route.config import Settings
-from swarm_route.core.classify.embedding import Embedder, default_embedder
+from swarm_route.core.classify.embedding import Embedder, Progress, cpu_threads, default_embedder
 from swarm_route.core.classify.intent import (
     IntentClassifier,
     LabelledExamples,
@@ -38,7 +40,9 @@ from swarm_route.core.messages import (
     Aggregate,
     DirectCall,
     DispatchResult,
+    FitProgress,
     IntentResult,
+    IntentStatus,
     PathAnswer,
     RouteDecision,
     RouteRequest,
@@ -54,6 +58,7 @@ from swarm_route.keys import Keys
 from swarm_route.store import connect
 
 log = logging.getLogger(__name__)
+PROGRESS_LOG_S = 5.0  # a refit's progress is logged at most this often
 LLM_NOT_USED = "LLM not used"  # how a decision's router_llm starts when the LLM failed
 
 
@@ -114,6 +119,7 @@ def intent_classifier(settings: Settings, embedder: Embedder | None) -> IntentCl
         tune_epochs=s.tune_epochs,
         tune_min_examples=s.tune_min_examples,
         tune_lr=s.tune_lr,
+        tune_cache=Path(s.tune_cache).expanduser() if s.tune_cache else None,
         compound=s.compound,
     )
 
@@ -164,8 +170,10 @@ class IntentStage:
     """The classifier stage: refits when the registry version moves, then classifies.
 
     A small training set (agents' examples) is refitted before the next query is answered, in a thread,
-    so a new agent is routable at once; a large one (loaded intent files) is refitted in the background
-    while the previous model keeps answering.
+    so a new agent is routable at once. Beside a large one (loaded intent files), a new agent's intents
+    are added to the fitted model in about a second (``IntentClassifier.extended``); any other change is
+    refitted in the background on at most ``intent.fit_threads`` threads while the previous model keeps
+    answering. ``status()`` says which model answers and how far a refit is.
     """
 
     def __init__(self, settings: Settings, registry: Agents | None = None) -> None:
@@ -182,10 +190,29 @@ class IntentStage:
         self._lock = asyncio.Lock()
         self._background: asyncio.Task[None] | None = None
         self._files = load_intent_files(self._settings.files)
+        self._status = IntentStatus(state="unfitted")
 
-    def _fit(self, agents: list[AgentSpec]) -> IntentClassifier:
+    async def status(self) -> IntentStatus:
+        return self._status.model_copy()
+
+    def _fit(self, agents: list[AgentSpec], threads: int | None) -> IntentClassifier:
         val = LabelledExamples(*for_agents(agents, self._files.val)) if self._files.val.texts else None
-        return self._new_classifier().fit(training_set(agents, self._files.train), val)
+        files = LabelledExamples(*for_agents(agents, self._files.train))
+        with cpu_threads(threads):
+            return self._new_classifier().fit(training_set(agents, self._files.train), val, self._progress(), files)
+
+    def _progress(self) -> Progress:
+        """Progress into the status, and a log line with counts every ``PROGRESS_LOG_S`` (a refit of
+        CLINC150 takes a couple of minutes)."""
+        logged = [0.0]
+
+        def report(step: str, done: int, total: int) -> None:
+            self._status.progress = FitProgress(step=step, done=done, total=total)
+            if time.monotonic() - logged[0] >= PROGRESS_LOG_S or done == total:
+                logged[0] = time.monotonic()
+                log.info("intent classifier: %s %d/%d", step, done, total)
+
+        return report
 
     def _new_classifier(self) -> IntentClassifier:
         """Fine-tuning the encoder (minutes of all-core CPU) is for the operator's labelled files only:
@@ -195,10 +222,57 @@ class IntentStage:
             settings = settings.model_copy(update={"intent": self._settings.model_copy(update={"tune_epochs": 0})})
         return intent_classifier(settings, self._embedder)
 
-    async def _refit(self, version: int, agents: list[AgentSpec]) -> None:
-        classifier = await asyncio.to_thread(self._fit, agents)
-        if self._version is None or version > self._version:
-            self._classifier, self._version = classifier, version
+    def _refitting(self, version: int) -> None:
+        """The status from the moment a refit is decided (a background one starts on the loop's next turn)."""
+        self._status.state = "fitting" if self._version is None else "refitting"
+        self._status.refit_version, self._status.refit_started, self._status.error = version, time.time(), None
+
+    async def _refit(self, version: int, agents: list[AgentSpec], threads: int | None) -> None:
+        first = self._version is None
+        started = time.monotonic()
+        try:
+            classifier = await asyncio.to_thread(self._fit, agents, threads)
+        except Exception as exc:  # the previous model keeps answering; the status and the log say why
+            log.exception("intent classifier: refit for registry version %s failed", version)
+            self._status.state, self._status.error = ("unfitted" if first else "failed"), f"{type(exc).__name__}: {exc}"
+            self._status.refit_version = self._status.progress = None
+            if first:
+                raise
+            return
+        self._swap(version, classifier, "full", time.monotonic() - started)
+
+    def _swap(
+        self, version: int, classifier: IntentClassifier, how: Literal["full", "incremental"], took: float
+    ) -> None:
+        if self._version is not None and version <= self._version:
+            return
+        self._classifier, self._version = classifier, version
+        self._status = IntentStatus(
+            state="ready",
+            registry_version=version,
+            intents=len(classifier.intents),
+            examples=classifier.examples,
+            last_fit=how,
+            last_fit_seconds=round(took, 3),
+        )
+        log.info(
+            "intent classifier: registry version %s learnt (%s, %d intents, %d examples) in %.2f s",
+            version,
+            how,
+            len(classifier.intents),
+            classifier.examples,
+            took,
+        )
+
+    async def _extended(self, version: int, agents: list[AgentSpec]) -> bool:
+        """New agents' intents added to the answering model, if that is all that changed."""
+        started = time.monotonic()
+        data = training_set(agents, self._files.train)
+        classifier = await asyncio.to_thread(self._classifier.extended, data)
+        if classifier is None:
+            return False
+        self._swap(version, classifier, "incremental", time.monotonic() - started)
+        return True
 
     async def _refresh(self) -> None:
         try:
@@ -209,13 +283,16 @@ class IntentStage:
         if version == self._version:
             return
         async with self._lock:
-            if version == self._version:
+            if version == self._version or (self._background is not None and not self._background.done()):
                 return
-            examples = sum(len(s.examples) + 1 for a in agents.values() for s in a.skills)
-            if self._version is None or examples + len(self._files.train.texts) <= self._settings.inline_refit_max:
-                await self._refit(version, list(agents.values()))
-            elif self._background is None or self._background.done():
-                self._background = asyncio.create_task(self._refit(version, list(agents.values())))
+            pool = list(agents.values())
+            examples = sum(len(s.examples) + 1 for a in pool for s in a.skills) + len(self._files.train.texts)
+            if self._version is None or examples <= self._settings.inline_refit_max:
+                self._refitting(version)
+                await self._refit(version, pool, None)  # the first fit uses every core: nothing answers yet
+            elif not await self._extended(version, pool):
+                self._refitting(version)
+                self._background = asyncio.create_task(self._refit(version, pool, self._settings.fit_threads))
 
     async def classify_many(self, queries: list[str]) -> list[IntentResult]:
         await self._refresh()

@@ -31,6 +31,7 @@ from swarm_route.core.messages import (
     DirectCall,
     Feedback,
     FinishedRequest,
+    IntentStatus,
     Query,
     QueryResponse,
     RouteDecision,
@@ -64,6 +65,7 @@ class Service:
         pipeline: Callable[[Service], Pipeline],
         dispatch: DirectDispatch,
         updater_stats: Callable[[], Awaitable[dict[str, int]]],
+        intent_status: Callable[[], Awaitable[IntentStatus]] | None = None,
         record: Callable[[Walked], None] = lambda walked: None,
         count: Callable[[str], None] = lambda operation: None,
     ) -> None:
@@ -75,6 +77,7 @@ class Service:
         self.stream = EventStream(redis, self.keys)
         self.pheromones: PheromoneStore = pheromone_store(settings, redis)
         self.dispatch, self.updater_stats, self._record, self._count = dispatch, updater_stats, record, count
+        self.intent_status = intent_status
         self.paused = Watched("updates_paused", lambda _: self.read_paused(), False, breaker)  # the learning switch
         self.outbox = Outbox(
             self.stream,

@@ -306,3 +306,29 @@ class Feedback(BaseModel):
 
 
 Event = FinishedRequest | Feedback
+
+
+class FitProgress(BaseModel):
+    step: str
+    done: int
+    total: int
+
+
+class IntentStatus(BaseModel):
+    """What a classifier replica is answering with, and the refit it is working on, if any."""
+
+    state: Literal["unfitted", "fitting", "ready", "refitting", "failed"] = Field(
+        description="fitting: the first fit (not yet answering); refitting: the previous model answers while a "
+        "new one is fitted in the background; failed: the last refit failed, the previous model answers"
+    )
+    registry_version: int | None = Field(None, description="the registry version the answering model learnt")
+    intents: int = 0
+    examples: int = Field(0, description="labelled examples the answering model learnt from")
+    last_fit: Literal["full", "incremental"] | None = Field(
+        None, description="incremental: new agents' intents added to the fitted model in about a second"
+    )
+    last_fit_seconds: float | None = None
+    refit_version: int | None = Field(None, description="the registry version being learnt now")
+    refit_started: float | None = Field(None, description="unix time the refit began")
+    progress: FitProgress | None = None
+    error: str | None = Field(None, description="why the last refit failed")

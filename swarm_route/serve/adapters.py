@@ -21,6 +21,7 @@ from swarm_route.core.messages import (
     DirectCall,
     DispatchResult,
     IntentResult,
+    IntentStatus,
     PathAnswer,
     RouteDecision,
     RouteRequest,
@@ -53,6 +54,10 @@ class RemoteClassifier:
 
     async def classify(self, query: str) -> IntentResult:
         return await call("classify", self._handle.classify, query)
+
+    async def status(self) -> IntentStatus:
+        """One classifier replica's (with several, the one the handle picked)."""
+        return await call("classify", self._handle.status)
 
 
 class RemoteRouter:

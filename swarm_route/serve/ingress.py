@@ -39,10 +39,14 @@ class Ingress:
         redis = redis_client(settings)
         breaker = store_breaker(settings, counted(self._metrics))
         dispatch = RemoteDispatch(dispatcher)
+        classify: list[RemoteClassifier | IntentStage] = []  # built with the service, which the stage reads through
 
         def pipeline(service: Service) -> Pipeline:
+            classify.append(
+                RemoteClassifier(classifier) if classifier is not None else IntentStage(settings, service.registry)
+            )
             return Pipeline(
-                RemoteClassifier(classifier) if classifier is not None else IntentStage(settings, service.registry),
+                classify[0],
                 RemoteRouter(router) if router is not None else route_stage(settings, redis, breaker, service.registry),
                 dispatch,
                 RemoteAggregator(aggregator),
@@ -61,6 +65,7 @@ class Ingress:
             pipeline=pipeline,
             dispatch=dispatch,
             updater_stats=updater_stats,
+            intent_status=lambda: classify[0].status(),
             record=self._record,
             count=counted(self._metrics),
         )

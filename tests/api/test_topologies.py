@@ -65,3 +65,13 @@ def test_either_topology_answers_concurrent_queries(app):
         answers = list(pool.map(lambda q: app.post("/v1/query", json={"query": q}, timeout=20), queries))
     assert [r.status_code for r in answers] == [200] * 12
     assert all(str(i * 3) in r.json()["answer"] for i, r in enumerate(answers))
+
+
+def test_either_topology_says_which_registry_version_its_classifier_learnt(app):
+    app.post("/v1/query", json={"query": "what is 6 * 7"})  # the classifier catches up with the registry
+    status = app.get("/v1/intents/status")
+    assert status.status_code == 200, status.text
+    body = status.json()
+    assert body["state"] == "ready" and body["last_fit"] in {"full", "incremental"}
+    assert body["registry_version"] >= 1 and body["intents"] >= 3 and body["examples"] >= body["intents"]
+    assert app.get("/readyz").json()["intents"] == "ready"

@@ -1,4 +1,5 @@
-"""The agent registry: register (admins), list, read, call directly, remove (admins)."""
+"""The agent registry: register (admins), list, read, call directly, remove (admins); how far the classifier
+has learnt it."""
 
 import time
 
@@ -8,6 +9,7 @@ from swarm_route.api.access import Scope
 from swarm_route.api.errors import ApiError, field_error
 from swarm_route.api.routes import AuthHeader, Replica
 from swarm_route.api.schemas import AgentState, ErrorBody, InvokeRequest, InvokeResponse
+from swarm_route.core.messages import IntentStatus
 from swarm_route.core.onboarding import PolicyViolation, Registration, RegistryFull, onboard
 from swarm_route.core.registry import AgentExists, AgentNotFound, AgentSpec
 from swarm_route.timing import ms_since
@@ -61,6 +63,17 @@ async def invoke(name: str, body: InvokeRequest, service: Replica, authorization
         latency_ms=ms_since(started),
         attempts=result.attempts,
     )
+
+
+@router.get("/v1/intents/status", response_model=IntentStatus, responses={503: {"model": ErrorBody}})
+async def intent_status(service: Replica, authorization: AuthHeader = None) -> IntentStatus:
+    """Which registry version this replica's classifier answers with, and how far a refit is: a
+    registration returns at once and its agent is learnt with the next query (in about a second beside
+    a large intent file, else in the background while the previous model answers)."""
+    await service.access.check(authorization, Scope.client)
+    if service.intent_status is None:
+        raise ApiError(503, "this replica's classifier reports no status")
+    return await service.intent_status()
 
 
 @router.get("/v1/agents", response_model=list[AgentSpec])

@@ -57,7 +57,7 @@ def test_a_fine_tuned_copy_pulls_its_labels_apart_and_leaves_the_original_as_it_
     ] * 8
     labels = ["weather", "weather", "math", "math"] * 8
     before = embedder.encode(texts[:4])
-    tuned = embedder.tuned(texts, labels, epochs=2, lr=1e-4)
+    tuned = embedder.tuned(texts, labels, epochs=10, lr=1e-4)  # one batch an epoch
     after = tuned.encode(texts[:4])
     np.testing.assert_allclose(embedder.encode(texts[:4]), before, atol=1e-5)
     assert np.allclose(np.linalg.norm(after, axis=1), 1, atol=1e-4)
@@ -65,3 +65,53 @@ def test_a_fine_tuned_copy_pulls_its_labels_apart_and_leaves_the_original_as_it_
     within, across = (0, 1), (0, 2)
     assert after[within[0]] @ after[within[1]] > before[within[0]] @ before[within[1]]
     assert after[across[0]] @ after[across[1]] < before[across[0]] @ before[across[1]]
+
+
+def test_tuning_reports_progress_and_its_vectors_are_what_the_tuned_encoder_computes():
+    texts = ["how warm will it be tomorrow", "what is 12 divided by 4", "is rain expected", "add 7 and 5"] * 20
+    labels = ["weather", "math"] * 40
+    heard: list[tuple[str, int, int]] = []
+    tuned = embedder.tuned(texts, labels, epochs=1, lr=1e-4, progress=lambda *step: heard.append(step))
+    assert {what for what, _, _ in heard} == {"encoding (frozen layers)", "tuning the encoder, epoch 1/1"}
+    assert heard[-1][1] == heard[-1][2], "the last step reports the work done"
+    remembered = tuned.encode(texts[:4])  # computed while tuning, from the frozen layers' cached output
+    fresh = tuned._runtime.encode(texts[:4])  # the tuned model exported and run like any query
+    np.testing.assert_allclose(remembered, fresh, atol=1e-5)
+    assert tuned.encode(["a query it never saw"]).shape == (1, 384)
+
+
+def test_an_encoder_that_cannot_be_cut_into_layers_is_left_untuned(monkeypatch, caplog):
+    def other_architecture(bert, layers):
+        raise AttributeError("'T5Stack' object has no attribute 'layer'")
+
+    monkeypatch.setattr(embedding, "_split_at", other_architecture)
+    assert embedder.tuned(["a", "b"], ["x", "y"], epochs=1, lr=1e-4) is embedder
+    assert "not fine-tuned" in caplog.text
+
+
+def test_a_tuned_encoder_is_cached_by_what_it_was_tuned_on(tmp_path, monkeypatch):
+    texts = ["how warm will it be tomorrow", "what is 12 divided by 4"] * 16
+    labels = ["weather", "math"] * 16
+    first = embedder.tuned(texts, labels, epochs=1, lr=1e-4, cache_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 1
+
+    def no_tuning(*args):
+        raise AssertionError("tuned again although cached")
+
+    monkeypatch.setattr(embedding, "_tune", no_tuning)
+    again = embedder.tuned(texts, labels, epochs=1, lr=1e-4, cache_dir=tmp_path)
+    assert again.name == first.name
+    np.testing.assert_allclose(again.encode(["is rain expected"]), first.encode(["is rain expected"]), atol=1e-5)
+    monkeypatch.undo()
+    other = embedder.tuned(texts, labels[::-1], epochs=1, lr=1e-4, cache_dir=tmp_path)  # other labels: tuned anew
+    assert other.name != first.name and len(list(tmp_path.iterdir())) == 2
+
+    (tmp_path / first.name / "vectors.npy").write_bytes(b"damaged")
+    healed = embedder.tuned(texts, labels, epochs=1, lr=1e-4, cache_dir=tmp_path)
+    assert healed.name == first.name and np.load(tmp_path / first.name / "vectors.npy").shape == (32, 384)
+
+
+def test_only_the_most_recently_used_tuned_encoders_are_kept(tmp_path):
+    texts, labels = ["add 7 and 5", "is rain expected"] * 16, ["math", "weather"] * 16
+    names = [embedder.tuned(texts, labels, epochs=1, lr=lr, cache_dir=tmp_path).name for lr in (1e-5, 2e-5, 3e-5, 4e-5)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[-embedding.CACHE_KEEP :])

@@ -106,7 +106,7 @@ class TunableWordEmbedder(WordEmbedder):
     def __init__(self) -> None:
         self.tuned_on: list[tuple[int, int]] = []
 
-    def tuned(self, texts, labels, epochs, lr):
+    def tuned(self, texts, labels, epochs, lr, progress=None, cache_dir=None):
         self.tuned_on.append((len(texts), epochs))
         return WordEmbedder()
 
@@ -243,3 +243,34 @@ def test_the_lexical_path_is_not_trusted_alone_where_it_would_have_answered_out_
     assert lexical_best < clf.fast_accept, "an out-of-scope query it would answer counts against its precision"
     clf.classify(lookalike)
     assert clf.slow_share == 1
+
+
+def test_a_new_agents_intent_is_added_to_a_fitted_model_without_refitting_the_others():
+    base = labelled(TRAIN)
+    fitted = IntentClassifier(oos_threshold=-10, embedder=WordEmbedder()).fit(base)
+    translation = [("translate this into french", "translation"), ("how do you say hello in german", "translation")]
+    grown = fitted.extended(labelled([*translation, *TRAIN]))  # the agent's examples come first in a registry
+    assert grown is not None and grown is not fitted
+    assert grown.intents == [*fitted.intents, "translation"] and grown.examples == fitted.examples + 2
+    assert grown.classify("translate good morning into french").top() == "translation"
+    assert fitted.classify("translate good morning into french").top() != "translation", "the original is as it was"
+    for query in ("is it going to rain in rome", "what is 6 times 7", "book a table for two"):
+        assert grown.classify(query).top() == fitted.classify(query).top()
+    assert grown.threshold == fitted.threshold and grown.set_floor == fitted.set_floor
+
+
+def test_anything_but_new_intents_needs_a_full_refit():
+    fitted = IntentClassifier(embedder=WordEmbedder()).fit(labelled(TRAIN))
+    assert fitted.extended(labelled(TRAIN[::-1])) is fitted, "the same examples in another order: nothing to learn"
+    assert fitted.extended(labelled(TRAIN[1:])) is None, "an example removed"
+    assert fitted.extended(labelled([*TRAIN, ("will it snow", "weather")])) is None, "a known intent's examples"
+    assert IntentClassifier().extended(labelled(TRAIN)) is None, "never fitted"
+
+
+def test_the_encoder_is_tuned_on_the_operators_files_alone_when_told_so():
+    val = labelled([("is it going to rain in rome", "weather"), ("what is 6 times 7", "math")])
+    files = labelled(OOS_TRAIN)
+    registered = [("translate this into french", "translation"), ("say hello in german", "translation")]
+    base = TunableWordEmbedder()
+    IntentClassifier(embedder=base, tune_min_examples=1).fit(labelled([*registered, *OOS_TRAIN]), val, tune_on=files)
+    assert base.tuned_on == [(len(files.texts), 2)], "a registration's examples never change what is tuned"
