@@ -291,7 +291,7 @@ class IntentClassifier:
         max_false_decline: float | None = 0.02,
         tune_epochs: int = 2,
         tune_min_examples: int = 5000,
-        tune_lr: float = 5e-5,
+        tune_lr: float = 1e-4,
         compound: bool = True,
         tune_cache: Path | None = None,
     ) -> None:
@@ -508,7 +508,10 @@ class IntentClassifier:
         whole = self._classify_many(queries)
         if not self.compound:
             return whole
-        return [split(q, r, self._classify_many) for q, r in zip(queries, whole, strict=True)]
+        share = self.slow_share  # of the queries themselves, not of the parts tried below
+        parts = [split(q, r, self._classify_many) for q, r in zip(queries, whole, strict=True)]
+        self.slow_share = share
+        return parts
 
     def _classify_many(self, queries: Sequence[str]) -> list[IntentResult]:
         model = self._model

@@ -138,6 +138,21 @@ def test_queries_the_lexical_path_decides_are_measured_against_its_own_cut():
     assert slow.out_of_scope and clf.slow_share == 1
 
 
+def test_the_slow_share_is_of_the_batchs_queries_not_of_the_parts_tried(monkeypatch):
+    clf = IntentClassifier(embedder=WordEmbedder()).fit(labelled(OOS_TRAIN))
+    whole, real = [], clf._classify_many
+
+    def parts_go_slow(queries):
+        results = real(queries)
+        whole.append(queries)
+        clf.slow_share = 0.0 if len(whole) == 1 else 1.0
+        return results
+
+    monkeypatch.setattr(clf, "_classify_many", parts_go_slow)
+    clf.classify_many(["weather forecast for tomorrow", "divide 9 by 3 and then tell me the forecast for paris"])
+    assert len(whole) > 1 and clf.slow_share == 0.0, "a cut was tried; its sides are not queries of the batch"
+
+
 def test_batch_and_single_agree_and_one_intent_still_works():
     clf = IntentClassifier(oos_threshold=0.0).fit(labelled(TRAIN))
     queries = ["forecast for paris", "7 times 8", "a table for two"]
