@@ -177,7 +177,7 @@ class IntentSettings(Section):
         1,
         ge=1,
         description="CPU threads a background refit may use (torch and BLAS), so the replica keeps answering on "
-        "the others; the first fit, before the replica answers, uses every core. None: no limit",
+        "the others; the first fit, before the replica answers, uses every core. None: every core",
     )
     tune_cache: str | None = Field(
         "~/.cache/swarm_route/encoders",

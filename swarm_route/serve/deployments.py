@@ -27,7 +27,7 @@ from swarm_route.core.messages import (
     RouteRequest,
 )
 from swarm_route.core.registry import AgentSpec
-from swarm_route.serve.telemetry import Metrics, trail_entropy
+from swarm_route.serve.telemetry import Metrics, replica_logging, trail_entropy
 from swarm_route.tracing import configure as configure_tracing
 from swarm_route.tracing import context_from, tracer
 from swarm_route.wiring import (
@@ -53,6 +53,10 @@ def counted(metrics: Metrics) -> Callable[[str], None]:
 class IntentClassifierDeployment(IntentStage):
     """The classifier stage as a deployment of its own, batching concurrent queries into one vectorised call.
     (Inside the ingress, in the fast topology, it runs unbatched: ``serve.batch`` there hung concurrent queries.)"""
+
+    def __init__(self, settings: Settings) -> None:
+        replica_logging()  # the refits' progress
+        super().__init__(settings)
 
     # Opportunistic batching: no wait for a batch to fill (a lone query would pay the wait in full); under
     # load, queries queue while a batch is classified and the next batch takes them all.
@@ -108,6 +112,7 @@ class ServeBuiltinBackend:
 @serve.deployment
 class DispatchDeployment:
     def __init__(self, settings: Settings, builtin: DeploymentHandle) -> None:
+        replica_logging()  # why an agent gave no answer is logged here, never told to the caller
         breaker = store_breaker(settings, counted(Metrics()))
         self._stage = dispatch_stage(settings, ServeBuiltinBackend(builtin), breaker=breaker)
         self._tracer = tracer()
@@ -148,6 +153,7 @@ class UpdaterDeployment:
         u = settings.updater
         replica = serve.get_replica_context().replica_tag
         configure_tracing()
+        replica_logging()
         self._metrics = Metrics()
         self._store = pheromone_store(settings, client)
         self._updater = pheromone_updater(

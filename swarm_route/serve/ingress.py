@@ -17,7 +17,7 @@ from swarm_route.core.pipeline import Pipeline, Walked
 from swarm_route.core.spend import ANONYMOUS
 from swarm_route.serve.adapters import RemoteAggregator, RemoteClassifier, RemoteDispatch, RemoteRouter, call
 from swarm_route.serve.deployments import counted
-from swarm_route.serve.telemetry import Metrics
+from swarm_route.serve.telemetry import Metrics, replica_logging
 from swarm_route.tracing import configure as configure_tracing
 from swarm_route.wiring import IntentStage, redis_client, route_stage, store_breaker
 
@@ -35,6 +35,7 @@ class Ingress:
         updater: DeploymentHandle,
     ) -> None:
         configure_tracing()  # this replica's spans, when the OTEL_* variables ask for them
+        replica_logging()
         self._metrics = Metrics()
         redis = redis_client(settings)
         breaker = store_breaker(settings, counted(self._metrics))

@@ -7,12 +7,29 @@ the contract the Grafana dashboards in ``dashboards/`` are tested against.
 
 from __future__ import annotations
 
+import logging
 import math
+import sys
 from collections.abc import Mapping
 
 from ray.util.metrics import Counter, Gauge, Histogram
 
 from swarm_route.core.messages import SOURCE, edge_id
+
+_STDERR = logging.StreamHandler(sys.stderr)
+_STDERR.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s -- %(message)s"))
+
+
+def replica_logging() -> None:
+    """This package's log lines at INFO on the replica's stderr, at once (Ray keeps it as the replica's
+    ``worker-*.err`` in the session's log folder): Serve's own replica log holds 1,000 records in memory
+    under RAY_SERVE_THROUGHPUT_OPTIMIZED, and the root logger drops INFO, so a refit's progress or why an
+    agent gave no answer would show late or never."""
+    ours = logging.getLogger("swarm_route")
+    ours.setLevel(logging.INFO)
+    if _STDERR not in ours.handlers:
+        ours.addHandler(_STDERR)
+    ours.propagate = False  # not a second time through the root logger's last-resort handler
 
 PREFIX = "swarm_route_"
 # Label values come from the registry (intents, agents, models): agents come and go under new names, and every

@@ -77,3 +77,23 @@ def test_label_sets_from_the_registry_are_bounded():
     assert metrics.bounded("choices_total", tags[4]) == {"intent": OTHER, "agent": OTHER, "model": OTHER}
     assert metrics.bounded("choices_total", tags[1]) == tags[1], "a label set already exported keeps its name"
     assert metrics.bounded("cost_usd_total", {"intent": "new"}) == {"intent": "new"}, "each metric has its own bound"
+
+
+def test_the_packages_info_lines_reach_the_replicas_stderr_at_once(capfd):
+    import logging
+
+    from swarm_route.serve import telemetry
+
+    ours = logging.getLogger("swarm_route")
+    before = (ours.level, list(ours.handlers), ours.propagate)
+    telemetry._STDERR.setStream(__import__("sys").stderr)  # pytest's capture, not the stream of import time
+    try:
+        telemetry.replica_logging()
+        telemetry.replica_logging()  # a second replica in the process: no second copy of each line
+        logging.getLogger("swarm_route.wiring").info("intent classifier: tuning 3/10")
+        lines = [line for line in capfd.readouterr().err.splitlines() if "tuning 3/10" in line]
+        assert len(lines) == 1 and "INFO swarm_route.wiring -- intent classifier: tuning 3/10" in lines[0]
+    finally:
+        ours.setLevel(before[0])
+        ours.handlers[:] = before[1]
+        ours.propagate = before[2]

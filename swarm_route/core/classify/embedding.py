@@ -141,12 +141,11 @@ def _exported(model: Any) -> ExportedEncoder | None:
 
 @contextmanager
 def cpu_threads(n: int | None) -> Iterator[None]:
-    """At most ``n`` threads for torch and the BLAS/OpenMP pools inside (None: as they are). Process-wide,
-    which is the point: a background refit must leave cores to the replica's queries, and onnxruntime,
-    which encodes those, keeps its own pool."""
-    if n is None:
-        yield
-        return
+    """``n`` threads for torch and the BLAS/OpenMP pools inside (None: one per core this process may run
+    on, which a Ray worker's OMP_NUM_THREADS=1 would otherwise deny the first fit). Process-wide, which is
+    the point: a background refit must leave cores to the replica's queries, and onnxruntime, which
+    encodes those, keeps its own pool."""
+    n = n or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     from threadpoolctl import threadpool_limits
 
     try:
