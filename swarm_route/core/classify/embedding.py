@@ -358,9 +358,12 @@ class SentenceEmbedder:
     def encode(self, texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
         """Unit vectors; the training examples' from what tuning computed (a refit re-encodes 15k of them)."""
         out = np.zeros((len(texts), self._model.get_embedding_dimension()), dtype=np.float32)
-        todo = [i for i, t in enumerate(texts) if t not in self._known]
-        for i in set(range(len(texts))) - set(todo):
-            out[i] = self._known[texts[i]]
+        todo = []
+        for i, text in enumerate(texts):
+            if text in self._known:
+                out[i] = self._known[text]
+            else:
+                todo.append(i)
         if not todo:
             return out
         fresh = [texts[i] for i in todo]

@@ -66,6 +66,10 @@ class LabelledExamples:
                 self.texts.append(t)
                 self.labels.append(label)
 
+    def counts(self) -> Counter[tuple[str, str]]:
+        """Each (text, label) pair and how often it occurs: what two sets of examples are compared by."""
+        return Counter(zip(self.texts, self.labels, strict=True))
+
     def extend(self, pairs: Iterable[Sequence[str]]) -> LabelledExamples:
         for text, label in pairs:
             self.add(label, [text])
@@ -219,7 +223,7 @@ def _with_columns(
 
 def _one_vs_rest(x: np.ndarray | csr_matrix, labels: np.ndarray, name: str, c: float) -> tuple[np.ndarray, float]:
     """The plane of one intent against all other examples: the column a multi-class fit would give it."""
-    svm = LinearSVC(C=c, dual=True).fit(x, labels == name)
+    svm = _svm(x, labels == name, c)
     return np.asarray(svm.coef_[0]), float(svm.intercept_[0])
 
 
@@ -341,7 +345,7 @@ class IntentClassifier:
         ``data`` the encoder is fine-tuned on (default all of it); the service passes the operator's files
         alone, so a registration leaves the tuned encoder, and its cache entry, as they are."""
         progress = progress or quiet
-        self._fitted_on = Counter(zip(data.texts, data.labels, strict=True))
+        self._fitted_on = data.counts()
         if not [label for label in data.labels if label != OOS]:
             self._model = None
             return self
@@ -386,7 +390,8 @@ class IntentClassifier:
         model = self._model
         if model is None or model.svm is None or self._fitted_on is None:
             return None
-        added = Counter(zip(data.texts, data.labels, strict=True))
+        given = data.counts()
+        added = given.copy()
         added.subtract(self._fitted_on)
         if any(n < 0 for n in added.values()):
             return None
@@ -397,7 +402,7 @@ class IntentClassifier:
             return None if fresh.texts else self
         clone = copy.copy(self)
         clone._model = model.extended(fresh, self._embed(fresh.texts) if model.dense is not None else None, self.c)
-        clone._fitted_on = Counter(zip(data.texts, data.labels, strict=True))
+        clone._fitted_on = given
         return clone
 
     def _density_share(self, model: _Model, lexical: np.ndarray, embeddings: np.ndarray, truth: Sequence[str]) -> float:
@@ -555,7 +560,7 @@ class IntentClassifier:
 
 def _within(data: LabelledExamples, part: LabelledExamples) -> LabelledExamples:
     """The examples of ``data`` that ``part`` holds too (as many times as both hold them), in ``data``'s order."""
-    left = Counter(zip(part.texts, part.labels, strict=True))
+    left = part.counts()
     out = LabelledExamples()
     for pair in zip(data.texts, data.labels, strict=True):
         if left[pair] > 0:
