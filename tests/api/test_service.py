@@ -1,5 +1,6 @@
 """One replica's Service without HTTP: what it tells a client about learning, and whom it lets grade."""
 
+import asyncio
 import json
 
 import pytest
@@ -41,6 +42,7 @@ async def test_the_answer_says_whether_it_will_be_learnt_from(service, redis_cli
     await service.set_learning(False)
     assert await service.finished(finished("b" * 32, None)) == "paused"
     await service.feedback("b" * 32, 0.9, Caller())  # accepted while paused, as the docs say: the record was kept
+    await asyncio.gather(*service._background)  # "a" is published in the background: read after it, not during
     events = [json.loads(fields["data"]) for _, fields in await redis_client.xrange(keys.finished)]
     published = sorted((e["type"], e["request_id"][0]) for e in events)
     assert published == [("feedback", "b"), ("finished", "a")], "the paused request was not published, its grade was"
