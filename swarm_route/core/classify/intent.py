@@ -514,9 +514,15 @@ class IntentClassifier:
         if not self.compound:
             return whole
         share = self.slow_share  # of the queries themselves, not of the parts tried below
-        parts = [split(q, r, self._classify_many) for q, r in zip(queries, whole, strict=True)]
+        screen = self._lexical_tops if self._model is not None and self._model.dense is not None else None
+        parts = [split(q, r, self._classify_many, screen) for q, r in zip(queries, whole, strict=True)]
         self.slow_share = share
         return parts
+
+    def _lexical_tops(self, queries: Sequence[str]) -> list[str]:
+        """Each query's best intent by the lexical model alone: what a compound cut is screened with."""
+        assert self._model is not None
+        return _best_of(self._model, self._model.scores(queries))[1]
 
     def _classify_many(self, queries: Sequence[str]) -> list[IntentResult]:
         model = self._model

@@ -53,3 +53,18 @@ def test_three_requests_and_a_repeated_one():
     query = "book a flight to Rome and then find another flight back home"
     whole = classify([query])[0]
     assert split(query, whole, classify) is whole
+
+
+def test_a_screen_that_sees_one_intent_on_both_sides_spares_the_classification():
+    query = "book me a flight to Rome and what is the weather there"
+    asked: list[str] = []
+
+    def counted(texts):
+        asked.extend(texts)
+        return classify(texts)
+
+    whole = classify([query])[0]
+    assert split(query, whole, counted, screen=lambda texts: ["flights"] * len(texts)) is whole
+    assert asked == []  # no side was classified: the screen saw one intent
+    r = split(query, whole, counted, screen=lambda texts: [c.top() for c in classify(texts)])
+    assert set(r.parts) == {"flights", "weather"} and asked  # a screen that tells them apart lets the cut through
