@@ -288,6 +288,19 @@ class StoreSettings(Section):
     outbox_capacity: int = Field(
         10_000, ge=1, description="finished requests and feedback held per ingress replica while the store is down"
     )
+    registry_refresh_s: float = Field(
+        0.5,
+        ge=0,
+        description="how stale a replica's view of the registry may be: its version is re-read this often, in "
+        "the background (0: before every query); a replica's own changes, and an agent a route names that the "
+        "view lacks, are read at once",
+    )
+    trails_refresh_s: float = Field(
+        0.5,
+        ge=0,
+        description="how stale the pheromone trails a route reads may be (0: read for every query); they "
+        "move by one graded answer at a time",
+    )
 
 
 class Settings(BaseSettings):

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -145,6 +145,7 @@ def reasoning_router(
         rng=rng,
         breaker=breaker,
         max_stale_s=settings.store.max_stale_s,
+        trails_refresh_s=settings.store.trails_refresh_s,
     )
 
 
@@ -158,6 +159,11 @@ def store_breaker(settings: Settings, on_error: Callable[[str], None] | None = N
     """The replica's one breaker: every store read on its request path fails open through it, so a store
     that failed for one of them is skipped by all for ``store.breaker_open_s``; ``on_error`` counts each failure."""
     return Breaker(settings.store.breaker_open_s, on_error)
+
+
+def agent_registry(settings: Settings, client: Any, breaker: Breaker) -> AgentRegistry:
+    """A replica's view of the Redis registry, as stale as ``store.registry_refresh_s`` allows."""
+    return AgentRegistry(client, Keys(settings.namespace), breaker, settings.store.registry_refresh_s)
 
 
 def redis_client(settings: Settings) -> Any:
@@ -179,9 +185,7 @@ class IntentStage:
     def __init__(self, settings: Settings, registry: Agents | None = None) -> None:
         """``registry``: the replica's own view when the stage runs inside the ingress (one cache of the
         registry and one breaker per replica); a deployment of its own reads through a view of its own."""
-        self._registry = registry or AgentRegistry(
-            redis_client(settings), Keys(settings.namespace), store_breaker(settings)
-        )
+        self._registry = registry or agent_registry(settings, redis_client(settings), store_breaker(settings))
         self._settings = settings.intent
         self._all_settings = settings
         self._embedder = default_embedder() if self._settings.embeddings else None
@@ -305,7 +309,7 @@ class IntentStage:
 class Agents(Protocol):
     """Where a stage reads the registry from: the Redis registry in the service, a fixed pool in a benchmark."""
 
-    async def snapshot(self) -> tuple[int, dict[str, AgentSpec]]: ...
+    async def snapshot(self, needing: Iterable[str] = ()) -> tuple[int, dict[str, AgentSpec]]: ...
 
 
 class FixedAgents:
@@ -314,7 +318,7 @@ class FixedAgents:
     def __init__(self, agents: Mapping[str, AgentSpec]) -> None:
         self._agents = dict(agents)
 
-    async def snapshot(self) -> tuple[int, dict[str, AgentSpec]]:
+    async def snapshot(self, needing: Iterable[str] = ()) -> tuple[int, dict[str, AgentSpec]]:
         return 0, self._agents
 
 
@@ -375,7 +379,7 @@ def route_stage(
     llm = settings.reasoning.llm
     return RouteStage(
         reasoning_router(settings, pheromone_store(settings, client), memory.model, breaker=breaker),
-        registry or AgentRegistry(client, keys, breaker),
+        registry or agent_registry(settings, client, breaker),
         memory=memory,
         # the dispatchers' smoothed per-node latencies: slow to move, so read once a second, not per query
         latency=Watched("latency", read_latency, {}, breaker),
@@ -390,11 +394,11 @@ class DispatchStage:
         self.dispatcher, self._agents = dispatcher, agents
 
     async def run(self, query: str, decision: RouteDecision) -> DispatchResult:
-        _, agents = await self._agents.snapshot()
+        _, agents = await self._agents.snapshot(_chosen(decision))
         return await self.dispatcher.run(query, decision, agents)
 
     async def stream(self, query: str, decision: RouteDecision) -> AsyncIterator[str | DispatchResult]:
-        _, agents = await self._agents.snapshot()
+        _, agents = await self._agents.snapshot(_chosen(decision))
         async for item in self.dispatcher.stream(query, decision, agents):
             yield item
 
@@ -404,7 +408,7 @@ class DispatchStage:
 
     async def call(self, agent: str, model: str | None, query: str) -> DirectCall:
         """One agent, no classification, routing or merging, with the same retries, replicas and limits."""
-        _, agents = await self._agents.snapshot()
+        _, agents = await self._agents.snapshot([agent])
         spec = agents.get(agent)
         if spec is None:
             return DirectCall(model=model, unknown="agent")
@@ -413,6 +417,12 @@ class DispatchStage:
             return DirectCall(model=model, unknown="model")
         answer, attempts = await self.dispatcher.call(spec, model, query)
         return DirectCall(model=model, answer=answer, attempts=attempts)
+
+
+def _chosen(decision: RouteDecision) -> set[str]:
+    """The agents a decision asks: a dispatch replica's registry view must hold them (the router may have
+    decided on a registry newer than that view)."""
+    return {h.agent for i in decision.chosen for h in decision.candidates[i].path}
 
 
 def dispatch_stage(
@@ -424,7 +434,7 @@ def dispatch_stage(
     breaker = breaker or store_breaker(settings)
     return DispatchStage(
         dispatcher(settings, builtin, client, breaker),
-        AgentRegistry(client, Keys(settings.namespace), breaker),
+        agent_registry(settings, client, breaker),
     )
 
 

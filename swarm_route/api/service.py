@@ -38,12 +38,12 @@ from swarm_route.core.messages import (
     node_id,
 )
 from swarm_route.core.pipeline import Pipeline, StageUnavailable, Walked
-from swarm_route.core.registry import AgentExists, AgentRegistry
+from swarm_route.core.registry import AgentExists
 from swarm_route.core.route.outcomes import OutcomeLog
 from swarm_route.core.route.pheromone import PheromoneStore
 from swarm_route.core.spend import ANONYMOUS, Ledger
 from swarm_route.keys import Keys
-from swarm_route.wiring import pheromone_store
+from swarm_route.wiring import agent_registry, pheromone_store
 
 log = logging.getLogger(__name__)
 RECENT_OUTCOMES = 1000  # graded outcomes the Agents page's recent quality is taken over
@@ -73,7 +73,7 @@ class Service:
         walk (metrics), ``count`` every store error off the request path."""
         self.settings, self.redis, self.breaker = settings, redis, breaker
         self.keys = Keys(settings.namespace)
-        self.registry = AgentRegistry(redis, self.keys, breaker)
+        self.registry = agent_registry(settings, redis, breaker)
         self.stream = EventStream(redis, self.keys)
         self.pheromones: PheromoneStore = pheromone_store(settings, redis)
         self.dispatch, self.updater_stats, self._record, self._count = dispatch, updater_stats, record, count

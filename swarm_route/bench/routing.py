@@ -174,8 +174,14 @@ class Bench:
 
     # -------------------------------------------------------------- swarm_route
 
-    async def _warm(self, client: Any, namespace: str) -> tuple[ReasoningRouter, PheromoneUpdater, AbilityMemory]:
+    async def _warm(
+        self, client: Any, namespace: str, online: bool = False
+    ) -> tuple[ReasoningRouter, PheromoneUpdater, AbilityMemory]:
+        """``online``: trails read fresh for every prompt, since each answer is graded before the next
+        prompt (the service's traffic spreads that over seconds, where its trails cache does not hide it)."""
         s = self.settings.model_copy(update={"namespace": namespace})
+        if online:
+            s = s.model_copy(update={"store": s.store.model_copy(update={"trails_refresh_s": 0.0})})
         store = pheromone_store(s, client)
         log = OutcomeLog(client, Keys(namespace))
         await warm_up(
@@ -207,7 +213,7 @@ class Bench:
         points, latencies = [], []
         shared = None if online else await self._warm(client, f"bench-{uuid.uuid4().hex[:8]}")
         for lam in lambdas:
-            router, updater, memory = shared or await self._warm(client, f"bench-{uuid.uuid4().hex[:8]}")
+            router, updater, memory = shared or await self._warm(client, f"bench-{uuid.uuid4().hex[:8]}", online)
             pipeline = self._pipeline(router, memory if online else None, _Learn(updater) if online else None)
             out = Outcomes()
             for i, row in enumerate(self.test):

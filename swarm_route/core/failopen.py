@@ -75,11 +75,14 @@ class Watched(Generic[T]):
     """This replica's view of one piece of shared state (the registry, a switch, latencies, cooldowns, the
     graded-outcome log): the one way the request path keeps such a view.
 
-    Read from the store at most every ``interval_s`` (0: on every ``get``), so a query saves the round trip
-    in between; one read at a time, and a caller arriving while one is in flight gets the value as it is;
-    a failed read keeps the last value (failing open through the breaker) unless nothing was ever read
-    (``initial`` is ``UNREAD``), when the store's error is raised. ``fetch`` gets the previous value, so a
-    versioned snapshot can reload only when its version moved.
+    Read from the store at most every ``interval_s``. With an interval, a query never waits for the read:
+    the first ``get`` past the interval starts one in the background and is answered from the value as it
+    is (stale by at most the interval plus one read), so no query pays the round trip. With ``interval_s``
+    0 every ``get`` reads first, and so does the first ``get`` after ``invalidate`` (this replica wrote the
+    state and must read its own write). One read at a time; a failed read keeps the last value (failing
+    open through the breaker) unless nothing was ever read (``initial`` is ``UNREAD``), when the store's
+    error is raised. ``fetch`` gets the previous value, so a versioned snapshot can reload only when its
+    version moved.
     """
 
     def __init__(
@@ -94,12 +97,32 @@ class Watched(Generic[T]):
         self.value = initial
         self._next = 0.0
         self._reading = asyncio.Lock()
+        self._must_read = False
+        self._background: asyncio.Task[None] | None = None  # the read in the background, kept referenced
 
     async def get(self, force: bool = False) -> T:
-        """The value, re-read first when the interval has passed (or ``force``, waiting for a read in flight)."""
-        if self.value is not UNREAD and not force and (time.monotonic() < self._next or self._reading.locked()):
+        """The value; re-read first when never read, ``force``d (waiting for a read in flight) or invalidated,
+        else re-read in the background once the interval has passed."""
+        if self.value is UNREAD or force or self._must_read:
+            return await self._read()
+        if self._reading.locked():
             return self.value
+        if not self.interval_s:
+            return await self._read()
+        if time.monotonic() >= self._next:
+            self._next = time.monotonic() + self.interval_s
+            self._background = asyncio.create_task(self._read_logged())
+        return self.value
+
+    async def _read_logged(self) -> None:
+        try:
+            await self._read()
+        except Exception:  # the store's errors are the breaker's; anything else must not vanish with the task
+            log.exception("background read of %s failed", self.operation)
+
+    async def _read(self) -> T:
         async with self._reading:
+            self._must_read = False
             self._next = time.monotonic() + self.interval_s
             previous = self.value
             if previous is UNREAD:
@@ -111,6 +134,10 @@ class Watched(Generic[T]):
     def set(self, value: T) -> None:
         """What this replica itself just wrote: seen at once, re-read from the store after the interval."""
         self.value, self._next = value, time.monotonic() + self.interval_s
+
+    def invalidate(self) -> None:
+        """This replica changed the state in the store: the next ``get`` reads it before answering."""
+        self._must_read = True
 
 
 async def catch_up(

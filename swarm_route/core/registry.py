@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from enum import StrEnum
 from urllib.parse import urlparse
 
@@ -141,13 +142,18 @@ def _safe_field(name: str) -> str:
 
 class AgentRegistry:
     """Redis-backed registry; each replica's view is a version-checked snapshot (``failopen.Watched``):
-    the version is read on every ``snapshot`` (one small GET), the agents only when it moved."""
+    the version is read (one small GET) at most every ``refresh_s`` (0: on every ``snapshot``), in the
+    background, the agents only when it moved. This replica's own writes are read back before its next
+    snapshot; another replica's show within ``refresh_s``, and at once where a caller needs an agent the
+    snapshot lacks (``snapshot(needing=...)``: a route decided on a newer registry than this view)."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, breaker: Breaker | None = None) -> None:
+    def __init__(
+        self, client: aioredis.Redis, keys: Keys, breaker: Breaker | None = None, refresh_s: float = 0.0
+    ) -> None:
         self._r = client
         self._k = keys
         self._view: Watched[tuple[int, dict[str, AgentSpec]]] = Watched(
-            "registry", self._reload, UNREAD, breaker or Breaker(), interval_s=0.0
+            "registry", self._reload, UNREAD, breaker or Breaker(), interval_s=refresh_s
         )
 
     async def register(self, spec: AgentSpec, *, replace: bool = False) -> bool:
@@ -160,6 +166,7 @@ class AgentRegistry:
                 pipe.hsetnx(self._k.agents, spec.name, payload)
             pipe.incr(self._k.agents_version)
             added, _ = await pipe.execute()
+        self._view.invalidate()
         if not replace and not added:
             raise AgentExists(spec.name)
         return bool(added)
@@ -169,6 +176,7 @@ class AgentRegistry:
             pipe.hdel(self._k.agents, _safe_field(name))
             pipe.incr(self._k.agents_version)
             removed, _ = await pipe.execute()
+        self._view.invalidate()
         if not removed:
             raise AgentNotFound(name)
 
@@ -181,11 +189,14 @@ class AgentRegistry:
     async def version(self) -> int:
         return int(await self._r.get(self._k.agents_version) or 0)
 
-    async def snapshot(self) -> tuple[int, dict[str, AgentSpec]]:
-        """All agents and the version they belong to. With the store down or hanging, the last snapshot
-        this replica read (fail open, and for a moment without asking the store again); none read yet:
-        the error."""
-        return await self._view.get()
+    async def snapshot(self, needing: Iterable[str] = ()) -> tuple[int, dict[str, AgentSpec]]:
+        """All agents and the version they belong to; read again first when an agent in ``needing`` is not
+        in this replica's view. With the store down or hanging, the last snapshot this replica read (fail
+        open, and for a moment without asking the store again); none read yet: the error."""
+        version, agents = await self._view.get()
+        if any(name not in agents for name in needing):
+            version, agents = await self._view.get(force=True)
+        return version, agents
 
     async def _reload(self, previous: tuple[int, dict[str, AgentSpec]]) -> tuple[int, dict[str, AgentSpec]]:
         version = await self.version()

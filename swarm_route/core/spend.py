@@ -168,6 +168,8 @@ class Ledger:
         self._hold = client.register_script(_HOLD)
         # charges the store could not take yet: (key id, cost, day, month, hold to release), applied in order
         self._unrecorded: deque[tuple[str, float, str, str, str | None]] = deque(maxlen=buffer)
+        self._flushing = asyncio.Lock()
+        self._settling: set[asyncio.Task[int]] = set()  # charges being written, kept referenced
 
     def _store_down(self, exc: BaseException | None) -> None:
         """Fail open (return: answer without holds) or closed (raise) when the store fails or just failed."""
@@ -245,30 +247,36 @@ class Ledger:
         return Hold(key_id, request_id, amount_usd, stored=True)
 
     async def settle(self, hold: Hold, cost_usd: float) -> None:
-        """Release the hold and charge the real cost; kept for later when the store is down."""
+        """Release the hold and charge the real cost, after the charges waiting ahead of it; kept for later
+        when the store is down."""
+        self._owe(hold, cost_usd)
+        await self.flush()
+
+    def _owe(self, hold: Hold, cost_usd: float) -> None:
+        """Queue the charge that settles ``hold``: charges are written in the order they were owed."""
         now = datetime.now(UTC)
         release = hold.request_id if hold.stored else None
-        charge = (hold.key_id, max(0.0, cost_usd), window_of("daily", now), window_of("monthly", now), release)
-        if not self._unrecorded and not self._breaker.is_open:  # else earlier charges wait: in order
-            try:
-                await self._charge(*charge)
-                return
-            except STORE_ERRORS as exc:
-                self._breaker.trip("spend", exc)
         if len(self._unrecorded) == self._unrecorded.maxlen:
             log.error("spend buffer full: the oldest unrecorded charge is lost")
-        self._unrecorded.append(charge)
+        self._unrecorded.append(
+            (hold.key_id, max(0.0, cost_usd), window_of("daily", now), window_of("monthly", now), release)
+        )
 
     @asynccontextmanager
     async def paying(self, key_id: str | None, request_id: str, expected_usd: float) -> AsyncIterator[Bill]:
         """Hold ``expected_usd`` on the key for the block, then settle at the ``Bill``'s cost as the block set
-        it (0 when it raised: what was held is released). Raises ``OverBudget`` before the block runs."""
+        it (0 when it raised: what was held is released). Raises ``OverBudget`` before the block runs. The
+        charge is written in the background: the answer does not wait for it (the hold covers the request
+        until it lands, and this replica's ``report`` writes it first)."""
         hold = await self.hold(key_id, request_id, expected_usd)
         bill = Bill()
         try:
             yield bill
         finally:
-            await self.settle(hold, bill.cost_usd)
+            self._owe(hold, bill.cost_usd)
+            task = asyncio.create_task(self.flush())
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
 
     async def _charge(self, key_id: str, cost: float, day: str, month: str, release: str | None) -> None:
         async with self._r.pipeline(transaction=True) as pipe:
@@ -282,15 +290,18 @@ class Ledger:
             await pipe.execute()
 
     async def flush(self) -> int:
-        """Apply buffered charges in order until the store fails again; returns how many were applied."""
+        """Apply buffered charges in order until the store fails; returns how many were applied. One flush
+        at a time: two would apply the same charge twice."""
         applied = 0
-        while self._unrecorded:
-            try:
-                await self._charge(*self._unrecorded[0])
-            except STORE_ERRORS:
-                break
-            self._unrecorded.popleft()
-            applied += 1
+        async with self._flushing:
+            while self._unrecorded and not self._breaker.is_open:
+                try:
+                    await self._charge(*self._unrecorded[0])
+                except STORE_ERRORS as exc:
+                    self._breaker.trip("spend", exc)
+                    break
+                self._unrecorded.popleft()
+                applied += 1
         return applied
 
     @property
@@ -301,6 +312,8 @@ class Ledger:
         await catch_up(stop, lambda: self.unrecorded, self.flush, every_s)
 
     async def report(self, key_id: str) -> SpendReport:
+        """The key's spend as the store holds it, after this replica's own settled charges are written."""
+        await self.flush()
         now = datetime.now(UTC)
         budget = self.budget(key_id)
         async with self._r.pipeline(transaction=False) as pipe:

@@ -24,7 +24,9 @@ def test_queries_and_feedback_survive_a_store_outage(service, redis_server):
                 assert r.status_code == 200, r.text
                 answered.append(r.json())
             assert answered[0]["answer"].endswith("= 42") and answered[2]["agents"] == ["clock"]
-            assert all("store unreachable" in (b["trace"]["store"] or "") for b in answered)
+            # the first may route on trails read a moment before the outage (store.trails_refresh_s); once a
+            # read or write has failed, the trace says the store is unreachable
+            assert all("store unreachable" in (b["trace"]["store"] or "") for b in answered[1:])
             assert all(b["learning"] == "queued" for b in answered), "held in the outbox, and the client is told"
             for body in answered:
                 r = http.post("/v1/feedback", json={"request_id": body["request_id"], "score": 0.9})

@@ -95,7 +95,9 @@ async def test_a_hanging_store_costs_one_timeout_then_the_last_snapshot_is_serve
     await client.aclose()
 
 
-async def test_a_watched_value_is_read_once_an_interval_and_kept_when_the_read_fails():
+async def test_a_watched_value_is_read_once_an_interval_in_the_background_and_kept_when_the_read_fails():
+    import asyncio
+
     reads: list[float] = []
     failing = False
 
@@ -106,15 +108,23 @@ async def test_a_watched_value_is_read_once_an_interval_and_kept_when_the_read_f
         return len(reads)
 
     value = Watched("test", fetch, 0, Breaker(open_s=0.05), interval_s=0.1)
+    assert await value.get() == 0, "no query waits for the read: it starts in the background"
+    await asyncio.sleep(0.01)
     assert [await value.get() for _ in range(5)] == [1] * 5, "one read serves the interval"
     time.sleep(0.12)
+    assert await value.get() == 1, "past the interval, answered at once from the value as it is"
+    await asyncio.sleep(0.01)
     assert await value.get() == 2
     value.set(7)
     assert await value.get() == 7, "this replica's own write is seen at once, not overwritten by a read"
+    value.invalidate()
+    assert await value.get() == 3, "after invalidate the next get reads before answering"
     failing = True
     time.sleep(0.12)
-    assert await value.get() == 7, "a failed read keeps the last value"
-    assert len(reads) == 2
+    assert await value.get() == 3
+    await asyncio.sleep(0.01)
+    assert await value.get() == 3, "a failed read keeps the last value"
+    assert len(reads) == 3
 
 
 async def test_a_watched_value_never_read_raises_the_stores_error_and_reads_one_at_a_time():

@@ -41,6 +41,20 @@ async def test_snapshot_sees_a_change_made_by_another_registry(redis_client, key
     assert before == {} and list(after) == ["weather"]
 
 
+async def test_a_view_with_a_refresh_interval_reads_its_own_writes_and_agents_a_caller_needs(redis_client, keys):
+    """Another replica's change shows within the interval (here: not yet); this replica's own change, and
+    an agent a route names, are read at once."""
+    reader, writer = AgentRegistry(redis_client, keys, refresh_s=60), AgentRegistry(redis_client, keys)
+    assert (await reader.snapshot())[1] == {}
+    await writer.register(agent("weather", "weather", WEATHER))
+    assert (await reader.snapshot())[1] == {}, "within the interval the view is as last read"
+    assert list((await reader.snapshot(needing=["weather"]))[1]) == ["weather"]
+    await reader.register(agent("math", "math", MATH))
+    assert list((await reader.snapshot())[1]) == ["math", "weather"]
+    await reader.remove("math")
+    assert list((await reader.snapshot())[1]) == ["weather"]
+
+
 def test_spec_without_skills_gets_one_named_after_the_agent():
     spec = AgentSpec(name="x", description="does x", kind="builtin", endpoint="calculator", models=[{"name": "m"}])
     assert spec.intents() == ["x"]

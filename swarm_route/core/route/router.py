@@ -101,8 +101,11 @@ class ReasoningRouter:
         max_trace: int = 50,
         breaker: Breaker | None = None,
         max_stale_s: float = 300.0,
+        trails_refresh_s: float = 0.0,
     ) -> None:
+        """``trails_refresh_s``: trails read less than this long ago are used without asking the store."""
         self.pheromones = pheromones
+        self.trails_refresh_s = trails_refresh_s
         self.max_trace = max_trace
         self.alpha, self.beta, self.q0 = alpha, beta, q0
         self.cost_weight, self.llm_weight, self.max_set = cost_weight, llm_weight, max_set
@@ -234,6 +237,10 @@ class ReasoningRouter:
         """The specialists from the store; when it fails, the last ones read, up to ``max_stale_s`` old
         (older or never read: τ_init, every path alike), and a note saying so."""
         intents = sorted(weights)
+        recent = [hit for t in intents if (hit := self._last_trails.get(t)) is not None]
+        fresh = len(recent) == len(intents) and all(age < self.trails_refresh_s for _, age in recent)
+        if fresh and not self.breaker.is_open:  # with the store down the trace says how old they are
+            return {t: v for t, (v, _) in zip(intents, recent, strict=True)}, None  # type: ignore[misc]
 
         async def fetch() -> tuple[dict[str, Trails], str | None]:
             trails = await self.pheromones.read(intents)

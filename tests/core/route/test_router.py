@@ -44,6 +44,30 @@ async def test_cheaper_model_wins_on_equal_trails_and_pheromone_can_overturn_it(
     assert d.candidates[d.chosen[0]].path[0].model == "large"
 
 
+async def test_trails_read_a_moment_ago_are_used_without_asking_the_store(redis_client, keys):
+    router = make_router(redis_client, keys)
+    router.trails_refresh_s = 60.0
+    asked: list[list[str]] = []
+    read = router.pheromones.read
+
+    async def counted(intents):
+        asked.append(list(intents))
+        return await read(intents)
+
+    router.pheromones.read = counted
+    request = RouteRequest(text="what is 2+2", intent=intent(math=1.0))
+    d = await router.route(request, AGENTS)
+    large = next(c for c in d.candidates if c.path[0].model == "large")
+    for _ in range(20):
+        await router.pheromones.deposit("math", {e: 5.0 for e in large.edges})
+    chosen = lambda d: d.candidates[d.chosen[0]].path[0].model  # noqa: E731
+    assert chosen(await router.route(request, AGENTS)) == "small", "as last read"
+    await router.route(RouteRequest(text="what is 2+2", intent=intent(math=0.6, weather=0.4)), AGENTS)
+    assert asked == [["math"], ["math", "weather"]], "an intent not read lately: the query's intents are read"
+    router.trails_refresh_s = 0.0
+    assert chosen(await router.route(request, AGENTS)) == "large"
+
+
 async def test_budget_is_a_hard_limit(redis_client, keys):
     router = make_router(redis_client, keys)
     d = await router.route(RouteRequest(text="what is 2+2", intent=intent(math=1.0), budget_usd=0.0005), AGENTS)
