@@ -82,17 +82,27 @@ class Driver:
         r.raise_for_status()
 
 
-async def stage_medians(client: httpx.AsyncClient, requests: list[tuple[str, dict[str, Any]]]) -> dict[str, float]:
+async def stage_medians(
+    client: httpx.AsyncClient, routed: list[tuple[str, dict[str, Any]]], direct: list[tuple[str, dict[str, Any]]]
+) -> tuple[dict[str, float], float | None]:
     """Where a routed query's time goes: medians of its trace's stage timings and of the ingress's whole
-    walk, from queries sent one at a time after the timed rounds (the client does not parse the timed ones)."""
+    walk; and the ingress's own time for a direct call (the overhead's share spent inside the ingress is
+    the difference). From queries sent one at a time after the timed rounds (the client does not parse
+    the timed ones)."""
     seen: dict[str, list[float]] = {}
-    for path, body in requests:
+    for path, body in routed:
         r = await client.post(path, json=body)
         if r.status_code == 200:
             answer = r.json()
             for stage, ms in {**answer["trace"]["stages_ms"], "ingress": answer["latency_ms"]}.items():
                 seen.setdefault(stage, []).append(ms)
-    return {stage: round(float(np.median(ms)), 3) for stage, ms in seen.items()}
+    direct_ms = []
+    for path, body in direct:
+        r = await client.post(path, json=body)
+        if r.status_code == 200:
+            direct_ms.append(r.json()["latency_ms"])
+    stages = {stage: round(float(np.median(ms)), 3) for stage, ms in seen.items()}
+    return stages, round(float(np.median(direct_ms)), 3) if direct_ms else None
 
 
 async def measure(
@@ -117,14 +127,17 @@ async def measure(
                 lat, err, wall = await driver.run([bodies[mode](rng.choice(prompts)) for _ in range(per_round)])
                 old = samples[mode]
                 samples[mode] = (old[0] + lat, old[1] + err, old[2] + wall)
-        stages = await stage_medians(
-            driver.client, [bodies["routed"](rng.choice(prompts)) for _ in range(STAGE_SAMPLES)]
+        stages, direct_ingress = await stage_medians(
+            driver.client,
+            [bodies["routed"](rng.choice(prompts)) for _ in range(STAGE_SAMPLES)],
+            [bodies["direct"](rng.choice(prompts)) for _ in range(STAGE_SAMPLES)],
         )
     finally:
         await driver.set_learning(True)
         await driver.client.aclose()
     result: dict[str, Any] = {m: summary(*samples[m]) for m in MODES}
     result["routed_stages_p50_ms"] = stages
+    result["direct_ingress_p50_ms"] = direct_ingress
     routed, direct, off = result["routed"], result["direct"], result["routed_updates_off"]
     result |= {
         "concurrency": concurrency,
@@ -207,6 +220,7 @@ def run(
             *((k, result[k]) for k in ("overhead_p50_ms", "rps_ratio", "p99_updates_on_over_off", "concurrency")),
             ("topology", result["topology"]),
             *((f"routed {stage} p50_ms", ms) for stage, ms in result["routed_stages_p50_ms"].items()),
+            ("direct ingress p50_ms", result["direct_ingress_p50_ms"]),
         ],
     )
     write_json(json_path, result)

@@ -59,5 +59,6 @@ async def test_bench_load_measures_routed_and_direct_side_by_side(service):
     stages = result["routed_stages_p50_ms"]
     assert {"classify", "route", "dispatch", "ingress"} <= set(stages)
     assert all(0 <= stages[s] <= stages["ingress"] for s in ("classify", "route", "dispatch")), "within the walk"
+    assert 0 < result["direct_ingress_p50_ms"] < result["direct"]["p50_ms"], "the ingress's share of a direct call"
     with httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as http:
         assert http.get("/v1/updater/state").json() == {"enabled": True}, "the bench leaves learning on"

@@ -10,7 +10,8 @@ from fastapi import Depends, Header, Request
 from swarm_route.api.service import Service
 
 
-def _service(request: Request) -> Service:
+async def _service(request: Request) -> Service:
+    """Async: FastAPI runs a plain function dependency in a worker thread, a hop per request."""
     return request.app.state.service
 
 

@@ -315,6 +315,7 @@ class IntentClassifier:
         self._model: _Model | None = None
         self._fitted_on: Counter[tuple[str, str]] | None = None  # the (text, label) pairs fit() was given
         self.slow_share = 0.0  # share of the last classify_many batch that took the slow path
+        self._lexical = np.zeros(0, dtype=bool)  # which of the last batch the lexical path decided alone
         self.compound = compound  # split queries that ask for several things (``compound.split``)
 
     @property
@@ -513,9 +514,15 @@ class IntentClassifier:
         whole = self._classify_many(queries)
         if not self.compound:
             return whole
-        share = self.slow_share  # of the queries themselves, not of the parts tried below
+        share, lexical = self.slow_share, self._lexical  # of the queries themselves, not of the parts tried below
+        # A query the lexical path decided alone is one it is sure of (FAST_PRECISION on held-out queries): it
+        # is not cut. On MetaTool's two-need queries from descriptions this costs 0.006 of recall; on prompts
+        # of a few hundred words it saves the cut search's lexical pass per side (3.2 -> 0.9 ms).
         screen = self._lexical_tops if self._model is not None and self._model.dense is not None else None
-        parts = [split(q, r, self._classify_many, screen) for q, r in zip(queries, whole, strict=True)]
+        parts = [
+            r if decided else split(q, r, self._classify_many, screen)
+            for q, r, decided in zip(queries, whole, lexical, strict=True)
+        ]
         self.slow_share = share
         return parts
 
@@ -526,6 +533,7 @@ class IntentClassifier:
 
     def _classify_many(self, queries: Sequence[str]) -> list[IntentResult]:
         model = self._model
+        self._lexical = np.zeros(len(queries), dtype=bool)
         if model is None:
             return [IntentResult({}, {}, 1.0, True) for _ in queries]
         queries = list(queries)
@@ -536,7 +544,7 @@ class IntentClassifier:
         threshold = np.full(len(queries), self.threshold)
         self.slow_share = 0.0
         if model.dense is not None and self.embedder is not None:
-            fast = best >= self.fast_accept
+            fast = self._lexical = best >= self.fast_accept
             threshold[fast] = self.lexical_threshold
             slow = np.nonzero(~fast)[0]
             if slow.size:

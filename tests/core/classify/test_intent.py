@@ -289,3 +289,26 @@ def test_the_encoder_is_tuned_on_the_operators_files_alone_when_told_so():
     base = TunableWordEmbedder()
     IntentClassifier(embedder=base, tune_min_examples=1).fit(labelled([*registered, *OOS_TRAIN]), val, tune_on=files)
     assert base.tuned_on == [(len(files.texts), 2)], "a registration's examples never change what is tuned"
+
+
+def test_a_query_the_lexical_path_decides_alone_is_not_cut(monkeypatch):
+    """The fast path answers where it is sure of one intent on held-out queries: such a query is not cut
+    into parts (trying cuts costs a lexical pass per side, on a long prompt several milliseconds)."""
+    from swarm_route.core.classify import intent as module
+
+    data = LabelledExamples()
+    data.add("weather", ["what is the weather in Paris", "will it rain tomorrow", "forecast for Oslo"])
+    data.add("flights", ["book a flight to Rome", "find flights to Tokyo", "cheapest flight to Berlin"])
+    clf = IntentClassifier(oos_threshold=-np.inf, embedder=None).fit(data)
+    classes = len(clf._model.classes)
+    clf._model.dense = (np.zeros((4, classes)), np.zeros(classes))
+    clf.embedder = type("Flat", (), {"encode": staticmethod(lambda texts: np.ones((len(texts), 4)) / 2)})()
+    tried: list[str] = []
+    monkeypatch.setattr(module, "split", lambda query, whole, *_: tried.append(query) or whole)
+    query = "book a flight to Rome and what is the weather in Paris"
+    clf.fast_accept = -np.inf  # the lexical path decides every query
+    clf.classify(query)
+    assert tried == []
+    clf.fast_accept = np.inf  # none
+    clf.classify(query)
+    assert tried == [query]
