@@ -9,9 +9,8 @@ answer. The decisions list is capped (``size``), minute totals expire after ``MI
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -22,10 +21,9 @@ from swarm_route.core.messages import Trace
 from swarm_route.core.pipeline import Walked
 from swarm_route.keys import Keys
 
-log = logging.getLogger(__name__)
-
 MINUTES_KEPT = 120
 MAX_QUERY_CHARS = 500  # what the console shows of a query
+QUEUE_MAX = 10_000  # walks waiting for the writer while the store is slow
 LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
 
 
@@ -62,53 +60,73 @@ def _bucket(ms: float) -> str:
 
 
 class Activity:
+    """Walks are written in batches: one pipeline takes every walk that finished while the previous one was
+    in flight, so under load the writes cost a round trip per batch, not per query (and at one query at a
+    time, each is written at once)."""
+
     def __init__(self, client: aioredis.Redis, keys: Keys, breaker: Breaker, size: int = 200) -> None:
         self._r, self._k, self._breaker, self.size = client, keys, breaker, size
-        self._pending: set[asyncio.Task[None]] = set()
+        self._waiting: deque[tuple[Walked, str]] = deque(maxlen=QUEUE_MAX)  # full: the oldest are not counted
+        self._writer: asyncio.Task[None] | None = None
 
     def record(self, walked: Walked, query: str) -> None:
-        """Write one walk in the background (skipped while the store is failing)."""
+        """Queue one walk for the writer (skipped while the store is failing)."""
         if self._breaker.is_open:
             return
-        task = asyncio.ensure_future(self._write(walked, query))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._waiting.append((walked, query))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._drain())
 
-    async def _write(self, walked: Walked, query: str) -> None:
-        r = walked.response
-        weights = walked.decision.intent_weights
-        top = max(weights, key=weights.__getitem__) if weights else None
-        decision = Decision(
-            request_id=r.request_id,
-            at=time.time(),
-            query=query[:MAX_QUERY_CHARS],
-            key_id=walked.caller,
-            declined=r.declined,
-            agents=r.agents,
-            models=r.models,
-            cost_usd=r.cost_usd,
-            latency_ms=r.latency_ms,
-            intent=top,
-            learning=r.learning,
-            trace=r.trace,
-        )
-        minute = self._k.activity_minute(int(decision.at // 60))
-        try:
-            async with self._r.pipeline(transaction=False) as pipe:
-                pipe.lpush(self._k.decisions, decision.model_dump_json())
-                pipe.ltrim(self._k.decisions, 0, self.size - 1)
-                pipe.hincrby(minute, "requests", 1)
-                pipe.hincrby(minute, "declined", int(r.declined))
-                pipe.hincrbyfloat(minute, "cost_usd", r.cost_usd)
-                pipe.hincrby(minute, f"latency:{_bucket(r.latency_ms)}", 1)
-                if top is not None and not r.declined:
-                    pipe.hincrby(minute, f"intent:{top}", 1)
-                for agent in r.agents:
-                    pipe.hincrby(minute, f"agent:{agent}", 1)
-                pipe.expire(minute, MINUTES_KEPT * 60)
-                await pipe.execute()
-        except STORE_ERRORS as exc:
-            self._breaker.trip("activity", exc)
+    async def _drain(self) -> None:
+        while self._waiting:
+            batch = list(self._waiting)
+            self._waiting.clear()
+            try:
+                await self._write(batch)
+            except STORE_ERRORS as exc:
+                self._breaker.trip("activity", exc)
+                self._waiting.clear()
+                return
+
+    async def _write(self, batch: list[tuple[Walked, str]]) -> None:
+        totals: dict[str, Counter[str]] = {}
+        decisions = []
+        for walked, query in batch:
+            r = walked.response
+            weights = walked.decision.intent_weights
+            top = max(weights, key=weights.__getitem__) if weights else None
+            decision = Decision(
+                request_id=r.request_id,
+                at=time.time(),
+                query=query[:MAX_QUERY_CHARS],
+                key_id=walked.caller,
+                declined=r.declined,
+                agents=r.agents,
+                models=r.models,
+                cost_usd=r.cost_usd,
+                latency_ms=r.latency_ms,
+                intent=top,
+                learning=r.learning,
+                trace=r.trace,
+            )
+            decisions.append(decision.model_dump_json())
+            minute = totals.setdefault(self._k.activity_minute(int(decision.at // 60)), Counter())
+            minute.update({"requests": 1, "declined": int(r.declined), f"latency:{_bucket(r.latency_ms)}": 1})
+            minute["cost_usd"] += r.cost_usd
+            if top is not None and not r.declined:
+                minute[f"intent:{top}"] += 1
+            minute.update(f"agent:{agent}" for agent in r.agents)
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.lpush(self._k.decisions, *decisions)  # the newest ends up first
+            pipe.ltrim(self._k.decisions, 0, self.size - 1)
+            for key, counts in totals.items():
+                for field, n in counts.items():
+                    if field == "cost_usd":
+                        pipe.hincrbyfloat(key, field, n)
+                    elif n:
+                        pipe.hincrby(key, field, int(n))
+                pipe.expire(key, MINUTES_KEPT * 60)
+            await pipe.execute()
 
     async def decisions(self, limit: int) -> list[Decision]:
         raw = await self._r.lrange(self._k.decisions, 0, limit - 1)
