@@ -157,8 +157,12 @@ class AgentRegistry:
         )
 
     async def register(self, spec: AgentSpec, *, replace: bool = False) -> bool:
-        """Add an agent; False if it exists and ``replace`` is off. HSETNX + version bump in one MULTI."""
+        """Add an agent; False if it exists and ``replace`` is off, or is stored exactly so already (every
+        replica registering the configured agents at start must not bump the version: each bump refits
+        every replica's classifier). HSETNX + version bump in one MULTI."""
         payload = spec.model_dump_json()
+        if replace and await self._r.hget(self._k.agents, spec.name) in (payload, payload.encode()):
+            return False
         async with self._r.pipeline(transaction=True) as pipe:
             if replace:
                 pipe.hset(self._k.agents, spec.name, payload)

@@ -55,6 +55,18 @@ async def test_a_view_with_a_refresh_interval_reads_its_own_writes_and_agents_a_
     assert list((await reader.snapshot())[1]) == ["weather"]
 
 
+async def test_registering_an_agent_exactly_as_stored_changes_nothing(redis_client, keys):
+    """Every replica registers the configured agents at start: an unchanged one must not bump the version
+    (each bump refits every replica's classifier)."""
+    registry = AgentRegistry(redis_client, keys)
+    spec = agent("weather", "weather", WEATHER)
+    assert await registry.register(spec, replace=True)
+    version = await registry.version()
+    assert not await registry.register(spec, replace=True) and await registry.version() == version
+    await registry.register(agent("weather", "forecast", WEATHER), replace=True)
+    assert await registry.version() == version + 1
+
+
 def test_spec_without_skills_gets_one_named_after_the_agent():
     spec = AgentSpec(name="x", description="does x", kind="builtin", endpoint="calculator", models=[{"name": "m"}])
     assert spec.intents() == ["x"]

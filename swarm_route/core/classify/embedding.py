@@ -52,6 +52,7 @@ class Tunable(Embedder, Protocol):
 LOGIT_SCALE = 30.0  # cosine logits span [-1, 1]: scaled so softmax can be confident
 COSINE_MARGIN = 0.2  # a query must beat the other intents' centres by this much cosine (CosFace)
 TUNE_BATCH = 32
+BATCH_CHARS = 16_000  # text per encoding batch, padding counted
 TUNE_LAYERS = 2  # the top transformer layers tuned; the lower ones stay as trained
 AGREEMENT = 1e-4  # the exported encoder (or the layer-by-layer forward) is used only where its vectors are
 # the torch pipeline's to this
@@ -89,11 +90,23 @@ class ExportedEncoder:
         self._session = onnxruntime.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
 
     def encode(self, texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
-        """Batches of similar length, so little of each is padding."""
+        """Batches of similar length, so little of each is padding, and of at most ``BATCH_CHARS`` of text:
+        attention's memory grows with batch × length², and onnxruntime keeps its peak (128 prompts of
+        1,500 characters held gigabytes)."""
         order = np.argsort([len(t) for t in texts], kind="stable")
         out = np.empty((len(texts), self._dim), dtype=np.float32)
-        for start in range(0, len(texts), batch_size):
-            rows = order[start : start + batch_size]
+        batches, start = [], 0
+        while start < len(texts):  # sorted by length: a batch is padded to its last, longest text
+            end = start + 1
+            while (
+                end < len(texts)
+                and end - start < batch_size
+                and len(texts[order[end]]) * (end - start + 1) <= BATCH_CHARS
+            ):
+                end += 1
+            batches.append(order[start:end])
+            start = end
+        for rows in batches:
             features = self._tokenizer(
                 [texts[i] for i in rows],
                 padding=True,

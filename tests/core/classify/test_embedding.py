@@ -27,6 +27,25 @@ def test_the_exported_encoder_gives_the_torch_pipelines_vectors_in_any_batching(
     assert np.allclose(embedder.encode(texts, batch_size=2), expected, atol=1e-5)
 
 
+def test_long_texts_are_encoded_in_small_batches_with_the_same_vectors(monkeypatch):
+    runtime = embedder._runtime
+    texts = [f"question {i}: " + "which of these is a renewable source of energy? " * 40 for i in range(20)]
+    texts += ["what is the weather", "hi"]
+    expected = embedder._model.encode(texts, normalize_embeddings=True, show_progress_bar=False)
+    shapes = []
+    run = runtime._session.run
+
+    def counted(names, feeds):
+        shapes.append(next(iter(feeds.values())).shape)
+        return run(names, feeds)
+
+    monkeypatch.setattr(runtime, "_session", type("S", (), {"run": staticmethod(counted)})())
+    assert np.allclose(runtime.encode(texts), expected, atol=1e-5)
+    long_batches = [rows for rows, tokens in shapes if tokens >= 256]
+    assert long_batches and max(long_batches) <= embedding.BATCH_CHARS // 1900, "not 20 long texts in one batch"
+    assert len(shapes) > 1 and sum(rows for rows, _ in shapes) == len(texts)
+
+
 def test_without_an_export_torch_encodes(monkeypatch):
     def fail(model):
         raise ImportError("no onnxruntime")
