@@ -284,12 +284,11 @@ class IntentStage:
         except STORE_ERRORS as exc:  # never read the registry yet: keep the model we have (fail open)
             log.warning("classifier: registry unreadable, keeping the current model: %s", exc)
             return
-        if self._version is not None and version <= self._version:
+        if version == self._version:
             return
-        async with self._lock:  # queries that waited here read the registry again: never refit an older one
+        async with self._lock:  # queries that waited here read the registry again: none refits an older one
             version, agents = await self._registry.snapshot()
-            learnt = self._version is not None and version <= self._version
-            if learnt or (self._background is not None and not self._background.done()):
+            if version == self._version or (self._background is not None and not self._background.done()):
                 return
             pool = list(agents.values())
             examples = sum(len(s.examples) + 1 for a in pool for s in a.skills) + len(self._files.train.texts)
