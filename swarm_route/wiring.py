@@ -423,7 +423,7 @@ class DispatchStage:
 def _chosen(decision: RouteDecision) -> set[str]:
     """The agents a decision asks: a dispatch replica's registry view must hold them (the router may have
     decided on a registry newer than that view)."""
-    return {h.agent for i in decision.chosen for h in decision.candidates[i].path}
+    return {agent for i in decision.chosen for agent in decision.candidates[i].agents}
 
 
 def dispatch_stage(
