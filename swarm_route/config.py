@@ -96,6 +96,9 @@ class AbilitySettings(Section):
     max_history: int = Field(
         20_000, ge=100, description="graded queries each router replica keeps in memory (newest); older are forgotten"
     )
+    row_terms: int = Field(
+        128, ge=1, description="heaviest TF-IDF terms kept of each graded query (the rest, common words, cost most)"
+    )
 
 
 class UpdaterSettings(Section):

@@ -76,7 +76,9 @@ def pheromone_store(settings: Settings, client: Any) -> PheromoneStore:
 
 def ability_model(settings: Settings) -> AbilityModel:
     a = settings.ability
-    return AbilityModel(k=a.k, shrinkage=a.shrinkage, prior=a.prior, max_history=a.max_history)
+    return AbilityModel(
+        k=a.k, shrinkage=a.shrinkage, prior=a.prior, max_history=a.max_history, row_terms=a.row_terms
+    )
 
 
 def quality_gate(settings: Settings, sample_rate: float | None = None) -> QualityGate:

@@ -2,9 +2,9 @@
 
 AMRO-S's heuristic η needs how well a candidate will do on *this* query, not only on its task. This model
 keeps the graded history (query text, node, score, cost), finds the query's nearest past queries by TF-IDF
-cosine, and predicts each node's score and cost as a similarity-weighted mean of what that node did on
-those neighbours, shrunk toward the node's overall mean (or a prior for a node never graded) so that a
-node with little history is neither trusted nor starved.
+cosine (each past query kept as its ``row_terms`` heaviest terms), and predicts each node's score and cost
+as a similarity-weighted mean of what that node did on those neighbours, shrunk toward the node's overall
+mean (or a prior for a node never graded) so that a node with little history is neither trusted nor starved.
 """
 
 from __future__ import annotations
@@ -30,10 +30,17 @@ class AbilityEstimate:
 class AbilityModel:
     """kNN over graded history; refit (vocabulary and IDF) explicitly, append online cheaply."""
 
-    def __init__(self, k: int = 50, shrinkage: float = 5.0, prior: float = 0.7, max_history: int = 20_000) -> None:
+    def __init__(
+        self, k: int = 50, shrinkage: float = 5.0, prior: float = 0.7, max_history: int = 20_000, row_terms: int = 128
+    ) -> None:
         """``max_history``: graded texts kept in memory, newest; older ones are forgotten (a replica's
-        memory must not grow with its traffic)."""
+        memory must not grow with its traffic). ``row_terms``: each past text keeps its heaviest TF-IDF
+        terms, renormalised; a text's common words weigh little each but are most of its nonzeros, and
+        the product with the history is the largest part of a prediction. On RouterBench history (1,567
+        prompts of ~300 words, ~270 terms each) 128 terms kept 96.5% of the exact 50 neighbours at 40% of
+        the time (0.12 vs 0.31 ms); 64 kept 93% at a fifth, and lost 0.5 points of frontier area."""
         self.k, self.shrinkage, self.prior, self.max_history = k, shrinkage, prior, max_history
+        self.row_terms = row_terms
         self._forgotten = 0  # texts dropped from the front so far, so a refit in a thread can line up
         # featuriser and the history's vectors, swapped as one so a refit in a thread never mixes them.
         # Row-major float32, multiplied by the query as a dense vector: one pass over the history's nonzeros.
@@ -73,12 +80,12 @@ class AbilityModel:
             self._index, self._rows = None, []
             return
         vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1, max_features=200_000)
-        matrix = vectorizer.fit_transform(texts).astype(np.float32).tocsr()
+        matrix = self._heaviest(vectorizer.fit_transform(texts))
         featurise = TfidfRows(vectorizer)
         with self._swap:
             shift = self._forgotten - forgotten  # dropped from the front while fitting
             extra = self._texts[len(texts) - shift :]  # appended while fitting
-            self._rows = [featurise(extra)] if extra else []
+            self._rows = [self._heaviest(featurise(extra))] if extra else []
             self._index = (featurise, matrix[shift:] if shift else matrix)
 
     def add(self, outcomes: Sequence[tuple[str, str, float, float | None]]) -> None:
@@ -110,11 +117,25 @@ class AbilityModel:
             self._texts.extend(texts)
             self._tables = None
             if self._index is not None:
-                self._rows.append(self._index[0](texts))
+                self._rows.append(self._heaviest(self._index[0](texts)))
         if self._index is None:
             self.refit()
         if len(self._texts) > self.max_history * 1.1:  # a tenth of slack, so forgetting is not per call
             self._forget(len(self._texts) - self.max_history)
+
+    def _heaviest(self, rows: csr_matrix) -> csr_matrix:
+        """Each row's ``row_terms`` largest weights, scaled back to unit length, as float32."""
+        rows = csr_matrix(rows, dtype=np.float32)
+        row_of = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+        order = np.lexsort((-rows.data, row_of))  # by row, heaviest first
+        rank = np.arange(order.size) - rows.indptr[row_of[order]]
+        keep = np.sort(order[rank < self.row_terms])
+        kept_row = row_of[keep]
+        data = rows.data[keep]
+        norms = np.sqrt(np.bincount(kept_row, data.astype(float) ** 2, minlength=rows.shape[0]))
+        data = (data / np.where(norms > 0, norms, 1.0)[kept_row]).astype(np.float32)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(kept_row, minlength=rows.shape[0]))])
+        return csr_matrix((data, rows.indices[keep], indptr), shape=rows.shape)
 
     def _forget(self, n: int) -> None:
         """Drop the ``n`` oldest texts, their grades and their vectors."""
@@ -173,10 +194,12 @@ class AbilityModel:
         near = sims[top].astype(float) ** 2
         t, c = self._derived(), cols[known]
         support_k = near @ t.graded[top][:, c]
-        score[known] = (near @ t.scores[top][:, c] + self.shrinkage * t.mean[c]) / (support_k + self.shrinkage)
+        shrunk = support_k + self.shrinkage  # 0 only unshrunk with no similar neighbour: the node's mean
         cost_support = near @ t.has_cost[top][:, c]
         with np.errstate(invalid="ignore", divide="ignore"):
+            mixed = (near @ t.scores[top][:, c] + self.shrinkage * t.mean[c]) / shrunk
             cost[known] = np.where(cost_support > 0, near @ t.costs[top][:, c] / cost_support, np.nan)
+        score[known] = np.where(shrunk > 0, mixed, t.mean[c])
         support[known] = support_k
         return AbilityEstimate(score, cost, support)
 

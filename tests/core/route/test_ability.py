@@ -22,6 +22,22 @@ def test_neighbours_decide_per_query_ability():
     assert code.cost[0] == pytest.approx(0.01)
 
 
+def test_each_past_query_keeps_its_heaviest_terms_at_unit_length():
+    """Pruned rows keep a row's largest weights and stay unit vectors, so similarities stay cosines."""
+    pruned = AbilityModel(row_terms=2).fit(TEXTS, NODES, SCORES)._vectors()[1].toarray()
+    full = AbilityModel(row_terms=10_000).fit(TEXTS, NODES, SCORES)._vectors()[1].toarray()
+    assert ((pruned > 0).sum(axis=1) == 2).all() and ((full > 0).sum(axis=1) > 2).all()
+    assert np.allclose(np.linalg.norm(pruned, axis=1), 1.0)
+    for kept, row in zip(pruned, full, strict=True):
+        assert set(np.flatnonzero(kept)) <= set(np.flatnonzero(row))
+        assert row[kept > 0].min() >= row[kept == 0].max()
+
+
+def test_a_query_sharing_no_term_with_history_predicts_each_nodes_mean_even_unshrunk():
+    model = AbilityModel(k=2, shrinkage=0.0).fit(TEXTS, NODES, SCORES)
+    assert model.predict("zzz qqq", NODES).score.tolist() == [0.5, 0.5]
+
+
 def test_unknown_nodes_get_the_prior_and_empty_history_predicts_the_prior():
     model = AbilityModel(prior=0.6).fit(TEXTS, NODES, SCORES)
     est = model.predict("python code", ["coder/m", "newcomer/m"])
