@@ -48,6 +48,18 @@ def test_rows_equal_scikit_learns_transform(vectorizers):
         np.testing.assert_allclose(one, want, atol=1e-12)
 
 
+def test_vectorizers_analysing_alike_share_a_texts_counts_and_keep_their_own_vocabularies():
+    """The intent classifier and the ability model read the same query's word n-grams: counted once, each
+    vectorizer still maps them through its own vocabulary and IDF."""
+    small = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(CORPUS[:2])
+    large = TfidfVectorizer(ngram_range=(1, 2)).fit(CORPUS)
+    other = TfidfVectorizer(ngram_range=(1, 2), lowercase=False).fit(CORPUS)
+    first, second, third = TfidfRows(small), TfidfRows(large), TfidfRows(other)
+    assert first._blocks[0].terms is second._blocks[0].terms is not third._blocks[0].terms
+    for rows, v in ((first, small), (second, large), (third, other), (first, small)):
+        np.testing.assert_allclose(rows(QUERIES).toarray(), v.transform(QUERIES).toarray(), atol=1e-12)
+
+
 def test_unsupported_settings_are_refused():
     with pytest.raises(ValueError, match="use_idf"):
         TfidfRows(TfidfVectorizer(norm="l1").fit(CORPUS))
