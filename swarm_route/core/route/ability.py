@@ -57,6 +57,10 @@ class AbilityModel:
         self._costs = np.zeros((0, 0))
         self._tables: _Tables | None = None  # derived from the grades; dropped whenever history changes
 
+    def blank(self) -> AbilityModel:
+        """A model with these settings and no history (the store it learnt from was reset)."""
+        return AbilityModel(self.k, self.shrinkage, self.prior, self.max_history, self.row_terms)
+
     @property
     def size(self) -> int:
         return len(self._texts)

@@ -80,7 +80,7 @@ class AbilityMemory:
         total = await self.log.total()
         if total < self._seen:  # the store was reset: start over
             self._seen, self._fitted_size = 0, 0
-            self.model = AbilityModel(self.model.k, self.model.shrinkage, self.model.prior, self.model.max_history)
+            self.model = self.model.blank()
         fresh = await self.log.latest(total - self._seen)
         self._seen = total
         if not fresh:

@@ -72,6 +72,18 @@ async def test_memory_tails_the_shared_log(redis_client, keys):
     assert memory.model.predict("python code to sort", NODES).score[0] > 0.6
 
 
+async def test_a_reset_store_starts_the_memory_over_with_the_same_settings(redis_client, keys):
+    log = OutcomeLog(redis_client, keys)
+    memory = AbilityMemory(log, AbilityModel(k=2, shrinkage=0.5, row_terms=7), interval_s=0.0)
+    await log.append([Outcome(text=t, node=NODES[0], score=1.0) for t in TEXTS])
+    await memory.refresh()
+    await redis_client.delete(keys.outcomes, keys.outcomes_total)
+    await log.append([Outcome(text="translate hello", node=NODES[1], score=1.0)])
+    await memory.refresh()
+    model = memory.model
+    assert model.size == 1 and (model.k, model.shrinkage, model.row_terms) == (2, 0.5, 7)
+
+
 async def test_concurrent_refreshes_never_overlap_refits_and_predictions_stay_consistent(redis_client, keys):
     """Queries arriving while a refit runs in its thread route on the model as it is; a second refit
     beside the first once left the history matrix with more rows than its scores (an IndexError)."""
