@@ -184,17 +184,18 @@ def _split_at(bert: Any, layers: int) -> tuple[Callable[..., Any], Callable[...,
     """The transformer cut below its top ``layers`` layers: ``lower(features) -> (states, mask)`` and
     ``upper(states, mask) -> last hidden states``, so the lower part runs once per example and the upper
     one each epoch."""
+    from transformers.masking_utils import create_bidirectional_mask
+
+    if bert.config.is_decoder:
+        raise ValueError("a decoder's causal mask is not an encoder's: not tuned layer by layer")
     stack = bert.encoder.layer
     cut = len(stack) - layers
 
     def lower(features: Any) -> tuple[Any, Any]:
         states = bert.embeddings(input_ids=features["input_ids"], token_type_ids=features.get("token_type_ids"))
-        mask, _ = bert._create_attention_masks(
-            attention_mask=features["attention_mask"],
-            encoder_attention_mask=None,
-            embedding_output=states,
-            encoder_hidden_states=None,
-            cache=None,
+        # the public mask builder: BertModel's own (private) one changed its signature in transformers 5.25
+        mask = create_bidirectional_mask(
+            config=bert.config, inputs_embeds=states, attention_mask=features["attention_mask"]
         )
         for layer in stack[:cut]:
             states = layer(states, attention_mask=mask)
