@@ -15,6 +15,7 @@ and the ability model both read a query's word 1–2-grams (~0.2 ms of a 300-wor
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -26,6 +27,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 WORD_CACHE = 50_000  # words whose char_wb n-gram columns are kept; cleared whole when full
 TEXT_CACHE = 128  # texts whose word n-gram counts are kept (a request's classify and route read the same)
+DEFAULT_TOKENS = TfidfVectorizer().token_pattern
 
 
 class _Block:
@@ -86,7 +88,10 @@ def _word_terms(v: TfidfVectorizer) -> Callable[[str], Counter[str]]:
     loop over every position (a 2 kB prompt's word 1–2-grams in half the time), kept for the last
     ``TEXT_CACHE`` texts and shared by every vectorizer that analyses alike (so the Counter returned is
     shared: read it, never change it)."""
-    terms = lru_cache(TEXT_CACHE)(_counter(v.build_preprocessor(), v.build_tokenizer(), v.ngram_range))
+    tokenize = v.build_tokenizer()
+    if v.tokenizer is None and v.token_pattern == DEFAULT_TOKENS:
+        tokenize = re.compile(r"\w\w+").findall  # the same tokens: a greedy run of 2+ is always a whole word
+    terms = lru_cache(TEXT_CACHE)(_counter(v.build_preprocessor(), tokenize, v.ngram_range))
     if v.preprocessor is not None or v.tokenizer is not None:  # custom callables: no key says two match
         return terms
     return _SHARED.setdefault((v.lowercase, v.strip_accents, v.token_pattern, tuple(v.ngram_range)), terms)

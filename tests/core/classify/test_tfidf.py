@@ -18,6 +18,7 @@ QUERIES = [
     "table table table for 12 times",
     CORPUS[3],
     "RAIN\nrain  rain\tin Berlin",
+    "naïve Café_au_lait x1 a b I 2024-12-03 ß_ rain—Berlin 東京 weather",  # what counts as a word, and a word of one
 ]
 
 
