@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from swarm_route.agents.replay import RoutingMatrix, Row, replay_dirs, replay_pool
+from swarm_route.bench.aiq import aiq, hull
 from swarm_route.bench.report import console, percentiles, table, write_json
 from swarm_route.config import Settings
 from swarm_route.core.classify.intent import IntentClassifier, LabelledExamples
@@ -169,6 +170,26 @@ class Bench:
         ).point()
         return out
 
+    def curves(self, lambdas: Sequence[float]) -> dict[str, list[dict[str, Any]]]:
+        """Baselines with a cost knob, each swept into a curve: the zero router (every single model: its
+        hull is what mixing fixed models reaches) and the kNN router choosing the highest predicted score
+        less λ times the predicted cost relative to the candidates' mean, λ as swarm_route's."""
+        zero = [_fixed(self.test, lambda r, m=m: m).point(model=m) for m in self.models]
+        knn = self._history_model()
+        nodes = list(self.node_model)
+        predicted = [knn.predict(r.prompt, nodes) for r in self.test]
+        knn_curve = []
+        for lam in lambdas:
+            out = Outcomes()
+            for row, est in zip(self.test, predicted, strict=True):
+                known = est.cost[~np.isnan(est.cost)]
+                mean = float(known.mean()) if known.size else 0.0
+                cost = np.where(np.isnan(est.cost), mean, est.cost)  # a node without cost history: neutral
+                relative = cost / mean if mean > 0 else np.zeros_like(cost)
+                out.add(row, self.node_model[nodes[int(np.argmax(est.score - lam * relative))]])
+            knn_curve.append(out.point(**{"lambda": lam}))
+        return {"zero_router": zero, "knn": knn_curve}
+
     def _history_model(self) -> AbilityModel:
         return _history(self.settings, self.train, self.node_model, with_costs=True)
 
@@ -264,15 +285,22 @@ def _plot(path: str, result: dict[str, Any]) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 5))
+    scores = result["aiq"]["routers"]
     for name in ("frontier", "online"):
         pts = result["swarm_route"][name]
+        label = f"swarm_route ({'frozen' if name == 'frontier' else 'online'})"
         ax.plot(
             [p["cost"] for p in pts],
             [p["quality"] for p in pts],
             marker="o",
             ms=3,
-            label=f"swarm_route ({'frozen' if name == 'frontier' else 'online'})",
+            label=f"{label}, AIQ {scores[label]:.3f}",
         )
+    for name, pts in result["curves"].items():  # the zero router as its hull: what mixing fixed models reaches
+        line = hull((p["cost"], p["quality"]) for p in pts) if name == "zero_router" else [
+            (p["cost"], p["quality"]) for p in pts
+        ]
+        ax.plot(*zip(*line, strict=True), linestyle="--", marker=".", label=f"{name}, AIQ {scores[name]:.3f}")
     for name, p in result["baselines"].items():
         ax.scatter([p["cost"]], [p["quality"]], marker="x" if name != "best_single" else "*", s=60)
         ax.annotate(name if "model" not in p else f"{name}\n{p['model']}", (p["cost"], p["quality"]), fontsize=7)
@@ -285,6 +313,25 @@ def _plot(path: str, result: dict[str, Any]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     console.print(f"wrote {path}")
+
+
+def _aiq(result: dict[str, Any]) -> dict[str, Any]:
+    """The AIQ of every router that is a curve, over one cost range: from the cheapest single model's cost to
+    the best one's. The point baselines are left out: a point's hull is a step, 0 before its cost, so the
+    best single model's (at the range's end) is 0 and says nothing."""
+    singles = result["curves"]["zero_router"]
+    low, high = min(p["cost"] for p in singles), result["best_single"]["cost"]
+
+    def of(points: Sequence[dict[str, Any]]) -> float:
+        return aiq([(p["cost"], p["quality"]) for p in points], low, high)
+
+    routers = {
+        "swarm_route (frozen)": of(result["swarm_route"]["frontier"]),
+        "swarm_route (online)": of(result["swarm_route"]["online"]),
+        **{name: of(points) for name, points in result["curves"].items()},
+        "oracle": of([result["baselines"]["oracle"]]),  # the ceiling: right and cheapest on every prompt
+    }
+    return {"cost_range": [low, high], "routers": routers}
 
 
 def _targets(result: dict[str, Any]) -> dict[str, Any]:
@@ -304,7 +351,14 @@ def _targets(result: dict[str, Any]) -> dict[str, Any]:
         return beaten
 
     lat = result["decision_latency_ms"]
+    scores = result["aiq"]["routers"]
+    ours = {"swarm_route (frozen)", "swarm_route (online)", "oracle"}
+    best_baseline = max(v for k, v in scores.items() if k not in ours)
     return {
+        "aiq_frozen_above_every_baseline": scores["swarm_route (frozen)"] > best_baseline,
+        "aiq_online_above_every_baseline": scores["swarm_route (online)"] > best_baseline,
+        "aiq_online_ge_frozen": scores["swarm_route (online)"] >= scores["swarm_route (frozen)"],
+        "quality_ge_best_at_40pct_cost": reached(0.0, 0.4),
         "quality_ge_best_at_25pct_cost": reached(0.0, 0.25),
         "quality_ge_best_plus_2pts_at_50pct_cost": reached(0.02, 0.5),
         "baselines_the_frontier_does_not_dominate": dominated_by_none(),
@@ -350,6 +404,7 @@ async def run(
     client = connect(url)
     try:
         baselines = bench.baselines()
+        curves = bench.curves(lambdas)
         frontier, lat11 = await bench.frontier(client, lambdas, online=False)
         online, _ = await bench.frontier(client, list(lambdas)[::ONLINE_EVERY], online=True)
         latency = {f"{len(models)}": percentiles(lat11), "1000": await bench.latency_at_scale(client, 1000, 200)}
@@ -366,6 +421,7 @@ async def run(
         "best_single": baselines["best_single"],
         "oracle": baselines["oracle"],
         "swarm_route": {"frontier": frontier, "online": online},
+        "curves": curves,
         "decision_latency_ms": latency,
         "settings": {
             "aco": settings.aco.model_dump(),
@@ -373,6 +429,7 @@ async def run(
             "updater": settings.updater.model_dump(),
         },
     }
+    result["aiq"] = _aiq(result)
     result["targets"] = _targets(result)
     best = baselines["best_single"]
     rows = [
@@ -394,6 +451,12 @@ async def run(
         "routing: quality and cost on the test prompts",
         ["router", "model / mode", "quality", "cost USD", "cost / best single"],
         rows,
+    )
+    span = result["aiq"]["cost_range"]
+    table(
+        f"AIQ: mean reachable quality over costs {span[0]:.4g}–{span[1]:.4g} USD (cheapest → best single model)",
+        ["router", "AIQ"],
+        [(name, v) for name, v in result["aiq"]["routers"].items()],
     )
     table(
         "decision latency (ms, in-process)",

@@ -62,6 +62,14 @@ async def test_frontier_beats_the_best_single_model_on_a_matrix_with_experts(mat
     assert {"random", "cheapest", "per_task_best", "knn", "oracle"} <= result["baselines"].keys()
     assert [p["lambda"] for p in result["swarm_route"]["online"]] == [0.0]
     assert set(result["decision_latency_ms"]) == {"3", "1000"}
+    # every single model is a point of the zero router; the kNN router is swept over the same λ
+    assert [p["model"] for p in result["curves"]["zero_router"]] == result["models"]
+    assert [p["lambda"] for p in result["curves"]["knn"]] == [0.0, 0.5, 2.0]
+    scores = result["aiq"]["routers"]
+    assert result["aiq"]["cost_range"] == [min(p["cost"] for p in result["curves"]["zero_router"]), best["cost"]]
+    # experts cheap and right on their own topic: routing reaches what mixing fixed models cannot
+    assert scores["swarm_route (frozen)"] > scores["zero_router"] > 0
+    assert scores["oracle"] >= scores["swarm_route (frozen)"]
 
 
 async def test_missing_files_are_named():
