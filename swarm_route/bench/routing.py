@@ -325,9 +325,13 @@ def _aiq(result: dict[str, Any]) -> dict[str, Any]:
     def of(points: Sequence[dict[str, Any]]) -> float:
         return aiq([(p["cost"], p["quality"]) for p in points], low, high)
 
+    online = result["swarm_route"]["online"]
+    swept = {p["lambda"] for p in online}
     routers = {
         "swarm_route (frozen)": of(result["swarm_route"]["frontier"]),
-        "swarm_route (online)": of(result["swarm_route"]["online"]),
+        # the online run sweeps every ONLINE_EVERY-th λ: fewer vertices, a lower hull, whatever it learns
+        "swarm_route (frozen, online's λ)": of([p for p in result["swarm_route"]["frontier"] if p["lambda"] in swept]),
+        "swarm_route (online)": of(online),
         **{name: of(points) for name, points in result["curves"].items()},
         "oracle": of([result["baselines"]["oracle"]]),  # the ceiling: right and cheapest on every prompt
     }
@@ -352,12 +356,12 @@ def _targets(result: dict[str, Any]) -> dict[str, Any]:
 
     lat = result["decision_latency_ms"]
     scores = result["aiq"]["routers"]
-    ours = {"swarm_route (frozen)", "swarm_route (online)", "oracle"}
+    ours = {"swarm_route (frozen)", "swarm_route (frozen, online's λ)", "swarm_route (online)", "oracle"}
     best_baseline = max(v for k, v in scores.items() if k not in ours)
     return {
         "aiq_frozen_above_every_baseline": scores["swarm_route (frozen)"] > best_baseline,
         "aiq_online_above_every_baseline": scores["swarm_route (online)"] > best_baseline,
-        "aiq_online_ge_frozen": scores["swarm_route (online)"] >= scores["swarm_route (frozen)"],
+        "aiq_online_ge_frozen": scores["swarm_route (online)"] >= scores["swarm_route (frozen, online's λ)"],
         "quality_ge_best_at_40pct_cost": reached(0.0, 0.4),
         "quality_ge_best_at_25pct_cost": reached(0.0, 0.25),
         "quality_ge_best_plus_2pts_at_50pct_cost": reached(0.02, 0.5),
