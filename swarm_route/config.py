@@ -48,7 +48,13 @@ class AcoSettings(Section):
 
     alpha: float = Field(1.0, ge=0, description="weight of pheromone τ in p ∝ τ^α·η^β")
     beta: float = Field(1.0, ge=0, description="weight of the heuristic η")
-    q0: float = Field(0.8, ge=0, le=1, description="ACS exploitation probability: argmax instead of sampling")
+    q0: float = Field(
+        0.95,
+        ge=0,
+        le=1,
+        description="ACS exploitation probability: argmax instead of sampling (1 - q0 of traffic explores, at a "
+        "cost: see docs/routing.md)",
+    )
     rho: float = Field(0.02, gt=0, lt=1, description="evaporation per graded event (and per scheduled tick)")
     deposit_q: float = Field(0.01, gt=0, description="Q in Δτ = w·Q/(cost+ε)")
     epsilon: float = Field(
