@@ -55,8 +55,6 @@ def aiq(points: Iterable[Point], low: float, high: float) -> float:
         return reach(vertices, high)
     knots = sorted({low, high, *(c for c, _ in vertices if low < c < high)})
     area = sum(
-        (b - a) * (reach(vertices, a) + reach(vertices, b)) / 2
-        for a, b in pairwise(knots)
-        if a >= vertices[0][0]
+        (b - a) * (reach(vertices, a) + reach(vertices, b)) / 2 for a, b in pairwise(knots) if a >= vertices[0][0]
     )
     return round(area / (high - low), 6)

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,14 @@ from swarm_route.wiring import (
 # (e^(−100·cost/c̄)) leaves nothing but the cheapest path, so the curve spans the whole cost range.
 DEFAULT_LAMBDAS = (0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.07, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 ONLINE_EVERY = 3  # the online run re-warms per λ; every third λ of the sweep keeps it to minutes
+CASCADE_CHEAP = 4  # the agreement cascade baseline pairs the cheapest models, these many
+
+
+def short_answer(text: str) -> str:
+    """A response reduced for comparing two: its first non-empty line, lower case, spaces collapsed, the
+    punctuation at its ends dropped ("B.", " b " and "B\nbecause…" agree)."""
+    line = next((line for line in text.splitlines() if line.strip()), "")
+    return " ".join(line.lower().split()).strip(" .,:;!?\"'()[]")
 
 
 def split_holdout(rows: Sequence[Row], fraction: float) -> tuple[list[Row], list[Row]]:
@@ -79,6 +88,14 @@ class Outcomes:
 
     def point(self, **extra: Any) -> dict[str, Any]:
         return {**extra, "quality": round(float(np.mean(self.scores)), 4), "cost": round(float(np.sum(self.costs)), 6)}
+
+
+def mean_score(rows: Sequence[Row], m: str) -> float:
+    return float(np.mean([r.records[m].score or 0.0 for r in rows])) if rows else 0.0
+
+
+def mean_cost(rows: Sequence[Row], m: str) -> float:
+    return float(np.mean([r.records[m].cost_usd or 0.0 for r in rows])) if rows else 0.0
 
 
 def _fixed(rows: Sequence[Row], choose) -> Outcomes:  # type: ignore[no-untyped-def]
@@ -142,13 +159,6 @@ class Bench:
     def baselines(self) -> dict[str, Any]:
         rng = random.Random(self.seed)
         test, train, models = self.test, self.train, self.models
-
-        def mean_score(rows: Sequence[Row], m: str) -> float:
-            return float(np.mean([r.records[m].score or 0.0 for r in rows])) if rows else 0.0
-
-        def mean_cost(rows: Sequence[Row], m: str) -> float:
-            return float(np.mean([r.records[m].cost_usd or 0.0 for r in rows])) if rows else 0.0
-
         best = max(models, key=lambda m: mean_score(test, m))
         out: dict[str, Any] = {"best_single": _fixed(test, lambda r: best).point(model=best)}
         out["oracle"] = _fixed(
@@ -188,7 +198,30 @@ class Bench:
                 relative = cost / mean if mean > 0 else np.zeros_like(cost)
                 out.add(row, self.node_model[nodes[int(np.argmax(est.score - lam * relative))]])
             knn_curve.append(out.point(**{"lambda": lam}))
-        return {"zero_router": zero, "knn": knn_curve}
+        return {"zero_router": zero, "knn": knn_curve, "agreement_cascade": self._cascades()}
+
+    def _cascades(self) -> list[dict[str, Any]]:
+        """FrugalGPT-style fixed cascades without a learned scorer: two cheap models answer; when their short
+        answers agree the first one's stands, else the strongest model (best training score) is asked too and
+        its answer stands. One point per pair of the ``CASCADE_CHEAP`` cheapest models (training cost)."""
+        strong = max(self.models, key=lambda m: mean_score(self.train, m))
+        cheap = sorted((m for m in self.models if m != strong), key=lambda m: mean_cost(self.train, m))
+        points = []
+        for a, b in combinations(cheap[:CASCADE_CHEAP], 2):
+            out, escalated = Outcomes(), 0
+            for r in self.test:
+                first, second, last = r.records[a], r.records[b], r.records[strong]
+                cost = (first.cost_usd or 0.0) + (second.cost_usd or 0.0)
+                answer = short_answer(first.response)
+                if answer and answer == short_answer(second.response):
+                    out.scores.append(first.score or 0.0)
+                else:
+                    escalated += 1
+                    out.scores.append(last.score or 0.0)
+                    cost += last.cost_usd or 0.0
+                out.costs.append(cost)
+            points.append(out.point(models=[a, b, strong], escalated=round(escalated / max(len(self.test), 1), 4)))
+        return points
 
     def _history_model(self) -> AbilityModel:
         return _history(self.settings, self.train, self.node_model, with_costs=True)
@@ -296,10 +329,11 @@ def _plot(path: str, result: dict[str, Any]) -> None:
             ms=3,
             label=f"{label}, AIQ {scores[label]:.3f}",
         )
-    for name, pts in result["curves"].items():  # the zero router as its hull: what mixing fixed models reaches
-        line = hull((p["cost"], p["quality"]) for p in pts) if name == "zero_router" else [
-            (p["cost"], p["quality"]) for p in pts
-        ]
+    for name, pts in result["curves"].items():  # a λ sweep as swept; sets of fixed routers as their hull
+        if not pts:
+            continue
+        points = [(p["cost"], p["quality"]) for p in pts]
+        line = points if "lambda" in pts[0] else hull(points)
         ax.plot(*zip(*line, strict=True), linestyle="--", marker=".", label=f"{name}, AIQ {scores[name]:.3f}")
     for name, p in result["baselines"].items():
         ax.scatter([p["cost"]], [p["quality"]], marker="x" if name != "best_single" else "*", s=60)

@@ -65,6 +65,10 @@ async def test_frontier_beats_the_best_single_model_on_a_matrix_with_experts(mat
     # every single model is a point of the zero router; the kNN router is swept over the same λ
     assert [p["model"] for p in result["curves"]["zero_router"]] == result["models"]
     assert [p["lambda"] for p in result["curves"]["knn"]] == [0.0, 0.5, 2.0]
+    # the two experts answer differently on every prompt: the cascade always asks the generalist too
+    (cascade,) = result["curves"]["agreement_cascade"]
+    assert cascade["models"] == ["math-expert", "history-expert", "generalist"] and cascade["escalated"] == 1.0
+    assert cascade["quality"] == best["quality"] and cascade["cost"] > best["cost"]
     scores = result["aiq"]["routers"]
     assert result["aiq"]["cost_range"] == [min(p["cost"] for p in result["curves"]["zero_router"]), best["cost"]]
     # experts cheap and right on their own topic: routing reaches what mixing fixed models cannot
@@ -121,3 +125,9 @@ def test_a_benchmark_stopped_by_sigterm_leaves_no_redis_behind(matrix):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_short_answers_agree_across_case_spacing_punctuation_and_explanations():
+    assert routing.short_answer("B.") == routing.short_answer(" b ") == routing.short_answer("\nB\nbecause it is")
+    assert routing.short_answer("(A)") == "a" and routing.short_answer("") == ""
+    assert routing.short_answer("def f(x):\n    return x") != routing.short_answer("def g(y):\n    return y")
