@@ -13,6 +13,7 @@ import hashlib
 import random
 import time
 import uuid
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from swarm_route.agents.replay import RoutingMatrix, Row, replay_dirs, replay_pool
 from swarm_route.bench.aiq import aiq, hull
@@ -181,24 +183,66 @@ class Bench:
         return out
 
     def curves(self, lambdas: Sequence[float]) -> dict[str, list[dict[str, Any]]]:
-        """Baselines with a cost knob, each swept into a curve: the zero router (every single model: its
-        hull is what mixing fixed models reaches) and the kNN router choosing the highest predicted score
-        less λ times the predicted cost relative to the candidates' mean, λ as swarm_route's."""
+        """Baselines with a cost knob, each swept into a curve. The zero router: every single model (its hull
+        is what mixing fixed models reaches). Then routers that take, per prompt, the highest predicted score
+        less λ times the predicted cost relative to the candidates' mean (λ as swarm_route's), predicting the
+        score by: the kNN over graded history (``knn``); a logistic regression per model on the prompt's
+        TF-IDF, trained to tell a score ≥ 0.5 (``per_model_lr``); the mean score of the prompt's task,
+        the task predicted by the classifier trained on ``--train`` (``per_task``). Costs come from the
+        kNN's neighbours for all three."""
         zero = [_fixed(self.test, lambda r, m=m: m).point(model=m) for m in self.models]
-        knn = self._history_model()
         nodes = list(self.node_model)
+        models = [self.node_model[n] for n in nodes]
+        knn = self._history_model()
         predicted = [knn.predict(r.prompt, nodes) for r in self.test]
-        knn_curve = []
-        for lam in lambdas:
-            out = Outcomes()
-            for row, est in zip(self.test, predicted, strict=True):
-                known = est.cost[~np.isnan(est.cost)]
-                mean = float(known.mean()) if known.size else 0.0
-                cost = np.where(np.isnan(est.cost), mean, est.cost)  # a node without cost history: neutral
-                relative = cost / mean if mean > 0 else np.zeros_like(cost)
-                out.add(row, self.node_model[nodes[int(np.argmax(est.score - lam * relative))]])
-            knn_curve.append(out.point(**{"lambda": lam}))
-        return {"zero_router": zero, "knn": knn_curve, "agreement_cascade": self._cascades()}
+        costs = np.array([e.cost for e in predicted])
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():  # a prompt no node has a cost for
+            warnings.simplefilter("ignore", RuntimeWarning)
+            costs = np.nan_to_num(np.where(np.isnan(costs), np.nanmean(costs, axis=1, keepdims=True), costs))
+        tasks: dict[str, list[Row]] = {}
+        for r in self.train:
+            tasks.setdefault(as_name(r.task or "default"), []).append(r)
+        overall = np.array([mean_score(self.train, m) for m in models])
+        per_task = np.array(
+            [
+                [mean_score(tasks[t], m) for m in models] if (t := intent.top() or "") in tasks else overall
+                for intent in self.intents
+            ]
+        )
+
+        def swept(scores: np.ndarray) -> list[dict[str, Any]]:
+            relative = costs / np.maximum(costs.mean(axis=1, keepdims=True), 1e-12)
+            points = []
+            for lam in lambdas:
+                choice = np.argmax(scores - lam * relative, axis=1)
+                pick = {id(r): models[c] for r, c in zip(self.test, choice, strict=True)}
+                points.append(_fixed(self.test, lambda r, pick=pick: pick[id(r)]).point(**{"lambda": lam}))
+            return points
+
+        return {
+            "zero_router": zero,
+            "knn": swept(np.array([e.score for e in predicted])),
+            "per_model_lr": swept(self._per_model_lr(models)),
+            "per_task": swept(per_task),
+            "agreement_cascade": self._cascades(),
+        }
+
+    def _per_model_lr(self, models: list[str]) -> np.ndarray:
+        """Each model's chance of a score ≥ 0.5 on each test prompt: a logistic regression on TF-IDF of the
+        training prompts (a model right or wrong on all of them: that, as a constant)."""
+        from sklearn.linear_model import LogisticRegression
+
+        vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2)
+        train = vectorizer.fit_transform([r.prompt for r in self.train])
+        test = vectorizer.transform([r.prompt for r in self.test])
+        out = np.zeros((len(self.test), len(models)))
+        for j, m in enumerate(models):
+            y = np.array([(r.records[m].score or 0.0) >= 0.5 for r in self.train])
+            if y.all() or not y.any():
+                out[:, j] = float(y.all())
+            else:
+                out[:, j] = LogisticRegression(max_iter=2000).fit(train, y).predict_proba(test)[:, 1]
+        return out
 
     def _cascades(self) -> list[dict[str, Any]]:
         """FrugalGPT-style fixed cascades without a learned scorer: two cheap models answer; when their short
