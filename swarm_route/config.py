@@ -97,7 +97,12 @@ class AbilitySettings(Section):
     """The per-query ability model behind η: k nearest graded queries, shrunk toward each node's mean."""
 
     k: int = Field(50, ge=1, description="neighbours consulted per query")
-    shrinkage: float = Field(5.0, ge=0, description="pseudo-count of the node's mean in each prediction")
+    shrinkage: float = Field(
+        20.0, ge=0, description="pseudo-count of the node's record on the query's intent in each prediction"
+    )
+    intent_shrinkage: float = Field(
+        20.0, ge=0, description="pseudo-count of the node's overall mean in its record on an intent"
+    )
     prior: float = Field(0.7, ge=0, le=1, description="predicted score of a node never graded")
     max_history: int = Field(
         20_000, ge=100, description="graded queries each router replica keeps in memory (newest); older are forgotten"

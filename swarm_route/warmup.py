@@ -57,7 +57,13 @@ async def warm_up(
             path = (paths or {}).get(model) or model_path(model)
             if outcomes is not None:
                 pending.append(
-                    Outcome(text=row.prompt, node=path.hops[-1].node, score=record.score, cost_usd=record.cost_usd)
+                    Outcome(
+                        text=row.prompt,
+                        node=path.hops[-1].node,
+                        score=record.score,
+                        cost_usd=record.cost_usd,
+                        intent=as_name(row.task or "default"),
+                    )
                 )
             if gate.passes(record.score):
                 for edge in path.edges:

@@ -77,7 +77,12 @@ def pheromone_store(settings: Settings, client: Any) -> PheromoneStore:
 def ability_model(settings: Settings) -> AbilityModel:
     a = settings.ability
     return AbilityModel(
-        k=a.k, shrinkage=a.shrinkage, prior=a.prior, max_history=a.max_history, row_terms=a.row_terms
+        k=a.k,
+        shrinkage=a.shrinkage,
+        prior=a.prior,
+        max_history=a.max_history,
+        row_terms=a.row_terms,
+        intent_shrinkage=a.intent_shrinkage,
     )
 
 

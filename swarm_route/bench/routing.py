@@ -55,6 +55,7 @@ from swarm_route.wiring import (
 # (e^(−100·cost/c̄)) leaves nothing but the cheapest path, so the curve spans the whole cost range.
 DEFAULT_LAMBDAS = (0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.07, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 ONLINE_EVERY = 3  # the online run re-warms per λ; every third λ of the sweep keeps it to minutes
+KNN_BASELINE = {"k": 50, "shrinkage": 5.0}  # neighbours shrunk toward each node's overall mean (no intent)
 CASCADE_CHEAP = 4  # the agreement cascade baseline pairs the cheapest models, these many
 
 
@@ -116,7 +117,8 @@ def _history(settings: Settings, rows: Sequence[Row], node_model: dict[str, str]
         if with_costs
         else None
     )
-    return ability_model(settings).fit([r.prompt for r in rows], nodes, scores, costs)
+    intents = [as_name(r.task or "default") for r in rows]
+    return ability_model(settings).fit([r.prompt for r in rows], nodes, scores, costs, intents)
 
 
 class _Classified:
@@ -268,7 +270,9 @@ class Bench:
         return points
 
     def _history_model(self) -> AbilityModel:
-        return _history(self.settings, self.train, self.node_model, with_costs=True)
+        """The kNN baselines' model: its own fixed settings, so tuning swarm_route's never moves them."""
+        knn = self.settings.ability.model_copy(update=KNN_BASELINE)
+        return _history(self.settings.model_copy(update={"ability": knn}), self.train, self.node_model, True)
 
     # -------------------------------------------------------------- swarm_route
 

@@ -129,8 +129,10 @@ class PheromoneUpdater:
         await self._count("graded")
         if record.query:
             cost = path.cost_usd / max(len(path.nodes), 1)
+            weights = record.intent_weights
+            intent = max(weights, key=weights.__getitem__) if weights else None
             await self.outcomes.append(
-                [Outcome(text=record.query, node=n, score=score, cost_usd=cost) for n in path.nodes]
+                [Outcome(text=record.query, node=n, score=score, cost_usd=cost, intent=intent) for n in path.nodes]
             )
         if not self.gate.passes(score):
             await self._count("rejected")

@@ -3,8 +3,10 @@
 AMRO-S's heuristic η needs how well a candidate will do on *this* query, not only on its task. This model
 keeps the graded history (query text, node, score, cost), finds the query's nearest past queries by TF-IDF
 cosine (each past query kept as its ``row_terms`` heaviest terms), and predicts each node's score and cost
-as a similarity-weighted mean of what that node did on those neighbours, shrunk toward the node's overall
-mean (or a prior for a node never graded) so that a node with little history is neither trusted nor starved.
+as a similarity-weighted mean of what that node did on those neighbours, shrunk toward what the node did on
+the query's intent (itself shrunk toward the node's overall mean, or a prior for a node never graded) so that
+a node with little history is neither trusted nor starved, and a query with few close neighbours is judged
+by its task: on RouterBench the per-task mean alone out-predicted the neighbours (AIQ 0.8287 vs 0.8231).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy.sparse import csr_matrix, vstack
@@ -27,11 +30,27 @@ class AbilityEstimate:
     support: np.ndarray  # similarity-weighted number of graded neighbours behind each score
 
 
+class Graded(NamedTuple):
+    """One graded outcome: a node's score (and cost) on a query, and the query's intent when known."""
+
+    text: str
+    node: str
+    score: float
+    cost: float | None = None
+    intent: str | None = None
+
+
 class AbilityModel:
     """kNN over graded history; refit (vocabulary and IDF) explicitly, append online cheaply."""
 
     def __init__(
-        self, k: int = 50, shrinkage: float = 5.0, prior: float = 0.7, max_history: int = 20_000, row_terms: int = 128
+        self,
+        k: int = 50,
+        shrinkage: float = 20.0,
+        prior: float = 0.7,
+        max_history: int = 20_000,
+        row_terms: int = 128,
+        intent_shrinkage: float = 20.0,
     ) -> None:
         """``max_history``: graded texts kept in memory, newest; older ones are forgotten (a replica's
         memory must not grow with its traffic). ``row_terms``: each past text keeps its heaviest TF-IDF
@@ -40,7 +59,7 @@ class AbilityModel:
         prompts of ~300 words, ~270 terms each) 128 terms kept 96.5% of the exact 50 neighbours at 40% of
         the time (0.12 vs 0.31 ms); 64 kept 93% at a fifth, and lost 0.5 points of frontier area."""
         self.k, self.shrinkage, self.prior, self.max_history = k, shrinkage, prior, max_history
-        self.row_terms = row_terms
+        self.row_terms, self.intent_shrinkage = row_terms, intent_shrinkage
         self._forgotten = 0  # texts dropped from the front so far, so a refit in a thread can line up
         # featuriser and the history's vectors, swapped as one so a refit in a thread never mixes them.
         # Row-major float32, multiplied by the query as a dense vector: one pass over the history's nonzeros.
@@ -51,6 +70,7 @@ class AbilityModel:
         # a refit runs in a thread: swapping in its index and appending or merging rows take this lock
         self._swap = threading.Lock()
         self._texts: list[str] = []
+        self._intents: list[str | None] = []  # each row's query intent, None where unknown
         self._rows: list[csr_matrix] = []
         self._nodes: dict[str, int] = {}
         self._scores = np.zeros((0, 0))
@@ -59,17 +79,26 @@ class AbilityModel:
 
     def blank(self) -> AbilityModel:
         """A model with these settings and no history (the store it learnt from was reset)."""
-        return AbilityModel(self.k, self.shrinkage, self.prior, self.max_history, self.row_terms)
+        return AbilityModel(
+            self.k, self.shrinkage, self.prior, self.max_history, self.row_terms, self.intent_shrinkage
+        )
 
     @property
     def size(self) -> int:
         return len(self._texts)
 
     def fit(
-        self, texts: Sequence[str], nodes: Sequence[str], scores: np.ndarray, costs: np.ndarray | None = None
+        self,
+        texts: Sequence[str],
+        nodes: Sequence[str],
+        scores: np.ndarray,
+        costs: np.ndarray | None = None,
+        intents: Sequence[str | None] | None = None,
     ) -> AbilityModel:
-        """``scores`` and ``costs`` are (len(texts), len(nodes)), NaN where a node was not graded on a text."""
+        """``scores`` and ``costs`` are (len(texts), len(nodes)), NaN where a node was not graded on a text;
+        ``intents``, each text's intent where known."""
         self._texts = list(texts)
+        self._intents = list(intents) if intents is not None else [None] * len(self._texts)
         self._nodes = {n: i for i, n in enumerate(nodes)}
         self._scores = np.asarray(scores, dtype=float).reshape(len(texts), len(nodes))
         self._costs = np.full_like(self._scores, np.nan) if costs is None else np.asarray(costs, dtype=float).copy()
@@ -92,23 +121,25 @@ class AbilityModel:
             self._rows = [self._heaviest(featurise(extra))] if extra else []
             self._index = (featurise, matrix[shift:] if shift else matrix)
 
-    def add(self, outcomes: Sequence[tuple[str, str, float, float | None]]) -> None:
-        """Append graded outcomes ``(text, node, score, cost)``; consecutive ones on one text share a row.
+    def add(self, outcomes: Sequence[Graded]) -> None:
+        """Append graded outcomes; consecutive ones on one text share a row (and the first one's intent).
 
         The vocabulary stays as it is until ``refit``, so appending is one transform of the new texts.
         """
         if not outcomes:
             return
-        for _, node, _, _ in outcomes:
-            if node not in self._nodes:
-                self._nodes[node] = len(self._nodes)
+        for o in outcomes:
+            if o.node not in self._nodes:
+                self._nodes[o.node] = len(self._nodes)
         width = len(self._nodes)
         texts: list[str] = []
+        intents: list[str | None] = []
         cells: list[tuple[int, int, float, float | None]] = []
-        for text, node, score, cost in outcomes:
-            if not texts or texts[-1] != text:
-                texts.append(text)
-            cells.append((len(texts) - 1, self._nodes[node], score, cost))
+        for o in outcomes:
+            if not texts or texts[-1] != o.text:
+                texts.append(o.text)
+                intents.append(o.intent)
+            cells.append((len(texts) - 1, self._nodes[o.node], o.score, o.cost))
         block = np.full((len(texts), width), np.nan)
         cost_block = block.copy()
         for row, col, score, cost in cells:
@@ -119,6 +150,7 @@ class AbilityModel:
         self._costs = np.vstack([np.hstack([self._costs, pad.copy()]), cost_block])
         with self._swap:
             self._texts.extend(texts)
+            self._intents.extend(intents)
             self._tables = None
             if self._index is not None:
                 self._rows.append(self._heaviest(self._index[0](texts)))
@@ -145,7 +177,7 @@ class AbilityModel:
         """Drop the ``n`` oldest texts, their grades and their vectors."""
         self._scores, self._costs = self._scores[n:], self._costs[n:]
         with self._swap:
-            self._texts = self._texts[n:]
+            self._texts, self._intents = self._texts[n:], self._intents[n:]
             self._forgotten += n
             self._tables = None
             if self._index is not None:
@@ -163,8 +195,15 @@ class AbilityModel:
             counts = graded.sum(axis=0)
             scores = np.nan_to_num(self._scores)
             mean = np.where(counts > 0, scores.sum(axis=0) / np.maximum(counts, 1), self.prior)
+            labels = np.array([t or "" for t in self._intents[: len(scores)]], dtype=object)
+            by_intent = {  # what each node did on each intent, shrunk toward its overall mean
+                t: (scores[rows].sum(axis=0) + self.intent_shrinkage * mean)
+                / (graded[rows].sum(axis=0) + self.intent_shrinkage)
+                for t in set(labels) - {""}
+                if (rows := labels == t).any()
+            }
             tables = self._tables = _Tables(
-                scores, graded.astype(float), np.nan_to_num(self._costs), has_cost.astype(float), mean
+                scores, graded.astype(float), np.nan_to_num(self._costs), has_cost.astype(float), mean, by_intent
             )
         return tables
 
@@ -178,7 +217,8 @@ class AbilityModel:
                 self._index = (featurise, _stacked(matrix, rows))
             return self._index
 
-    def predict(self, query: str, nodes: Sequence[str]) -> AbilityEstimate:
+    def predict(self, query: str, nodes: Sequence[str], intent: str | None = None) -> AbilityEstimate:
+        """``intent``: the query's (top) intent; the neighbours are shrunk toward each node's record on it."""
         n = len(nodes)
         cols = np.array([self._nodes.get(node, -1) for node in nodes])
         known = cols >= 0
@@ -200,10 +240,11 @@ class AbilityModel:
         support_k = near @ t.graded[top][:, c]
         shrunk = support_k + self.shrinkage  # 0 only unshrunk with no similar neighbour: the node's mean
         cost_support = near @ t.has_cost[top][:, c]
+        target = t.by_intent.get(intent or "", t.mean)[c]
         with np.errstate(invalid="ignore", divide="ignore"):
-            mixed = (near @ t.scores[top][:, c] + self.shrinkage * t.mean[c]) / shrunk
+            mixed = (near @ t.scores[top][:, c] + self.shrinkage * target) / shrunk
             cost[known] = np.where(cost_support > 0, near @ t.costs[top][:, c] / cost_support, np.nan)
-        score[known] = np.where(shrunk > 0, mixed, t.mean[c])
+        score[known] = np.where(shrunk > 0, mixed, target)
         support[known] = support_k
         return AbilityEstimate(score, cost, support)
 
@@ -215,6 +256,7 @@ class _Tables:
     costs: np.ndarray  # costs, 0 where none
     has_cost: np.ndarray  # 1.0 where a cost was recorded
     mean: np.ndarray  # each node's mean grade, the prior where it has none
+    by_intent: dict[str, np.ndarray]  # each node's grade on an intent, shrunk toward its mean
 
 
 def _stacked(matrix: csr_matrix, rows: list[csr_matrix]) -> csr_matrix:

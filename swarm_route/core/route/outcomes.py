@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel
 
 from swarm_route.core.failopen import Breaker, Watched
-from swarm_route.core.route.ability import AbilityModel
+from swarm_route.core.route.ability import AbilityModel, Graded
 from swarm_route.keys import Keys
 
 MAX_OUTCOMES = 200_000
@@ -23,6 +23,7 @@ class Outcome(BaseModel):
     node: str
     score: float
     cost_usd: float | None = None
+    intent: str | None = None  # the query's top intent (None: written before intents were kept)
 
 
 class OutcomeLog:
@@ -85,7 +86,7 @@ class AbilityMemory:
         self._seen = total
         if not fresh:
             return
-        self.model.add([(o.text, o.node, o.score, o.cost_usd) for o in fresh])
+        self.model.add([Graded(o.text, o.node, o.score, o.cost_usd, o.intent) for o in fresh])
         if self.model.size > 2 * self._fitted_size:  # refit off the event loop; new words become neighbours
             await asyncio.to_thread(self.model.refit)
             self._fitted_size = self.model.size

@@ -156,7 +156,7 @@ class ReasoningRouter:
         pool = self._pool_for(agents)
         specialists, store_note = await self._trails(weights)
         base["store"] = store_note
-        estimate = self.ability.predict(query, pool.nodes)
+        estimate = self.ability.predict(query, pool.nodes, max(weights, key=weights.__getitem__))
         tokens = estimate_tokens(query) + EXPECTED_ANSWER_TOKENS
         node_cost = np.where(np.isnan(estimate.cost), pool.node_price * tokens / 1000, estimate.cost)
         latency_s = latency_s or {}

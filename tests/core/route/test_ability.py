@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from swarm_route.core.route.ability import AbilityModel
+from swarm_route.core.route.ability import AbilityModel, Graded
 from swarm_route.core.route.outcomes import AbilityMemory, Outcome, OutcomeLog
 
 TEXTS = [
@@ -38,6 +38,19 @@ def test_a_query_sharing_no_term_with_history_predicts_each_nodes_mean_even_unsh
     assert model.predict("zzz qqq", NODES).score.tolist() == [0.5, 0.5]
 
 
+def test_a_query_with_no_close_neighbour_is_judged_by_its_intents_record():
+    """The coder is right on every coding query and wrong on geography; a coding query sharing no word
+    with the history predicts the coder high and the geographer low only when its intent is given."""
+    intents = ["code", "code", "geo", "geo"]
+    model = AbilityModel(k=2, shrinkage=5.0, intent_shrinkage=1.0).fit(TEXTS, NODES, SCORES, intents=intents)
+    blind = model.predict("zzz qqq", NODES).score
+    told = model.predict("zzz qqq", NODES, intent="code").score
+    assert blind.tolist() == [0.5, 0.5] and told[0] > 0.75 > 0.25 > told[1]
+    assert model.predict("zzz qqq", NODES, intent="unseen").score.tolist() == [0.5, 0.5]
+    model.add([Graded("plot a chart in python", "geo/m", 1.0, intent="code")])  # the geographer learns to code
+    assert model.predict("zzz qqq", NODES, intent="code").score[1] > told[1]
+
+
 def test_unknown_nodes_get_the_prior_and_empty_history_predicts_the_prior():
     model = AbilityModel(prior=0.6).fit(TEXTS, NODES, SCORES)
     est = model.predict("python code", ["coder/m", "newcomer/m"])
@@ -49,11 +62,13 @@ def test_online_outcomes_move_predictions_and_add_nodes():
     model = AbilityModel(k=3, shrinkage=1.0).fit(TEXTS, NODES, SCORES)
     before = model.predict("python code to merge two lists", NODES).score[1]
     model.add(
-        [("python code to merge two lists", "geo/m", 1.0, None)] * 1
-        + [("python code to merge two sorted lists", "geo/m", 1.0, None)]
+        [
+            Graded("python code to merge two lists", "geo/m", 1.0),
+            Graded("python code to merge two sorted lists", "geo/m", 1.0),
+        ]
     )
     assert model.predict("python code to merge two lists", NODES).score[1] > before
-    model.add([("translate hello to german", "translator/m", 1.0, 0.002)])
+    model.add([Graded("translate hello to german", "translator/m", 1.0, 0.002)])
     assert model.predict("translate hello to german", ["translator/m"]).score[0] > 0.7
     model.refit()
     assert model.size == 7
@@ -121,7 +136,7 @@ def test_memory_is_bounded_to_the_newest_history_and_predictions_still_line_up()
     model = AbilityModel(k=3, shrinkage=0.5, max_history=100)
     for i in range(300):
         topic, node = ("python code", NODES[0]) if i % 2 else ("french translation", NODES[1])
-        model.add([(f"{topic} {i}", node, 1.0, 0.001)])
+        model.add([Graded(f"{topic} {i}", node, 1.0, 0.001)])
     assert 100 <= model.size <= 110 and model._scores.shape[0] == model.size
     assert model._vectors()[1].shape[0] == model.size, "the vectors were forgotten with their texts"
     model.refit()
