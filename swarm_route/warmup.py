@@ -50,6 +50,7 @@ async def warm_up(
     pending: list[Outcome] = []
     for row in rows:
         report.prompts += 1
+        intent = row.intent
         deltas: dict[str, float] = {}
         for model, record in row.records.items():
             if record.score is None:
@@ -62,14 +63,14 @@ async def warm_up(
                         node=path.hops[-1].node,
                         score=record.score,
                         cost_usd=record.cost_usd,
-                        intent=as_name(row.task or "default"),
+                        intent=intent,
                     )
                 )
             if gate.passes(record.score):
                 for edge in path.edges:
                     deltas[edge] = deltas.get(edge, 0.0) + deposit_q / ((record.cost_usd or 0.0) + epsilon)
         if deltas:
-            await store.deposit(as_name(row.task or "default"), deltas)
+            await store.deposit(intent, deltas)
             report.deposits += 1
         if outcomes is not None and len(pending) >= batch:
             await outcomes.append(pending)

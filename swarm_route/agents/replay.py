@@ -55,6 +55,11 @@ class Row:
     task: str
     records: dict[str, Record] = field(default_factory=dict)
 
+    @property
+    def intent(self) -> str:
+        """The intent (skill name) the row's task is learnt as: warm-up deposits and benchmarks label by it."""
+        return as_name(self.task or "default")
+
 
 @dataclass
 class RoutingMatrix:

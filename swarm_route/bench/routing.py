@@ -16,6 +16,7 @@ import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from swarm_route.core.learn.updater import PheromoneUpdater
 from swarm_route.core.messages import SOURCE, FinishedRequest, IntentResult, Query, RouteRequest, edge_id, node_id
 from swarm_route.core.pipeline import EventSink, Pipeline
 from swarm_route.core.registry import AgentSpec, ModelOption, as_name
-from swarm_route.core.route.ability import AbilityModel
+from swarm_route.core.route.ability import AbilityEstimate, AbilityModel
 from swarm_route.core.route.outcomes import AbilityMemory, OutcomeLog
 from swarm_route.core.route.router import ReasoningRouter
 from swarm_route.keys import Keys
@@ -117,8 +118,7 @@ def _history(settings: Settings, rows: Sequence[Row], node_model: dict[str, str]
         if with_costs
         else None
     )
-    intents = [as_name(r.task or "default") for r in rows]
-    return ability_model(settings).fit([r.prompt for r in rows], nodes, scores, costs, intents)
+    return ability_model(settings).fit([r.prompt for r in rows], nodes, scores, costs, [r.intent for r in rows])
 
 
 class _Classified:
@@ -151,9 +151,14 @@ class Bench:
         matrix = RoutingMatrix(train, models)
         self.agents: dict[str, AgentSpec] = {a.name: a for a in replay_pool(matrix, files)}
         self.node_model = {node_id(as_name(m), m): m for m in models}
+        tasks: dict[str, list[Row]] = {}
+        for r in train:
+            tasks.setdefault(r.intent, []).append(r)
+        # each model's mean training score per task, in ``models`` order: the per-task baselines' evidence
+        self.task_means = {t: np.array([mean_score(rs, m) for m in models]) for t, rs in tasks.items()}
         labelled = LabelledExamples()
         for r in train:
-            labelled.add(as_name(r.task or "default"), [r.prompt])
+            labelled.add(r.intent, [r.prompt])
         # Out-of-scope is the intent issue's concern: here every prompt is in scope of the pool.
         self.classifier = IntentClassifier(oos_threshold=-np.inf, temperature=settings.intent.temperature).fit(labelled)
         self.intents: list[IntentResult] = [self.classifier.classify(r.prompt) for r in test]
@@ -171,18 +176,21 @@ class Bench:
         out["random"] = _fixed(test, lambda r: rng.choice(models)).point()
         cheapest = min(models, key=lambda m: mean_cost(train, m))
         out["cheapest"] = _fixed(test, lambda r: cheapest).point(model=cheapest)
-        tasks: dict[str, list[Row]] = {}
-        for r in train:
-            tasks.setdefault(as_name(r.task or "default"), []).append(r)
-        task_best = {t: max(models, key=lambda m, rs=rs: mean_score(rs, m)) for t, rs in tasks.items()}
+        task_best = {t: models[int(np.argmax(means))] for t, means in self.task_means.items()}
         predicted = {id(r): self.intents[i].top() for i, r in enumerate(test)}
         out["per_task_best"] = _fixed(test, lambda r: task_best.get(predicted[id(r)] or "", best)).point()
-        knn = self._history_model()
-        nodes = list(self.node_model)
-        out["knn"] = _fixed(
-            test, lambda r: self.node_model[nodes[int(np.argmax(knn.predict(r.prompt, nodes).score))]]
-        ).point()
+        knn = {id(r): models[int(np.argmax(e.score))] for r, e in zip(test, self._knn, strict=True)}
+        out["knn"] = _fixed(test, lambda r: knn[id(r)]).point()
         return out
+
+    @cached_property
+    def _knn(self) -> list[AbilityEstimate]:
+        """The kNN baselines' predictions on the test prompts, for ``self.models`` in order: their own fixed
+        settings (``KNN_BASELINE``), so tuning swarm_route's never moves them."""
+        knn = self.settings.ability.model_copy(update=KNN_BASELINE)
+        model = _history(self.settings.model_copy(update={"ability": knn}), self.train, self.node_model, True)
+        nodes = list(self.node_model)
+        return [model.predict(r.prompt, nodes) for r in self.test]
 
     def curves(self, lambdas: Sequence[float]) -> dict[str, list[dict[str, Any]]]:
         """Baselines with a cost knob, each swept into a curve. The zero router: every single model (its hull
@@ -192,25 +200,14 @@ class Bench:
         TF-IDF, trained to tell a score ≥ 0.5 (``per_model_lr``); the mean score of the prompt's task,
         the task predicted by the classifier trained on ``--train`` (``per_task``). Costs come from the
         kNN's neighbours for all three."""
-        zero = [_fixed(self.test, lambda r, m=m: m).point(model=m) for m in self.models]
-        nodes = list(self.node_model)
-        models = [self.node_model[n] for n in nodes]
-        knn = self._history_model()
-        predicted = [knn.predict(r.prompt, nodes) for r in self.test]
-        costs = np.array([e.cost for e in predicted])
+        models = self.models
+        zero = [_fixed(self.test, lambda r, m=m: m).point(model=m) for m in models]
+        costs = np.array([e.cost for e in self._knn])
         with np.errstate(invalid="ignore"), warnings.catch_warnings():  # a prompt no node has a cost for
             warnings.simplefilter("ignore", RuntimeWarning)
             costs = np.nan_to_num(np.where(np.isnan(costs), np.nanmean(costs, axis=1, keepdims=True), costs))
-        tasks: dict[str, list[Row]] = {}
-        for r in self.train:
-            tasks.setdefault(as_name(r.task or "default"), []).append(r)
         overall = np.array([mean_score(self.train, m) for m in models])
-        per_task = np.array(
-            [
-                [mean_score(tasks[t], m) for m in models] if (t := intent.top() or "") in tasks else overall
-                for intent in self.intents
-            ]
-        )
+        per_task = np.array([self.task_means.get(intent.top() or "", overall) for intent in self.intents])
 
         def swept(scores: np.ndarray) -> list[dict[str, Any]]:
             relative = costs / np.maximum(costs.mean(axis=1, keepdims=True), 1e-12)
@@ -223,7 +220,7 @@ class Bench:
 
         return {
             "zero_router": zero,
-            "knn": swept(np.array([e.score for e in predicted])),
+            "knn": swept(np.array([e.score for e in self._knn])),
             "per_model_lr": swept(self._per_model_lr(models)),
             "per_task": swept(per_task),
             "agreement_cascade": self._cascades(),
@@ -268,11 +265,6 @@ class Bench:
                 out.costs.append(cost)
             points.append(out.point(models=[a, b, strong], escalated=round(escalated / max(len(self.test), 1), 4)))
         return points
-
-    def _history_model(self) -> AbilityModel:
-        """The kNN baselines' model: its own fixed settings, so tuning swarm_route's never moves them."""
-        knn = self.settings.ability.model_copy(update=KNN_BASELINE)
-        return _history(self.settings.model_copy(update={"ability": knn}), self.train, self.node_model, True)
 
     # -------------------------------------------------------------- swarm_route
 
@@ -347,7 +339,7 @@ class Bench:
         store = pheromone_store(self.settings.model_copy(update={"namespace": f"bench-{uuid.uuid4().hex[:8]}"}), client)
         for r in history[:50]:
             await store.deposit(
-                as_name(r.task or "default"),
+                r.intent,
                 {edge_id(SOURCE, n): 0.1 for n in nodes if (r.records[node_model[n]].score or 0) >= 0.5},
             )
         router = reasoning_router(self.settings, store, model)
