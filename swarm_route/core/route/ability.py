@@ -70,7 +70,8 @@ class AbilityModel:
         # a refit runs in a thread: swapping in its index and appending or merging rows take this lock
         self._swap = threading.Lock()
         self._texts: list[str] = []
-        self._intents: list[str | None] = []  # each row's query intent, None where unknown
+        self._intent_codes: dict[str, int] = {}  # intent → its number (only grows: intents are few)
+        self._intents: list[int] = []  # each row's query intent as its number, -1 where unknown
         self._rows: list[csr_matrix] = []
         self._nodes: dict[str, int] = {}
         self._scores = np.zeros((0, 0))
@@ -98,7 +99,7 @@ class AbilityModel:
         """``scores`` and ``costs`` are (len(texts), len(nodes)), NaN where a node was not graded on a text;
         ``intents``, each text's intent where known."""
         self._texts = list(texts)
-        self._intents = list(intents) if intents is not None else [None] * len(self._texts)
+        self._intents = self._coded(intents if intents is not None else [None] * len(self._texts))
         self._nodes = {n: i for i, n in enumerate(nodes)}
         self._scores = np.asarray(scores, dtype=float).reshape(len(texts), len(nodes))
         self._costs = np.full_like(self._scores, np.nan) if costs is None else np.asarray(costs, dtype=float).copy()
@@ -150,7 +151,7 @@ class AbilityModel:
         self._costs = np.vstack([np.hstack([self._costs, pad.copy()]), cost_block])
         with self._swap:
             self._texts.extend(texts)
-            self._intents.extend(intents)
+            self._intents.extend(self._coded(intents))
             self._tables = None
             if self._index is not None:
                 self._rows.append(self._heaviest(self._index[0](texts)))
@@ -158,6 +159,9 @@ class AbilityModel:
             self.refit()
         if len(self._texts) > self.max_history * 1.1:  # a tenth of slack, so forgetting is not per call
             self._forget(len(self._texts) - self.max_history)
+
+    def _coded(self, intents: Sequence[str | None]) -> list[int]:
+        return [self._intent_codes.setdefault(t, len(self._intent_codes)) if t else -1 for t in intents]
 
     def _heaviest(self, rows: csr_matrix) -> csr_matrix:
         """Each row's ``row_terms`` largest weights, scaled back to unit length, as float32."""
@@ -195,13 +199,19 @@ class AbilityModel:
             counts = graded.sum(axis=0)
             scores = np.nan_to_num(self._scores)
             mean = np.where(counts > 0, scores.sum(axis=0) / np.maximum(counts, 1), self.prior)
-            labels = np.array([t or "" for t in self._intents[: len(scores)]], dtype=object)
-            by_intent = {  # what each node did on each intent, shrunk toward its overall mean
-                t: (scores[rows].sum(axis=0) + self.intent_shrinkage * mean)
-                / (graded[rows].sum(axis=0) + self.intent_shrinkage)
-                for t in set(labels) - {""}
-                if (rows := labels == t).any()
-            }
+            codes = np.array(self._intents[: len(scores)], dtype=np.int64)
+            rows = np.flatnonzero(codes >= 0)
+            present = np.unique(codes[rows])
+            # what each node did on each intent (one sparse product sums every intent's rows), shrunk
+            # toward its overall mean
+            member = csr_matrix(
+                (np.ones(rows.size), (codes[rows], rows)), shape=(len(self._intent_codes), len(scores))
+            )
+            per_intent = (member @ scores + self.intent_shrinkage * mean) / (
+                member @ graded.astype(float) + self.intent_shrinkage
+            )
+            names = {code: name for name, code in self._intent_codes.items()}
+            by_intent = {names[int(code)]: per_intent[code] for code in present}
             tables = self._tables = _Tables(
                 scores, graded.astype(float), np.nan_to_num(self._costs), has_cost.astype(float), mean, by_intent
             )
