@@ -75,15 +75,9 @@ def pheromone_store(settings: Settings, client: Any) -> PheromoneStore:
 
 
 def ability_model(settings: Settings) -> AbilityModel:
-    a = settings.ability
-    return AbilityModel(
-        k=a.k,
-        shrinkage=a.shrinkage,
-        prior=a.prior,
-        max_history=a.max_history,
-        row_terms=a.row_terms,
-        intent_shrinkage=a.intent_shrinkage,
-    )
+    """``ability``'s settings are the model's parameters, one for one (a setting added to one and not the
+    other fails here, at start)."""
+    return AbilityModel(**settings.ability.model_dump())
 
 
 def quality_gate(settings: Settings, sample_rate: float | None = None) -> QualityGate:
