@@ -129,6 +129,7 @@ def _bench_agents(args: argparse.Namespace) -> int:
         llm=llm,
         settings=settings,
         compound=args.compound,
+        limit=args.limit,
     )
     return 0
 
@@ -273,6 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--compound", type=int, default=500, help="two-need queries joined from the test's single-agent ones (0: none)"
     )
+    p.add_argument("--limit", type=int, help="route only a seeded sample of this many test queries (a quick look)")
     p.add_argument("--config")
     p.set_defaults(func=_bench_agents)
     p = bench.add_parser("load", help="routed vs direct calls under concurrency; updates on vs off")

@@ -21,6 +21,7 @@ from rich.progress import track
 
 from swarm_route.bench.report import console, percentiles, table, write_json
 from swarm_route.config import Settings
+from swarm_route.core.classify.compound import JOINERS, join
 from swarm_route.core.classify.embedding import default_embedder
 from swarm_route.core.classify.intent import IntentClassifier, LabelledExamples, traffic_examples, training_set
 from swarm_route.core.llm import LLMSettings
@@ -76,13 +77,9 @@ def _cards(entries: list[dict[str, Any]]) -> tuple[list[AgentCard], dict[str, st
     return cards, names
 
 
-# How people join two requests in one message (MixATIS/MixSNIPS joined theirs with "and" alone).
-JOINERS = (" and ", ", and also ", ". Also, ", "; then ", ". ", " and then ", ", plus ")
-
-
 def compound_queries(rows: list[dict[str, Any]], count: int, seed: int = 0) -> list[dict[str, Any]]:
-    """``count`` two-need queries from single-agent ones of different agents, joined as people write them:
-    the second request's first letter lower-cased after a coordinator, its end punctuation kept."""
+    """``count`` two-need queries from single-agent ones of different agents, joined as people write them
+    (``compound.join``, the way the classifier's own compound validation queries are joined)."""
     singles = [r for r in rows if len(r["agents"]) == 1]
     if len({r["agents"][0] for r in singles}) < 2:
         return []
@@ -92,13 +89,7 @@ def compound_queries(rows: list[dict[str, Any]], count: int, seed: int = 0) -> l
         a, b = rng.sample(singles, 2)
         if a["agents"] == b["agents"]:
             continue
-        joiner = rng.choice(JOINERS)
-        first, second = a["query"].strip(), b["query"].strip()
-        if joiner.startswith("."):  # a new sentence: the first keeps (or gets) its end mark
-            second = second[:1].lower() + second[1:] if joiner.endswith(", ") else second  # "Also, can you …"
-            text = f"{first}{'' if first.endswith(('.', '?', '!')) else '.'}{joiner[1:]}{second}"
-        else:  # mid-sentence: "… and can you …"
-            text = f"{first.rstrip(' .!?')}{joiner}{second[:1].lower()}{second[1:]}"
+        text = join(a["query"], b["query"], rng.choice(JOINERS))
         out.append({"query": text, "agents": sorted({*a["agents"], *b["agents"]})})
     return out
 
@@ -133,10 +124,13 @@ async def _run(
     embeddings: bool,
     llm: LLMSettings | None,
     compound: int,
+    limit: int | None,
 ) -> dict[str, Any]:
-    """``compound``: how many two-need queries to join from the test's single-agent ones (0: none)."""
+    """``compound``: how many two-need queries to join from the test's single-agent ones (0: none).
+    ``limit``: route a seeded sample of this many test queries (compound ones are joined from the whole file)."""
     entries = json.loads(Path(agents_path).read_text(encoding="utf-8"))
-    test = _lines(test_path)
+    every = _lines(test_path)
+    test = random.Random(0).sample(every, limit) if limit is not None and limit < len(every) else every
     cards, names = _cards(entries)
     ids = {v: k for k, v in names.items()}
     console.print(f"agents bench: {len(cards)} agents, {len(test)} test queries, train: {train_path or 'none'}")
@@ -183,7 +177,7 @@ async def _run(
             return gold, chosen, latency, llm_failures
 
         gold, chosen, latency, llm_failures = await routed(test)
-        joined = compound_queries(test, compound)
+        joined = compound_queries(every, compound)
         compound_gold, compound_chosen, _, _ = await routed(joined)
         await client.aclose()
 
@@ -197,6 +191,7 @@ async def _run(
         "train_seconds": round(train_seconds, 2),
         "embeddings": embeddings,
         "set_floor": round(classifier.set_floor, 4),
+        "cut_rule": {"apart": round(classifier.cut_rule.apart, 4), "surer": classifier.cut_rule.surer},
         "temperature": round(classifier.temperature, 4),
         "oos_threshold": round(classifier.threshold, 4),
         "llm": llm.model if llm else None,
@@ -215,11 +210,14 @@ def run(
     llm: LLMSettings | None = None,
     settings: Settings | None = None,
     compound: int = 500,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     for p in (agents_path, test_path, train_path):
         if p and not Path(p).is_file():
             raise FileNotFoundError(f"no such file: {p}")
-    result = asyncio.run(_run(settings or Settings(), agents_path, test_path, train_path, embeddings, llm, compound))
+    result = asyncio.run(
+        _run(settings or Settings(), agents_path, test_path, train_path, embeddings, llm, compound, limit)
+    )
     table(
         "agent-set selection",
         ["metric", "value"],

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from swarm_route.bench import agents
+from swarm_route.core.classify.compound import JOINERS
 
 AGENTS = [
     {"name": "Weather & Co", "description": "Weather forecasts, rain, temperature and wind for any city"},
@@ -46,16 +47,25 @@ def test_agents_bench_reports_every_figure(tmp_path, learn):
     assert {"p50", "p99"} <= result["latency_ms"].keys()
     compound = result["compound"]
     assert compound["queries"] == 40 and compound["in_scope"] == 40
+    assert result["cut_rule"]["apart"] > -1, "a rule that cuts was chosen from the joined examples"
     if learn:
         assert result["hit_rate"] >= 0.9, "past traffic teaches the agents' wording"
         assert compound["recall"] >= 0.8 and compound["mean_agents_selected"] > 1.5, "two needs, two agents"
+
+
+def test_a_limit_routes_a_sample_of_the_test_file(tmp_path):
+    agents_file = tmp_path / "agents.json"
+    agents_file.write_text(json.dumps(AGENTS))
+    test = write_lines(tmp_path / "test.jsonl", traffic(CITIES[8:], OOS[3:]))
+    result = agents.run(str(agents_file), test, embeddings=False, compound=10, limit=7)
+    assert result["queries"] == 7 and result["compound"]["queries"] == 10
 
 
 def test_compound_queries_join_two_agents_requests_as_people_write_them():
     rows = traffic(CITIES[:2], OOS[:2])
     joined = agents.compound_queries(rows, 50)
     assert len(joined) == 50 and all(len(r["agents"]) == 2 for r in joined)
-    assert all(any(j.strip(" ,.;") in r["query"] for j in agents.JOINERS) for r in joined)
+    assert all(any(j.strip(" ,.;") in r["query"] for j in JOINERS) for r in joined)
     assert agents.compound_queries([r for r in rows if r["agents"] == ["Clock"]], 5) == []  # one agent: none
 
 

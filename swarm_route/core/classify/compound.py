@@ -2,34 +2,83 @@
 
 A whole compound query classifies as a blend whose second need rarely clears the set floor, so every set
 holds one agent. Here a query is cut where people join requests (sentence ends, ";", and/also/then/plus),
-each side is classified on its own, and the cut is kept only when both sides are in scope by the
-classifier's own out-of-scope cut (chosen from data) and want different intents: a single need cut in two
-("hotels and restaurants in Paris") gives two sides that agree, or a side that is out of scope alone.
-Each kept side is cut again, up to ``MAX_PARTS``. The result names each part's intent, so each can clear
-the set floor, and remembers which part asked for it.
+each side is classified on its own, and a cut holds when both sides are in scope, want different intents,
+and pass the ``CutRule``:
 
-Trying a cut costs two classifications, on the slow (sentence-embedding) path for most sides: on a long
-prompt of a few hundred words, four cuts cost ~30-180 ms where the whole took one. A ``screen`` (the
-lexical model's best intent, a sparse product per side) goes first: a cut whose two sides want the same
-intent by it is not classified further.
+- the sides are *about different things*: the cosine between them (sentence embeddings, or TF-IDF rows
+  without them) is below ``apart``. A single need said in two sentences stays on one topic; two joined
+  needs do not;
+- each side is a request of its own: its best intent's weight is at least ``surer`` times the whole's. A
+  generic tail ("Can you help me with that?") is a diffuse guess; a blend of two needs is less sure than
+  either alone.
+
+Both numbers are chosen from data (``choose_rule``), as mixed-intent validation sets (MixATIS/MixSNIPS)
+are built: held-out single-need examples of the registered agents, and pairs of them of different intents
+joined with the words people use (``join``); the rule that gets the most of both sets exactly right wins.
+Of several cuts that hold, the one whose sides are least alike wins; each side is cut again, up to
+``MAX_PARTS``. The result names each part's intent, so each can clear the set floor, and remembers which
+part asked for it.
+
+A ``screen`` (the lexical model's best intent per side, a sparse product) goes first: a cut whose two
+sides want the same intent by it is dropped before anything is encoded.
 """
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
 
 from swarm_route.core.messages import IntentResult
 
 MAX_PARTS = 4
-MAX_CUTS = 4  # cuts tried per query: each costs two classifications (sentence ends first, then ", and", "and")
+MAX_CUTS = 4  # cuts tried per query (sentence ends first, then ", and", "and")
 MIN_WORDS = 3  # a side shorter than this is a fragment ("salt and pepper"), not a request
 _JOIN = re.compile(
     r"(?:(?<=[.?!;])\s+|,?\s+)(?:and then|and also|and|also|then|plus|as well as)\b,?\s+|(?<=[.?!;])\s+", re.IGNORECASE
 )
+# How people join two requests in one message (MixATIS/MixSNIPS joined theirs with "and" alone).
+JOINERS = (" and ", ", and also ", ". Also, ", "; then ", ". ", " and then ", ", plus ")
+SURER = (1.0, 0.8, 0.6, 0.4, 0.2, 0.0)  # the side-to-whole weight ratios choose_rule tries
+APARTS = 40  # cosines choose_rule tries: quantiles of the validation cuts' own
 
 Classify = Callable[[Sequence[str]], list[IntentResult]]
 Screen = Callable[[Sequence[str]], list[str]]
+Likeness = Callable[[Sequence[tuple[str, str]]], np.ndarray]  # each cut's cosine between its two sides
+
+
+@dataclass(frozen=True)
+class CutRule:
+    apart: float = -1.0  # a cut's sides are about different things below this cosine (-1: nothing is cut)
+    surer: float = 1.0  # a side's best weight must be at least this share of the whole's best weight
+
+
+@dataclass(frozen=True)
+class Judge:
+    """What cutting needs from the classifier."""
+
+    classify: Classify
+    likeness: Likeness
+    screen: Screen | None = None
+
+
+@dataclass(frozen=True)
+class _Cut:
+    sides: tuple[str, str]
+    results: tuple[IntentResult, IntentResult]
+    cosine: float
+
+    def holds(self, whole: IntentResult, rule: CutRule) -> bool:
+        need = rule.surer * _sureness(whole)
+        return self.cosine < rule.apart and min(_sureness(r) for r in self.results) >= need
+
+
+def _sureness(result: IntentResult) -> float:
+    top = result.top()
+    return result.weights[top] if top is not None else 0.0
 
 
 def cuts(query: str) -> list[tuple[str, str]]:
@@ -45,10 +94,21 @@ def cuts(query: str) -> list[tuple[str, str]]:
     return [cut for _, _, cut in sorted(found)[:MAX_CUTS]]
 
 
-def split(query: str, whole: IntentResult, classify: Classify, screen: Screen | None = None) -> IntentResult:
-    """``whole`` (the query classified as one), or the blend of its parts when it asks for several things.
-    ``screen``: a cheap guess of each text's best intent; cuts whose sides it gives one intent are dropped."""
-    parts = _parts(query, whole, classify, screen, MAX_PARTS)
+def join(first: str, second: str, joiner: str) -> str:
+    """Two requests in one message, as people write them: the second's first letter lower-cased after a
+    coordinator (not a leading "I"), a new sentence after an end mark."""
+    first, second = first.strip(), second.strip()
+    keep = re.match(r"I\b|[A-Z]{2,}", second) is not None  # "I need…", "NASA…": no lower case
+    lowered = second if keep else second[:1].lower() + second[1:]
+    if joiner.startswith("."):  # a new sentence: the first keeps (or gets) its end mark
+        second = lowered if joiner.endswith(", ") else second  # "Also, can you …"
+        return f"{first}{'' if first.endswith(('.', '?', '!')) else '.'}{joiner[1:]}{second}"
+    return f"{first.rstrip(' .!?')}{joiner}{lowered}"  # mid-sentence: "… and can you …"
+
+
+def split(query: str, whole: IntentResult, judge: Judge, rule: CutRule) -> IntentResult:
+    """``whole`` (the query classified as one), or the blend of its parts when it asks for several things."""
+    parts = _parts(query, whole, judge, rule, MAX_PARTS)
     if len(parts) < 2:
         return whole
     weights: dict[str, float] = {}
@@ -67,35 +127,71 @@ def split(query: str, whole: IntentResult, classify: Classify, screen: Screen | 
     )
 
 
-def _parts(
-    query: str, whole: IntentResult, classify: Classify, screen: Screen | None, budget: int
-) -> list[tuple[str, IntentResult]]:
-    """The query as parts that each want their own intent (just the query when no cut holds)."""
-    # a whole already as surely in scope as can be: no side could be clearer, so no cut could hold
-    options = cuts(query) if budget >= 2 and whole.oos_score > 0 else []
-    if options and screen is not None:
-        guess = screen([side for cut in options for side in cut])
+def _options(query: str, judge: Judge) -> list[_Cut]:
+    """The cuts whose sides are both in scope and want different intents, the least alike first."""
+    options = cuts(query)
+    if options and judge.screen is not None:
+        guess = judge.screen([side for cut in options for side in cut])
         options = [cut for k, cut in enumerate(options) if guess[2 * k] != guess[2 * k + 1]]
     if not options:
-        return [(query, whole)]
-    sides = classify([side for cut in options for side in cut])
-    best: tuple[float, int] | None = None
-    for k in range(len(options)):
+        return []
+    cosine = judge.likeness(options)
+    sides = judge.classify([side for cut in options for side in cut])
+    found = []
+    for k in np.argsort(cosine, kind="stable"):
         left, right = sides[2 * k], sides[2 * k + 1]
-        if left.out_of_scope or right.out_of_scope or left.top() == right.top():
-            continue
-        margin = min(1 - left.oos_score, 1 - right.oos_score)  # how surely both sides are requests of their own
-        # each side must be a clearer request than the whole: a single need cut in two gives a fragment
-        # that is less sure than the whole it came from; two needs blended are less sure than either
-        if margin > 1 - whole.oos_score and (best is None or margin > best[0]):
-            best = (margin, k)
-    if best is None:
+        if not (left.out_of_scope or right.out_of_scope or left.top() == right.top()):
+            found.append(_Cut(options[k], (left, right), float(cosine[k])))
+    return found
+
+
+def _parts(query: str, whole: IntentResult, judge: Judge, rule: CutRule, budget: int) -> list[tuple[str, IntentResult]]:
+    """The query as parts that each want their own intent (just the query when no cut holds)."""
+    if budget < 2 or rule.apart <= -1:
         return [(query, whole)]
-    k = best[1]
-    (left_text, right_text), left, right = options[k], sides[2 * k], sides[2 * k + 1]
-    head = _parts(left_text, left, classify, screen, budget - 1)
-    tail = _parts(right_text, right, classify, screen, budget - len(head))
+    cut = next((c for c in _options(query, judge) if c.holds(whole, rule)), None)
+    if cut is None:
+        return [(query, whole)]
+    head = _parts(cut.sides[0], cut.results[0], judge, rule, budget - 1)
+    tail = _parts(cut.sides[1], cut.results[1], judge, rule, budget - len(head))
     merged: dict[str | None, tuple[str, IntentResult]] = {}
     for text, result in [*head, *tail]:  # two parts wanting one intent are one need
         merged.setdefault(result.top(), (text, result))
     return list(merged.values())
+
+
+def choose_rule(texts: Sequence[str], labels: Sequence[str], judge: Judge, count: int, seed: int = 0) -> CutRule:
+    """The ``CutRule`` that gets most single-need queries (``count`` of ``texts``) and two-need ones (``count``
+    pairs of ``texts`` of different ``labels``, joined) exactly right, the two shares weighed alike: a single
+    one stays whole with its best intent right, a joined one is cut into its two intents. Ties go to the rule
+    that cuts least. The default rule (nothing cut) with fewer than two labels."""
+    rng = random.Random(seed)
+    rows = list(range(len(texts)))
+    if len(set(labels)) < 2:
+        return CutRule()
+    singles = [(texts[i], {labels[i]}) for i in rng.sample(rows, min(count, len(rows)))]
+    joined: list[tuple[str, set[str]]] = []
+    while len(joined) < count:
+        a, b = rng.sample(rows, 2)
+        if labels[a] != labels[b]:
+            joined.append((join(texts[a], texts[b], rng.choice(JOINERS)), {labels[a], labels[b]}))
+    asked = [*singles, *joined]
+    wholes = judge.classify([text for text, _ in asked])
+    seen = [(whole, _options(text, judge), gold) for (text, gold), whole in zip(asked, wholes, strict=True)]
+    cosines = np.array([c.cosine for _, options, _ in seen for c in options])
+    if not cosines.size:
+        return CutRule()
+    aparts = np.unique(np.quantile(cosines, np.linspace(0, 1, APARTS)) + 1e-9)
+
+    def merit(rule: CutRule) -> float:
+        right = []
+        for whole, options, gold in seen:
+            cut = next((c for c in options if c.holds(whole, rule)), None)
+            chosen = {r.top() for r in cut.results} if cut else {whole.top()}
+            right.append(chosen == gold)
+        return float(np.mean(right[: len(singles)]) + np.mean(right[len(singles) :]))
+
+    rules = [CutRule(-1.0)] + [CutRule(float(a), s) for s in SURER for a in aparts]
+    scores = [merit(r) for r in rules]
+    best = max(scores)
+    return next(r for r, s in zip(rules, scores, strict=True) if s >= best - 1e-12)

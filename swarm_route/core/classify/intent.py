@@ -25,7 +25,7 @@ import copy
 import json
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import KFold
 from sklearn.svm import LinearSVC
 
-from swarm_route.core.classify.compound import split
+from swarm_route.core.classify.compound import CutRule, Judge, choose_rule, split
 from swarm_route.core.classify.embedding import Embedder, Progress, Tunable, quiet
 from swarm_route.core.classify.tfidf import TfidfRows
 from swarm_route.core.messages import IntentResult
@@ -52,6 +52,7 @@ HOLDOUT_MAX = 2000
 NEIGHBOURS = 5  # the density term is a query's mean cosine to this many nearest examples of its best intent
 CLAIMANTS = 3  # known intents refitted when a new one is added: those that would claim its examples (on
 # CLINC150, one new intent's test queries: 0.57 right with none refitted, 0.73 with 2, 3, 4 or 8)
+COMPOUND_CHECKS = 200  # held-out single-need queries, and as many joined pairs, the compound cut rule is chosen on
 DENSITY_SHARES = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)  # its weights tried on held-out data with out-of-scope queries
 
 
@@ -317,6 +318,7 @@ class IntentClassifier:
         self.slow_share = 0.0  # share of the last classify_many batch that took the slow path
         self._lexical = np.zeros(0, dtype=bool)  # which of the last batch the lexical path decided alone
         self.compound = compound  # split queries that ask for several things (``compound.split``)
+        self.cut_rule = CutRule()  # when a compound query is cut (nothing is, until a fit chooses from data)
 
     @property
     def examples(self) -> int:
@@ -379,6 +381,11 @@ class IntentClassifier:
             self._simulate(data, embeddings, evidence)
         self._choose(evidence, slow_path=model.dense is not None)
         self._model = model
+        if self.compound:  # on held-out examples when there are some (a tuned encoder has pulled its own apart)
+            held = val if val is not None and len(set(val.labels) - {OOS}) >= 2 else data
+            pairs = [(t, label) for t, label in zip(held.texts, held.labels, strict=True) if label != OOS]
+            texts, labels = [t for t, _ in pairs], [label for _, label in pairs]
+            self.cut_rule = choose_rule(texts, labels, self._judge(), COMPOUND_CHECKS)
         progress("fitting the classifiers and choosing thresholds", 1, 1)
         return self
 
@@ -516,22 +523,51 @@ class IntentClassifier:
             return whole
         share, lexical = self.slow_share, self._lexical  # of the queries themselves, not of the parts tried below
         # A query the lexical path decided alone is one it is sure of (FAST_PRECISION on held-out queries): it
-        # is not cut. On MetaTool's two-need queries from descriptions recall is 0.450 (0.456 with the screen
-        # alone); on prompts of a few hundred words it saves the cut search's lexical pass per side (3.2 -> 0.9 ms).
-        screen = self._lexical_tops if self._model is not None and self._model.dense is not None else None
+        # is not cut. On prompts of a few hundred words that saves the cut search's lexical pass per side
+        # (3.2 -> 0.9 ms); on MetaTool's two-need queries from descriptions it cost 0.006 of recall.
+        if self._model is None:
+            return whole
+        judge = self._judge()
         parts = [
-            r if decided else split(q, r, self._classify_many, screen)
+            r if decided else split(q, r, judge, self.cut_rule)
             for q, r, decided in zip(queries, whole, lexical, strict=True)
         ]
         self.slow_share = share
         return parts
+
+    def _judge(self) -> Judge:
+        """What a compound cut is judged with; each text is encoded once for the cosine and the classifier."""
+        model = self._model
+        assert model is not None
+        dense = model.dense is not None and self.embedder is not None
+        known: dict[str, np.ndarray] = {}
+
+        def encode(texts: Sequence[str]) -> np.ndarray:
+            assert self.embedder is not None
+            todo = [t for t in dict.fromkeys(texts) if t not in known]
+            if todo:
+                known.update(zip(todo, self.embedder.encode(todo), strict=True))
+            return np.stack([known[t] for t in texts])
+
+        def likeness(options: Sequence[tuple[str, str]]) -> np.ndarray:
+            sides = [side for cut in options for side in cut]
+            rows = _unit_rows(model, sides, encode(sides) if dense else None)
+            return _row_cosines(rows[0::2], rows[1::2])
+
+        def classify(texts: Sequence[str]) -> list[IntentResult]:
+            return self._classify_many(texts, encode if dense else None)
+
+        return Judge(classify, likeness, self._lexical_tops if model.dense is not None else None)
 
     def _lexical_tops(self, queries: Sequence[str]) -> list[str]:
         """Each query's best intent by the lexical model alone: what a compound cut is screened with."""
         assert self._model is not None
         return _best_of(self._model, self._model.scores(queries))[1]
 
-    def _classify_many(self, queries: Sequence[str]) -> list[IntentResult]:
+    def _classify_many(
+        self, queries: Sequence[str], encode: Callable[[Sequence[str]], np.ndarray] | None = None
+    ) -> list[IntentResult]:
+        """``encode``: the embedder to use on the slow path (default the classifier's own)."""
         model = self._model
         self._lexical = np.zeros(len(queries), dtype=bool)
         if model is None:
@@ -549,7 +585,8 @@ class IntentClassifier:
             slow = np.nonzero(~fast)[0]
             if slow.size:
                 self.slow_share = len(slow) / len(queries)
-                scores[slow] = model.combined(scores[slow], self.embedder.encode([queries[i] for i in slow]))
+                vectors = (encode or self.embedder.encode)([queries[i] for i in slow])
+                scores[slow] = model.combined(scores[slow], vectors)
                 best, _ = _best_of(model, scores)
         in_scope = model.in_scope
         results = []
@@ -570,6 +607,18 @@ class IntentClassifier:
                 )
             )
         return results
+
+
+def _unit_rows(model: _Model, texts: Sequence[str], embeddings: np.ndarray | None) -> np.ndarray | csr_matrix:
+    """Unit rows that say what each text is about: its sentence embedding, else its TF-IDF row (two unit
+    blocks, scaled to one)."""
+    return embeddings if model.dense is not None and embeddings is not None else model.features(texts) * np.sqrt(0.5)
+
+
+def _row_cosines(left: np.ndarray | csr_matrix, right: np.ndarray | csr_matrix) -> np.ndarray:
+    if isinstance(left, np.ndarray):
+        return np.einsum("ij,ij->i", left, right)
+    return np.asarray(left.multiply(right).sum(axis=1)).ravel()
 
 
 def _within(data: LabelledExamples, part: LabelledExamples) -> LabelledExamples:
