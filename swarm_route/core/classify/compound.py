@@ -116,13 +116,12 @@ def split(query: str, whole: IntentResult, judge: Judge, rule: CutRule) -> Inten
         for intent, w in result.weights.items():
             weights[intent] = weights.get(intent, 0.0) + w / len(parts)
     tops = {result.top(): text for text, result in parts}
-    floor = min(weights[t] for t in tops if t is not None)
-    return IntentResult(
+    return IntentResult(  # each part's intent is needed (the router takes them first); others clear the floor
         {k: round(v, 4) for k, v in weights.items()},
         whole.similarity,
         whole.oos_score,
         False,
-        min(floor, whole.set_floor),
+        whole.set_floor,
         parts={t: text for t, text in tops.items() if t is not None},
     )
 

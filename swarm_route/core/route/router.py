@@ -12,7 +12,7 @@ so a client can see why its query went where it went.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -202,7 +202,7 @@ class ReasoningRouter:
                 **base, candidates=candidates, chosen=[], fallbacks=[], reasoning=why + ".", declined=why
             )
 
-        needed = self._needed(weights, intent.set_floor, min(request.max_agents, self.max_set))
+        needed = self._needed(weights, intent.set_floor, min(request.max_agents, self.max_set), intent.parts)
         picks = self._pick(pool, agents, needed, eligible, probs, cost, budget_usd, request.explore)
         chosen = [i for i, _, _ in picks]
         ranked = [int(i) for i in eligible[np.argsort(-probs[eligible], kind="stable")]]
@@ -274,10 +274,12 @@ class ReasoningRouter:
         return {t: round(w, 4) for t, w in weights.items() if w > 0}, oos, oos > 0.5
 
     @staticmethod
-    def _needed(weights: Mapping[str, float], floor: float, limit: int) -> list[str]:
-        """The intents the query needs covered: the best always, others whose weight clears the floor."""
+    def _needed(weights: Mapping[str, float], floor: float, limit: int, parts: Sequence[str] = ()) -> list[str]:
+        """The intents the query needs covered: each part's of a query asking for several things (in the order
+        asked), else the best; then others whose weight clears the floor."""
         ranked = sorted(weights, key=lambda t: (-weights[t], t))
-        return [t for k, t in enumerate(ranked[:limit]) if k == 0 or weights[t] >= floor]
+        needed = [t for t in parts if t in weights] or ranked[:1]
+        return [*needed, *(t for t in ranked if t not in needed and weights[t] >= floor)][:limit]
 
     def _pick(
         self,
@@ -372,6 +374,9 @@ class ReasoningRouter:
     ) -> str:
         top = ", ".join(f"{t} {w:.2f}" for t, w in sorted(weights.items(), key=lambda kv: -kv[1])[:3])
         lines = [f"Intent weights: {top}."]
+        if intent.parts:
+            asked = "; ".join(f"{t} for «{part}»" for t, part in intent.parts.items())
+            lines.append(f"The query asks for {len(intent.parts)} things: {asked}.")
         if len(needed) == 1:
             lines.append(f"Only {needed[0]} clears the set floor {intent.set_floor:.2f}: one agent suffices.")
         else:

@@ -114,6 +114,15 @@ async def test_the_set_holds_an_agent_per_needed_intent_and_stays_small_when_one
     assert [s.agents for s in d.selection] == [["mathweather"]], "one agent covering both needs suffices"
 
 
+async def test_each_part_of_a_query_asking_for_several_things_gets_its_agent(redis_client, keys):
+    free = {"math": agent("math", "math", MATH), "weather": agent("weather", "weather", WEATHER)}
+    parts = {"weather": "will it rain in Oslo", "math": "what is 2 + 2"}
+    compound = IntentResult({"weather": 0.85, "math": 0.15}, {}, 0.2, False, 0.3, parts=parts)
+    d = await make_router(redis_client, keys).route(RouteRequest(text="rain and sums", intent=compound), free)
+    assert [(s.intent, s.part) for s in d.selection] == list(parts.items()), "math is below the floor, yet asked"
+    assert "asks for 2 things: weather for «will it rain in Oslo»; math for «what is 2 + 2»" in d.reasoning
+
+
 async def test_the_llm_pick_is_mixed_with_the_classifier_not_obeyed(redis_client, keys):
     free = {"math": agent("math", "math", MATH), "weather": agent("weather", "weather", WEATHER)}
     router = make_router(redis_client, keys)
