@@ -32,11 +32,16 @@ def answer_text(result: dict[str, Any]) -> str:
     return "\n".join(texts)
 
 
+CONTEXT_KEY = "swarm_route/whole_message"  # message metadata: the whole message a part was cut from
+
+
 class A2ABackend:
     def __init__(self, timeout_s: float = 30.0, headers: Mapping[str, str] | None = None) -> None:
         self._http = httpx.AsyncClient(timeout=timeout_s, follow_redirects=False, headers=dict(headers or {}))
 
-    async def answer(self, spec: AgentSpec, model: str, query: str) -> AgentAnswer:
+    async def answer(self, spec: AgentSpec, model: str, query: str, context: str | None = None) -> AgentAnswer:
+        """``context`` (the whole message ``query`` is a part of) travels as the message's metadata, where an
+        agent that wants it finds it and one that reads only text parts is not asked the other parts too."""
         price = next(m.cost_per_1k_tokens for m in spec.models if m.name == model)
         request = {
             "jsonrpc": "2.0",
@@ -48,6 +53,7 @@ class A2ABackend:
                     "kind": "message",
                     "messageId": uuid.uuid4().hex,
                     "parts": [{"kind": "text", "text": query}],
+                    **({"metadata": {CONTEXT_KEY: context}} if context is not None else {}),
                 }
             },
         }

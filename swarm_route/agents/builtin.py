@@ -302,7 +302,8 @@ class BuiltinBackend:
     def __init__(self, deadline_s: float = 2.0) -> None:
         self.deadline_s = deadline_s
 
-    async def answer(self, spec: AgentSpec, model: str, query: str) -> AgentAnswer:
+    async def answer(self, spec: AgentSpec, model: str, query: str, context: str | None = None) -> AgentAnswer:
+        """A tool parses its own part of a message; the rest (``context``) would only mislead it."""
         tool = TOOLS.get(spec.endpoint)
         if tool is None:
             raise AgentError(f"no builtin tool named {spec.endpoint!r}; known: {', '.join(TOOLS)}")

@@ -16,6 +16,11 @@ from swarm_route.core.messages import AgentAnswer, estimate_tokens
 from swarm_route.core.registry import AGENT_KEY_ENV, AgentSpec
 
 MAX_CLIENTS = 256
+# told to an agent asked one part of a message that asks for several things: the rest is context, not its task
+PART_OF = (
+    "The user's message asks for several things; another agent answers the others. Answer only the part "
+    "in the user turn, reading the whole message for context: {context}"
+)
 
 
 class OpenAIBackend:
@@ -43,15 +48,13 @@ class OpenAIBackend:
             task.add_done_callback(self._closing.discard)
         return client
 
-    async def answer(self, spec: AgentSpec, model: str, query: str) -> AgentAnswer:
+    async def answer(self, spec: AgentSpec, model: str, query: str, context: str | None = None) -> AgentAnswer:
         price = next(m.cost_per_1k_tokens for m in spec.models if m.name == model)
+        system = spec.description if context is None else f"{spec.description}\n\n{PART_OF.format(context=context)}"
         try:
             completion = await self._client(spec).chat.completions.create(
                 model=model,
-                messages=[
-                    {"role": "system", "content": spec.description},
-                    {"role": "user", "content": query},
-                ],
+                messages=[{"role": "system", "content": system}, {"role": "user", "content": query}],
             )
         except (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError) as exc:
             raise no_answer(spec, f"{type(exc).__name__}: {exc}", retryable=True) from exc

@@ -149,7 +149,8 @@ class ReplayBackend:
     def __init__(self, roots: Sequence[str] | None = None) -> None:
         self._roots = roots
 
-    async def answer(self, spec: AgentSpec, model: str, query: str) -> AgentAnswer:
+    async def answer(self, spec: AgentSpec, model: str, query: str, context: str | None = None) -> AgentAnswer:
+        """The recorded answer to ``query``; ``context`` is not what was recorded against."""
         try:
             replay_files(spec.endpoint, self._roots)
             index, models = await asyncio.to_thread(_indexed, spec.endpoint)

@@ -84,10 +84,10 @@ class BuiltinAgentsDeployment:
     def __init__(self) -> None:
         self._backend = BuiltinBackend()
 
-    async def answer(self, spec: AgentSpec, model: str, query: str) -> dict[str, Any]:
+    async def answer(self, spec: AgentSpec, model: str, query: str, context: str | None = None) -> dict[str, Any]:
         # Exceptions cross the handle as plain data: dispatch must know whether a retry can help.
         try:
-            return {"answer": await self._backend.answer(spec, model, query)}
+            return {"answer": await self._backend.answer(spec, model, query, context)}
         except AgentError as exc:
             return {"error": str(exc), "retryable": exc.retryable}
 
@@ -98,9 +98,9 @@ class ServeBuiltinBackend:
     def __init__(self, handle: DeploymentHandle) -> None:
         self._handle = handle
 
-    async def answer(self, spec: AgentSpec, model: str, query: str) -> AgentAnswer:
+    async def answer(self, spec: AgentSpec, model: str, query: str, context: str | None = None) -> AgentAnswer:
         try:
-            result = await self._handle.answer.remote(spec, model, query)
+            result = await self._handle.answer.remote(spec, model, query, context)
         except Exception as exc:  # the replica died or raised: its traceback stays in its log
             log.warning("builtin agents' call failed: %r", exc)
             raise AgentError(f"the builtin agents' replica failed ({type(exc).__name__})", retryable=True) from None

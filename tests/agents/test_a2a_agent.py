@@ -18,6 +18,13 @@ async def test_message_and_task_answers_come_back_as_text(a2a_server):
     assert (await backend.answer(spec, spec.models[0].name, "task: sum")).text == "a2a says: task: sum"
 
 
+async def test_a_part_carries_the_whole_message_as_metadata_not_as_text(a2a_server):
+    spec = card_spec(a2a_server.url)
+    whole = "book a flight to Rome and tell me the weather there"
+    answer = await A2ABackend(timeout_s=5).answer(spec, spec.models[0].name, "tell me the weather there", whole)
+    assert answer.text == f"a2a says: tell me the weather there (from: {whole})"
+
+
 async def test_failures_are_classed_for_dispatch(a2a_server):
     spec = card_spec(a2a_server.url)
     backend = A2ABackend(timeout_s=5)

@@ -26,6 +26,17 @@ async def test_chat_completion_through_the_real_client(openai_server, monkeypatc
     assert sent["messages"][0] == {"role": "system", "content": "You answer briefly."}
 
 
+async def test_an_agent_asked_one_part_reads_the_whole_message_as_context(openai_server, monkeypatch):
+    monkeypatch.setenv("SWARM_AGENT_KEY_TEST", "sk-test")
+    whole = "book a flight to Rome and tell me the weather there"
+    a = await OpenAIBackend(timeout_s=5).answer(
+        spec(openai_server.base_url, "echo-1"), "echo-1", "tell me the weather there", whole
+    )
+    assert a.text == "[echo-1] you asked: tell me the weather there", "the user turn is the part alone"
+    system = openai_server.app.state.requests[-1]["messages"][0]["content"]
+    assert system.startswith("You answer briefly.") and whole in system and "only the part" in system
+
+
 async def test_server_errors_are_retryable_and_refused_connections_too(openai_server, caplog):
     with pytest.raises(AgentError) as err:
         await OpenAIBackend(timeout_s=5).answer(spec(openai_server.base_url, "broken"), "broken", "q")

@@ -1,5 +1,6 @@
 """A real HTTP server speaking A2A's JSON-RPC ``message/send``: answers with a Message, or a Task with an
-artifact for texts starting 'task:', and fails on 'boom' (HTTP 500) or 'rpc-error' (a JSON-RPC error)."""
+artifact for texts starting 'task:', and fails on 'boom' (HTTP 500) or 'rpc-error' (a JSON-RPC error). The
+whole message a part was cut from (the message's metadata) is echoed after the answer."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def make_app() -> FastAPI:
             return JSONResponse({"jsonrpc": "2.0", "id": body.get("id"), "error": error})
         if text == "boom":
             return JSONResponse(status_code=500, content={})
-        answer = [{"kind": "text", "text": f"a2a says: {text}"}]
+        context = (body["params"]["message"].get("metadata") or {}).get("swarm_route/whole_message")
+        answer = [{"kind": "text", "text": f"a2a says: {text}" + (f" (from: {context})" if context else "")}]
         if text.startswith("task:"):
             result = {"kind": "task", "id": "t1", "status": {"state": "completed"}, "artifacts": [{"parts": answer}]}
         else:

@@ -35,9 +35,12 @@ from swarm_route.timing import ms_since
 
 
 class AgentBackend(Protocol):
-    """One kind of agent (builtin, openai, replay, a2a): how dispatch asks it one query."""
+    """One kind of agent (builtin, openai, replay, a2a): how dispatch asks it one query. ``context``: the
+    whole message when ``query`` is one part of it ("book a flight to Rome and tell me the weather there"
+    asks the weather agent "tell me the weather there"): an agent that reads language is told it, a tool
+    that parses its part ignores it."""
 
-    async def answer(self, spec: AgentSpec, model: str, query: str) -> AgentAnswer: ...
+    async def answer(self, spec: AgentSpec, model: str, query: str, context: str | None = None) -> AgentAnswer: ...
 
 
 log = logging.getLogger(__name__)
@@ -242,7 +245,12 @@ class Dispatcher:
         attempts: list[Attempt] = []
         parts = {i: sel.part for i, sel in zip(decision.chosen, decision.selection, strict=False) if sel.part}
         results = await asyncio.gather(
-            *(self._path(parts.get(i, query), i, decision.candidates[i], agents, attempts) for i in decision.chosen)
+            *(
+                self._path(parts[i], i, decision.candidates[i], agents, attempts, context=query)
+                if i in parts
+                else self._path(query, i, decision.candidates[i], agents, attempts)
+                for i in decision.chosen
+            )
         )
         answers = [
             a.model_copy(update={"part": parts[a.candidate]}) if a.candidate in parts else a
@@ -274,8 +282,10 @@ class Dispatcher:
         attempts: list[Attempt],
         *,
         fallback: bool = False,
+        context: str | None = None,
     ) -> PathAnswer | None:
-        """Hops run in order; a later stage sees the query and the previous stage's answer."""
+        """Hops run in order; a later stage sees the query and the previous stage's answer. ``context``: the
+        whole message ``query`` is a part of."""
         started = time.perf_counter()
         text, cost, score, tokens_in, tokens_out = query, 0.0, None, 0, 0
         for n, hop in enumerate(candidate.path):
@@ -294,7 +304,7 @@ class Dispatcher:
                 )
                 return None
             prompt = text if n == 0 else f"{query}\n\nPrevious stage's answer:\n{text}"
-            answer = await self._call(spec, hop.model, prompt, attempts, fallback)
+            answer = await self._call(spec, hop.model, prompt, attempts, fallback, context)
             if answer is None:
                 return None
             text, cost = answer.text, cost + answer.cost_usd
@@ -313,7 +323,13 @@ class Dispatcher:
         )
 
     async def _call(
-        self, spec: AgentSpec, model: str, query: str, attempts: list[Attempt], fallback: bool
+        self,
+        spec: AgentSpec,
+        model: str,
+        query: str,
+        attempts: list[Attempt],
+        fallback: bool,
+        context: str | None = None,
     ) -> AgentAnswer | None:
         backend = self.backends.get(spec.kind)
         if backend is None:
@@ -372,7 +388,7 @@ class Dispatcher:
                     with _tracer.start_as_current_span("agent_call", attributes=attributes) as span:
                         try:
                             await self._reachable(spec, endpoint)
-                            answer = await self._limited(spec, backend.answer(target, model, query), endpoint)
+                            answer = await self._limited(spec, backend.answer(target, model, query, context), endpoint)
                         except Exception as exc:
                             error = _error_text(exc)
                             span.set_status(StatusCode.ERROR, error)

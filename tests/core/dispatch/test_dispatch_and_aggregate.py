@@ -15,7 +15,7 @@ class ScriptedBackend:
         self.script = script
         self.calls: list[str] = []
 
-    async def answer(self, spec, model, query):
+    async def answer(self, spec, model, query, context=None):
         self.calls.append(spec.name)
         outcome = self.script[spec.name].pop(0)
         if outcome == "hang":
@@ -76,7 +76,7 @@ async def test_non_retryable_error_falls_back_to_the_next_best_path():
 async def test_chosen_paths_run_concurrently():
     backend = ScriptedBackend({"a": ["A"], "b": ["B"]})
 
-    async def slow_answer(spec, model, query):
+    async def slow_answer(spec, model, query, context=None):
         await asyncio.sleep(0.1)
         return AgentAnswer(text=spec.name)
 
@@ -133,7 +133,7 @@ async def test_an_llm_refines_several_answers_and_its_failures_fall_back(openai_
 
 async def test_impossible_usage_reports_are_estimated_not_believed():
     class Lying:
-        async def answer(self, spec, model, query):
+        async def answer(self, spec, model, query, context=None):
             return AgentAnswer(text="four", cost_usd=-5.0, prompt_tokens=-100, completion_tokens=3, score=float("nan"))
 
     result = await dispatcher(Lying()).run("what is 2+2", decision("a"), AGENTS)
@@ -142,8 +142,11 @@ async def test_impossible_usage_reports_are_estimated_not_believed():
 
 
 async def test_each_path_of_a_compound_query_is_asked_its_part_and_answers_come_in_the_order_asked():
+    told: list[str | None] = []
+
     class Echo:
-        async def answer(self, spec, model, query):
+        async def answer(self, spec, model, query, context=None):
+            told.append(context)
             return AgentAnswer(text=f"{spec.name}: {query}")
 
     query = "what is 2 + 2 and what time is it in Oslo"
@@ -164,6 +167,7 @@ async def test_each_path_of_a_compound_query_is_asked_its_part_and_answers_come_
     ]
     result = await dispatcher(Echo()).run(query, d, AGENTS)
     assert [a.text for a in result.answers] == ["a: what is 2 + 2", "b: what time is it in Oslo"]
+    assert told == [query, query], "each agent asked a part is told the whole message as context"
     merged = RefiningAggregator().merge(result.answers, [0.4, 0.6])
     assert merged.text == "[a] a: what is 2 + 2\n\n[b] b: what time is it in Oslo"
     assert not merged.conflicts, "answers to different parts do not disagree"
