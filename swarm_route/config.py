@@ -203,6 +203,13 @@ class IntentSettings(Section):
         description="a query asking for several things is cut where people join requests and each part "
         "classified, so each needed intent joins the agent set and its agent is asked its part",
     )
+    max_false_cut: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="share of held-out single-need queries the compound cut rule (chosen at fit) may cut in "
+        "parts: a cut single request sends a fragment of it to an agent",
+    )
 
 
 def _not_guessable(value: str) -> str:

@@ -122,6 +122,7 @@ def intent_classifier(settings: Settings, embedder: Embedder | None) -> IntentCl
         tune_lr=s.tune_lr,
         tune_cache=Path(s.tune_cache).expanduser() if s.tune_cache else None,
         compound=s.compound,
+        max_false_cut=s.max_false_cut,
     )
 
 

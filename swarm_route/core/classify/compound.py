@@ -159,11 +159,15 @@ def _parts(query: str, whole: IntentResult, judge: Judge, rule: CutRule, budget:
     return list(merged.values())
 
 
-def choose_rule(texts: Sequence[str], labels: Sequence[str], judge: Judge, count: int, seed: int = 0) -> CutRule:
+def choose_rule(
+    texts: Sequence[str], labels: Sequence[str], judge: Judge, count: int, max_false_cut: float, seed: int = 0
+) -> CutRule:
     """The ``CutRule`` that gets most single-need queries (``count`` of ``texts``) and two-need ones (``count``
     pairs of ``texts`` of different ``labels``, joined) exactly right, the two shares weighed alike: a single
-    one stays whole with its best intent right, a joined one is cut into its two intents. Ties go to the rule
-    that cuts least. The default rule (nothing cut) with fewer than two labels."""
+    one stays whole with its best intent right, a joined one is cut into its two intents. Only rules that cut
+    at most ``max_false_cut`` of the single ones are considered: how often people ask for two things in one
+    message is not known here, and cutting a single request sends a fragment of it to an agent. Ties go to
+    the rule that cuts least. The default rule (nothing cut) with fewer than two labels."""
     rng = random.Random(seed)
     rows = list(range(len(texts)))
     if len(set(labels)) < 2:
@@ -183,11 +187,14 @@ def choose_rule(texts: Sequence[str], labels: Sequence[str], judge: Judge, count
     aparts = np.unique(np.quantile(cosines, np.linspace(0, 1, APARTS)) + 1e-9)
 
     def merit(rule: CutRule) -> float:
-        right = []
-        for whole, options, gold in seen:
+        right, cut_singles = [], 0
+        for k, (whole, options, gold) in enumerate(seen):
             cut = next((c for c in options if c.holds(whole, rule)), None)
             chosen = {r.top() for r in cut.results} if cut else {whole.top()}
             right.append(chosen == gold)
+            cut_singles += k < len(singles) and cut is not None
+        if cut_singles > max_false_cut * len(singles):
+            return -1.0
         return float(np.mean(right[: len(singles)]) + np.mean(right[len(singles) :]))
 
     rules = [CutRule(-1.0)] + [CutRule(float(a), s) for s in SURER for a in aparts]

@@ -131,8 +131,13 @@ def test_the_rule_is_chosen_from_single_and_joined_examples():
         "a flight please, can you help me",
     ]
     labels = ["flights"] * 3 + ["weather"] * 3 + ["math"] * 3 + ["flights"]
-    rule = choose_rule(texts, labels, JUDGE, 30)
+    rule = choose_rule(texts, labels, JUDGE, 30, max_false_cut=0.05)
     assert -1 < rule.apart <= 1.0 and rule.surer > 0.0, "joined pairs get cut, a generic tail does not"
     query = "book me a flight to Rome and what is the weather there"
     assert split(query, classify([query])[0], JUDGE, rule).parts
-    assert choose_rule(texts[:3], labels[:3], JUDGE, 30) == CutRule(), "one intent: nothing to cut"
+    assert choose_rule(texts[:3], labels[:3], JUDGE, 30, 0.05) == CutRule(), "one intent: nothing to cut"
+    # one single request that reads like two (a flight, and the forecast to pack for it): any rule cutting the
+    # joined pairs cuts it too, which 1 in 11 may be but 0 may not
+    texts, labels = [*texts, "fly me to Rome and also the rain forecast there"], [*labels, "flights"]
+    assert choose_rule(texts, labels, JUDGE, 30, max_false_cut=0.1).apart > -1
+    assert choose_rule(texts, labels, JUDGE, 30, max_false_cut=0.0) == CutRule()

@@ -315,3 +315,30 @@ def test_a_query_the_lexical_path_decides_alone_is_not_cut(monkeypatch):
     clf.fast_accept = np.inf  # none
     clf.classify(query)
     assert tried == [query]
+
+
+def test_the_compound_cut_rule_is_chosen_on_examples_the_judging_model_never_saw(monkeypatch):
+    """A model judging its own training examples is sure of all of them and flatters a rule that cuts too
+    much: without validation data the rule is chosen on a simulated fold, by the fold's model."""
+    from swarm_route.core.classify import intent as module
+
+    chosen_on, judges = [], []
+    judge = IntentClassifier._judge
+
+    def spy_judge(self):
+        judges.append(self._model)
+        return judge(self)
+
+    def spy(texts, labels, judge, count, max_false_cut):
+        chosen_on.append(list(texts))
+        return module.CutRule()
+
+    monkeypatch.setattr(module, "choose_rule", spy)
+    monkeypatch.setattr(IntentClassifier, "_judge", spy_judge)
+    data = labelled(TRAIN)
+    clf = IntentClassifier().fit(data)
+    assert chosen_on[0] and set(chosen_on[0]) < set(data.texts) and len(chosen_on[0]) < len(data.texts) / 2
+    assert judges[0] is not None and judges[0] is not clf._model, "judged by the fold's model, not the final one"
+    val = labelled(TRAIN[::2])
+    clf = IntentClassifier().fit(data, val)
+    assert chosen_on[1] == val.texts and judges[1] is clf._model, "validation data when there is some"
