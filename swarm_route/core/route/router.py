@@ -374,10 +374,13 @@ class ReasoningRouter:
     ) -> str:
         top = ", ".join(f"{t} {w:.2f}" for t, w in sorted(weights.items(), key=lambda kv: -kv[1])[:3])
         lines = [f"Intent weights: {top}."]
+        extra = [t for t in needed if t not in intent.parts]
         if intent.parts:
             asked = "; ".join(f"{t} for «{part}»" for t, part in intent.parts.items())
-            lines.append(f"The query asks for {len(intent.parts)} things: {asked}.")
-        if len(needed) == 1:
+            lines.append(f"The query asks for {len(intent.parts)} things: {asked}; each needs an agent.")
+            if extra:
+                lines.append(f"{', '.join(extra)} also clear the set floor {intent.set_floor:.2f}.")
+        elif len(needed) == 1:
             lines.append(f"Only {needed[0]} clears the set floor {intent.set_floor:.2f}: one agent suffices.")
         else:
             lines.append(f"{', '.join(needed)} clear the set floor {intent.set_floor:.2f}: each needs an agent.")

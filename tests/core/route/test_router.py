@@ -120,7 +120,12 @@ async def test_each_part_of_a_query_asking_for_several_things_gets_its_agent(red
     compound = IntentResult({"weather": 0.85, "math": 0.15}, {}, 0.2, False, 0.3, parts=parts)
     d = await make_router(redis_client, keys).route(RouteRequest(text="rain and sums", intent=compound), free)
     assert [(s.intent, s.part) for s in d.selection] == list(parts.items()), "math is below the floor, yet asked"
-    assert "asks for 2 things: weather for «will it rain in Oslo»; math for «what is 2 + 2»" in d.reasoning
+    assert "asks for 2 things: weather for «will it rain in Oslo»; math for «what is 2 + 2»; each" in d.reasoning
+    assert "clear the set floor" not in d.reasoning, "math's weight is below it: the part, not the floor, asks"
+    hedged = IntentResult({"weather": 0.5, "math": 0.1, "time": 0.4}, {}, 0.2, False, 0.3, parts=parts)
+    free["time"] = agent("time", "time", ["what time is it"])
+    d = await make_router(redis_client, keys).route(RouteRequest(text="rain and sums", intent=hedged), free)
+    assert [s.intent for s in d.selection] == ["weather", "math", "time"] and "time also clear" in d.reasoning
 
 
 async def test_the_llm_pick_is_mixed_with_the_classifier_not_obeyed(redis_client, keys):
