@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
 from swarm_route.core.failopen import STORE_ERRORS, Breaker
-from swarm_route.core.messages import Trace
+from swarm_route.core.messages import Trace, top_intent
 from swarm_route.core.pipeline import Walked
 from swarm_route.keys import Keys
 
@@ -94,7 +94,7 @@ class Activity:
         for walked, query in batch:
             r = walked.response
             weights = walked.decision.intent_weights
-            top = max(weights, key=weights.__getitem__) if weights else None
+            top = top_intent(weights)
             decision = Decision(
                 request_id=r.request_id,
                 at=time.time(),

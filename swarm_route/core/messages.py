@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
@@ -50,6 +51,11 @@ class Hop(BaseModel):
 # ---------------------------------------------------------------------------------------------- classify
 
 
+def top_intent(weights: Mapping[str, float]) -> str | None:
+    """The heaviest intent of a weights map (the first of equals), None when there is none."""
+    return max(weights, key=weights.__getitem__) if weights else None
+
+
 @dataclass(frozen=True)
 class IntentResult:
     weights: dict[str, float]  # intent → weight, summing to 1 over the intents kept; empty when out of scope
@@ -60,7 +66,7 @@ class IntentResult:
     parts: dict[str, str] = field(default_factory=dict)  # a compound query: intent → the part that asks for it
 
     def top(self) -> str | None:
-        return max(self.weights, key=self.weights.__getitem__) if self.weights else None
+        return top_intent(self.weights)
 
 
 # ---------------------------------------------------------------------------------------------- route

@@ -14,7 +14,8 @@ and pass the ``CutRule``:
 
 Both numbers are chosen from data (``choose_rule``), as mixed-intent validation sets (MixATIS/MixSNIPS)
 are built: held-out single-need examples of the registered agents, and pairs of them of different intents
-joined with the words people use (``join``); the rule that gets the most of both sets exactly right wins.
+joined with the words people use (``join``); of the rules that cut few enough of the single ones, the one
+that gets the most of both sets exactly right wins.
 Of several cuts that hold, the one whose sides are least alike wins; each side is cut again, up to
 ``MAX_PARTS``. The result names each part's intent, so each can clear the set floor, and remembers which
 part asked for it.

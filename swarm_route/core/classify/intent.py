@@ -554,7 +554,7 @@ class IntentClassifier:
         share, lexical = self.slow_share, self._lexical  # of the queries themselves, not of the parts tried below
         # A query the lexical path decided alone is one it is sure of (FAST_PRECISION on held-out queries): it
         # is not cut. On prompts of a few hundred words that saves the cut search's lexical pass per side
-        # (3.2 -> 0.9 ms); on MetaTool's two-need queries from descriptions it cost 0.006 of recall.
+        # (3.2 -> 0.9 ms); under the earlier cut rule it cost 0.006 of recall on MetaTool's two-need queries.
         if self._model is None:
             return whole
         judge = self._judge()
@@ -642,7 +642,7 @@ class IntentClassifier:
 def _unit_rows(model: _Model, texts: Sequence[str], embeddings: np.ndarray | None) -> np.ndarray | csr_matrix:
     """Unit rows that say what each text is about: its sentence embedding, else its TF-IDF row (two unit
     blocks, scaled to one)."""
-    return embeddings if model.dense is not None and embeddings is not None else model.features(texts) * np.sqrt(0.5)
+    return embeddings if embeddings is not None else model.features(texts) * np.sqrt(0.5)
 
 
 def _row_cosines(left: np.ndarray | csr_matrix, right: np.ndarray | csr_matrix) -> np.ndarray:

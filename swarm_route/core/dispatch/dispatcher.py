@@ -246,9 +246,14 @@ class Dispatcher:
         parts = {i: sel.part for i, sel in zip(decision.chosen, decision.selection, strict=False) if sel.part}
         results = await asyncio.gather(
             *(
-                self._path(parts[i], i, decision.candidates[i], agents, attempts, context=query)
-                if i in parts
-                else self._path(query, i, decision.candidates[i], agents, attempts)
+                self._path(
+                    parts.get(i, query),
+                    i,
+                    decision.candidates[i],
+                    agents,
+                    attempts,
+                    context=query if i in parts else None,
+                )
                 for i in decision.chosen
             )
         )

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from swarm_route.core.failopen import STORE_ERRORS
 from swarm_route.core.learn.quality import QualityGate
 from swarm_route.core.learn.stream import EventStream
-from swarm_route.core.messages import Event, Feedback, FinishedRequest, PathOutcome
+from swarm_route.core.messages import Event, Feedback, FinishedRequest, PathOutcome, top_intent
 from swarm_route.core.route.outcomes import Outcome, OutcomeLog
 from swarm_route.core.route.pheromone import PheromoneStore
 from swarm_route.keys import Keys
@@ -129,8 +129,7 @@ class PheromoneUpdater:
         await self._count("graded")
         if record.query:
             cost = path.cost_usd / max(len(path.nodes), 1)
-            weights = record.intent_weights
-            intent = max(weights, key=weights.__getitem__) if weights else None
+            intent = top_intent(record.intent_weights)
             await self.outcomes.append(
                 [Outcome(text=record.query, node=n, score=score, cost_usd=cost, intent=intent) for n in path.nodes]
             )

@@ -18,7 +18,15 @@ from typing import NamedTuple
 import numpy as np
 
 from swarm_route.core.failopen import Breaker, Stale
-from swarm_route.core.messages import Candidate, IntentResult, RouteDecision, RouteRequest, Selected, estimate_tokens
+from swarm_route.core.messages import (
+    Candidate,
+    IntentResult,
+    RouteDecision,
+    RouteRequest,
+    Selected,
+    estimate_tokens,
+    top_intent,
+)
 from swarm_route.core.registry import AgentSpec
 from swarm_route.core.route import aco
 from swarm_route.core.route.ability import AbilityModel
@@ -156,7 +164,7 @@ class ReasoningRouter:
         pool = self._pool_for(agents)
         specialists, store_note = await self._trails(weights)
         base["store"] = store_note
-        estimate = self.ability.predict(query, pool.nodes, max(weights, key=weights.__getitem__))
+        estimate = self.ability.predict(query, pool.nodes, top_intent(weights))
         tokens = estimate_tokens(query) + EXPECTED_ANSWER_TOKENS
         node_cost = np.where(np.isnan(estimate.cost), pool.node_price * tokens / 1000, estimate.cost)
         latency_s = latency_s or {}
