@@ -86,6 +86,20 @@ class ReasoningSettings(Section):
     max_set: int = Field(3, ge=1, le=3, description="agents one query may be sent to at most")
 
 
+class CascadeSettings(Section):
+    """Cascades: two cheaper paths answer first and a stronger one only when their answers differ
+    (``core.dispatch.verify``). The router builds one when its expected quality per expected cost beats
+    both asking the cheaper path alone and asking the stronger one (see docs/routing.md)."""
+
+    enabled: bool = Field(False, description="let the router choose a cascade for a single-intent query")
+    coincide: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="prior chance that two wrong answers agree (1/choices for multiple choice; low for free text)",
+    )
+
+
 class AggregatorSettings(Section):
     llm: LLMSettings | None = Field(
         None,
@@ -343,6 +357,7 @@ class Settings(BaseSettings):
     aco: AcoSettings = Field(default_factory=AcoSettings)
     ability: AbilitySettings = Field(default_factory=AbilitySettings)
     reasoning: ReasoningSettings = Field(default_factory=ReasoningSettings)
+    cascade: CascadeSettings = Field(default_factory=CascadeSettings)
     aggregator: AggregatorSettings = Field(default_factory=AggregatorSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     updater: UpdaterSettings = Field(default_factory=UpdaterSettings)

@@ -29,6 +29,7 @@ from swarm_route.bench.aiq import aiq, hull
 from swarm_route.bench.report import console, percentiles, table, write_json
 from swarm_route.config import Settings
 from swarm_route.core.classify.intent import IntentClassifier, LabelledExamples
+from swarm_route.core.dispatch.verify import short_answer
 from swarm_route.core.learn.updater import PheromoneUpdater
 from swarm_route.core.messages import SOURCE, FinishedRequest, IntentResult, Query, RouteRequest, edge_id, node_id
 from swarm_route.core.pipeline import EventSink, Pipeline
@@ -60,13 +61,6 @@ KNN_BASELINE = {"k": 50, "shrinkage": 5.0}  # neighbours shrunk toward each node
 CASCADE_CHEAP = 4  # the agreement cascade baseline pairs the cheapest models, these many
 
 
-def short_answer(text: str) -> str:
-    """A response reduced for comparing two: its first non-empty line, lower case, spaces collapsed, the
-    punctuation at its ends dropped ("B.", " b " and "B\nbecause…" agree)."""
-    line = next((line for line in text.splitlines() if line.strip()), "")
-    return " ".join(line.lower().split()).strip(" .,:;!?\"'()[]")
-
-
 def split_holdout(rows: Sequence[Row], fraction: float) -> tuple[list[Row], list[Row]]:
     """Deterministic by sample id, so the same prompt lands on the same side in every run."""
     train, test = [], []
@@ -83,9 +77,10 @@ class Outcomes:
     scores: list[float] = field(default_factory=list)
     costs: list[float] = field(default_factory=list)
 
-    def add(self, row: Row, model: str) -> tuple[float, float]:
+    def add(self, row: Row, model: str, paid: float | None = None) -> tuple[float, float]:
+        """``paid``: what answering cost when more than ``model`` was asked (a cascade's every stage)."""
         rec = row.records[model]
-        score, cost = rec.score or 0.0, rec.cost_usd or 0.0
+        score, cost = rec.score or 0.0, (rec.cost_usd or 0.0) if paid is None else paid
         self.scores.append(score)
         self.costs.append(cost)
         return score, cost
@@ -313,8 +308,8 @@ class Bench:
             for i, row in enumerate(self.test):
                 walked = await pipeline.walk(Query(text=row.prompt, cost_weight=lam, explore=online), f"{lam}-{i}")
                 latencies.append(walked.response.trace.stages_ms["route"])
-                chosen = walked.decision.candidates[walked.decision.chosen[0]]
-                out.add(row, self.node_model[chosen.path[0].node])
+                stands = walked.decision.candidates[walked.response.trace.chosen[0]]
+                out.add(row, self.node_model[stands.path[0].node], walked.response.cost_usd)
             points.append(out.point(**{"lambda": lam}))
         return points, latencies
 

@@ -143,6 +143,10 @@ class RouteEvidence(BaseModel):
 
 class RouteDecision(RouteEvidence):
     chosen: list[int] = Field(description="indices into candidates, dispatched concurrently")
+    escalation: list[int] = Field(
+        default_factory=list,
+        description="a cascade: indices into candidates asked only when a verifier rejects the chosen paths' answers",
+    )
     fallbacks: list[int] = Field(description="indices tried in order if every chosen path fails")
     declined: str | None = None
     cost_weight: float = 0.0
@@ -238,10 +242,21 @@ class Aggregate(BaseModel):
 # ---------------------------------------------------------------------------------------------- answer
 
 
+class Tier(BaseModel):
+    """One stage of a layered path as the walk took it: who answered, what the verifier made of it, and
+    whether the walk stopped there or went on."""
+
+    candidates: list[int] = Field(description="indices into candidates of the paths asked at this stage")
+    verdict: Literal["accepted", "escalated", "final"]
+    score: float | None = Field(None, description="the verifier's estimate that the stage's answer is right")
+    reason: str
+
+
 class Trace(RouteEvidence):
     """The routing evidence, what dispatch did and how long each stage took: why a query went where it went."""
 
     chosen: list[int] = Field(description="indices into candidates of the paths whose answers were used")
+    tiers: list[Tier] = Field(default_factory=list, description="a cascade's stages in order; empty: one stage")
     attempts: list[Attempt]
     conflicts: list[str]
     refined_by: str | None = Field(None, description="the LLM that merged several answers; None: deterministic")

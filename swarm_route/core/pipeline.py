@@ -22,6 +22,7 @@ from typing import Protocol
 from opentelemetry.trace import Tracer, get_tracer
 
 from swarm_route.core.dispatch.aggregate import RefiningAggregator
+from swarm_route.core.dispatch.verify import AgreementVerifier, Verdict, Verifier
 from swarm_route.core.messages import (
     Aggregate,
     Attempt,
@@ -35,6 +36,7 @@ from swarm_route.core.messages import (
     RouteDecision,
     RouteEvidence,
     RouteRequest,
+    Tier,
     Trace,
 )
 from swarm_route.core.spend import Bill, Headroom, OverBudget
@@ -121,11 +123,14 @@ class Pipeline:
         *,
         spend: Spend | None = None,
         trace: Tracer | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         """``spend``: charge each answer to its caller's key and keep it within the key's budget (the
-        benchmarks pass none)."""
+        benchmarks pass none). ``verifier``: judges a cascade's first stage (agreement of its answers unless
+        another is given)."""
         self.classifier, self.router, self.dispatch, self.aggregator = classifier, router, dispatch, aggregator
         self.sink, self.spend = sink, spend
+        self.verifier = verifier or AgreementVerifier()
         self._passthrough = RefiningAggregator()  # one answer, or none: no hop to the aggregator
         self._tracer = trace or get_tracer(TRACER_NAME)  # whatever provider the process installed, or none
 
@@ -177,14 +182,15 @@ class Pipeline:
                 raise self.spend.refuse(request.caller, room, min(over_budget))
             raise BudgetTooLow(min(over_budget))  # the budget, and nothing else, left no path
 
+        tiers: list[Tier] = []
         with self._stage(stages, "dispatch"):
             if decision.declined:
                 result = DispatchResult(answers=[], attempts=[], failed=[])
-                reason = decision.declined
+                answers, reason = [], decision.declined
             else:
-                result = await self._paid(request, request_id, decision, on_delta)
-                reason = "every agent chosen for it failed" if not result.answers else ""
-        answers = result.answers
+                result, tiers, answers = await self._paid(request, request_id, decision, on_delta)
+                reason = "every agent chosen for it failed" if not answers else ""
+        asked = result.answers  # a cascade's every stage: all of them were paid for, and each is evidence
         with self._stage(stages, "aggregate"):
             probs = [decision.candidates[a.candidate].probability for a in answers]
             if len(answers) <= 1:
@@ -197,15 +203,16 @@ class Pipeline:
             request_id=request_id,
             answer=merged.text,
             declined=merged.declined,
-            agents=[h.agent for a in answers for h in a.hops],
-            models=[h.model for a in answers for h in a.hops],
-            cost_usd=sum(a.cost_usd for a in answers),
+            agents=[h.agent for a in asked for h in a.hops],
+            models=[h.model for a in asked for h in a.hops],
+            cost_usd=sum(a.cost_usd for a in asked),
             latency_ms=ms_since(started),
-            prompt_tokens=sum(a.prompt_tokens for a in answers),
-            completion_tokens=sum(a.completion_tokens for a in answers),
+            prompt_tokens=sum(a.prompt_tokens for a in asked),
+            completion_tokens=sum(a.completion_tokens for a in asked),
             trace=Trace.model_construct(
                 **evidence,
                 chosen=[a.candidate for a in answers],
+                tiers=tiers,
                 attempts=result.attempts,
                 conflicts=merged.conflicts,
                 refined_by=merged.refined_by,
@@ -220,7 +227,7 @@ class Pipeline:
                     request_id=request_id,
                     query=query,
                     intent_weights=decision.intent_weights,
-                    paths=[PathOutcome.of(a) for a in answers],
+                    paths=[PathOutcome.of(a) for a in asked],
                     cost_usd=response.cost_usd,
                     caller=request.caller,
                     trace_context=carrier(),
@@ -230,16 +237,63 @@ class Pipeline:
 
     async def _paid(
         self, request: Query, request_id: str, decision: RouteDecision, on_delta: Callable[[str], None] | None
-    ) -> DispatchResult:
-        """Dispatch, with the chosen paths' expected cost held on the caller's key before and the real cost
-        charged after (also when dispatch fails: what was held is released)."""
+    ) -> tuple[DispatchResult, list[Tier], list[PathAnswer]]:
+        """Dispatch, with the chosen paths' expected cost (a cascade's escalation included) held on the
+        caller's key before and the real cost charged after (also when dispatch fails: what was held is
+        released)."""
         if self.spend is None:
-            return await self._dispatch(request.text, decision, on_delta)
-        expected = sum(decision.candidates[i].expected_cost_usd for i in decision.chosen)
+            return await self._layered(request.text, decision, on_delta)
+        expected = sum(decision.candidates[i].expected_cost_usd for i in (*decision.chosen, *decision.escalation))
         async with self.spend.paying(request.caller, request_id, expected) as bill:
-            result = await self._dispatch(request.text, decision, on_delta)
+            result, tiers, answers = await self._layered(request.text, decision, on_delta)
             bill.cost_usd = sum(a.cost_usd for a in result.answers)
-        return result
+        return result, tiers, answers
+
+    async def _layered(
+        self, query: str, decision: RouteDecision, on_delta: Callable[[str], None] | None
+    ) -> tuple[DispatchResult, list[Tier], list[PathAnswer]]:
+        """The chosen paths; for a cascade, the verifier judges their answers and the walk stops there or
+        goes on to the escalation paths. Returns everything asked, the stages taken and the answers that
+        stand. When the stronger stage fails, the first stage's best answer stands, and the trace says it
+        was not verified (failing open: an answer in hand is not thrown away)."""
+        first = await self._dispatch(query, decision, on_delta)
+        if not decision.escalation:
+            return first, [], first.answers
+        asked = [a.candidate for a in first.answers] or list(decision.chosen)
+        verdict = (
+            self.verifier.judge(query, first.answers)
+            if first.answers
+            else Verdict(False, 0.0, 0, "every path of the first stage failed")
+        )
+        if verdict.accepted:
+            tier = Tier(candidates=asked, verdict="accepted", score=verdict.score, reason=verdict.reason)
+            return first, [tier], [first.answers[verdict.answer]]
+        onward = decision.model_copy(
+            update={
+                "chosen": decision.escalation,
+                "escalation": [],
+                "selection": [],
+                "fallbacks": [i for i in decision.fallbacks if i not in decision.escalation],
+            }
+        )
+        second = await self._dispatch(query, onward, on_delta)
+        tiers = [
+            Tier(candidates=asked, verdict="escalated", score=verdict.score, reason=f"{verdict.reason}; went on"),
+            Tier(
+                candidates=[a.candidate for a in second.answers] or list(decision.escalation),
+                verdict="final",
+                reason="the stronger stage's answer stands"
+                if second.answers
+                else "the stronger stage failed: the first stage's answer stands, unverified",
+            ),
+        ]
+        stands = second.answers or first.answers[verdict.answer : verdict.answer + 1]
+        everything = DispatchResult(
+            answers=[*first.answers, *second.answers],
+            attempts=[*first.attempts, *second.attempts],
+            failed=[*first.failed, *second.failed],
+        )
+        return everything, tiers, stands
 
     async def _dispatch(
         self, query: str, decision: RouteDecision, on_delta: Callable[[str], None] | None

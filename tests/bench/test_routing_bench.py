@@ -126,8 +126,3 @@ def test_a_benchmark_stopped_by_sigterm_leaves_no_redis_behind(matrix):
         if proc.poll() is None:
             proc.kill()
 
-
-def test_short_answers_agree_across_case_spacing_punctuation_and_explanations():
-    assert routing.short_answer("B.") == routing.short_answer(" b ") == routing.short_answer("\nB\nbecause it is")
-    assert routing.short_answer("(A)") == "a" and routing.short_answer("") == ""
-    assert routing.short_answer("def f(x):\n    return x") != routing.short_answer("def g(y):\n    return y")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from itertools import combinations
 from typing import NamedTuple
 
 import numpy as np
@@ -34,6 +35,7 @@ from swarm_route.core.route.graph import Path, PathGraph
 from swarm_route.core.route.pheromone import PheromoneStore, Trails
 from swarm_route.core.route.reasoning import LLMChoice
 
+CASCADE_SHORTLIST = 6  # cheaper paths a cascade's first pair is chosen from: 15 pairs, whatever the pool
 EXPECTED_ANSWER_TOKENS = 300
 MIN_MATCH = 0.01  # below this share of the query's intent weight an agent does not serve the query
 PAUSED = "paused by an operator"  # why a path of a paused agent is left out
@@ -51,6 +53,29 @@ class _Evaluation(NamedTuple):
     probs: np.ndarray
     excluded: list[str | None]
     over_budget: list[bool]
+
+
+class _Cascade(NamedTuple):
+    """A cascade the router chose, with the estimates it chose it on (for the reasoning)."""
+
+    first: int
+    second: int
+    strong: int
+    escalation_rate: float
+    quality: float
+    cost: float
+    instead_of: int  # the colony's pick of a single path
+    single_quality: float
+    single_cost: float
+
+    def explain(self, pool: _Pool) -> str:
+        name = {i: " → ".join(h.node for h in pool.hops_out[i]) for i in (*self[:3], self.instead_of)}
+        return (
+            f"Cascade: {name[self.first]} and {name[self.second]} answer first; when they disagree "
+            f"(predicted {self.escalation_rate:.0%} of the time) {name[self.strong]} is asked and its answer "
+            f"stands. Expected quality {self.quality:.2f} at ${self.cost:.6f}, against {self.single_quality:.2f} "
+            f"at ${self.single_cost:.6f} for {name[self.instead_of]} alone."
+        )
 
 
 class _Pool:
@@ -111,9 +136,13 @@ class ReasoningRouter:
         breaker: Breaker | None = None,
         max_stale_s: float = 300.0,
         trails_refresh_s: float = 0.0,
+        cascade_coincide: float | None = None,
     ) -> None:
-        """``trails_refresh_s``: trails read less than this long ago are used without asking the store."""
+        """``trails_refresh_s``: trails read less than this long ago are used without asking the store.
+        ``cascade_coincide``: consider cascades, with this prior chance that two wrong answers agree (None:
+        never build one)."""
         self.pheromones = pheromones
+        self.cascade_coincide = cascade_coincide
         self.trails_refresh_s = trails_refresh_s
         self.max_trace = max_trace
         self.alpha, self.beta, self.q0 = alpha, beta, q0
@@ -213,8 +242,16 @@ class ReasoningRouter:
         needed = self._needed(weights, intent.set_floor, min(request.max_agents, self.max_set), intent.parts)
         picks = self._pick(pool, agents, needed, eligible, probs, cost, budget_usd, request.explore)
         chosen = [i for i, _, _ in picks]
+        plan = None
+        if len(picks) == 1 and not intent.parts and request.max_agents >= 2 and self.cascade_coincide is not None:
+            plan = self._cascade(pool, picks[0][1], picks[0][0], eligible, evaluation, lam, budget_usd)
+        escalation: list[int] = []
+        if plan is not None:  # the pair replaces the pick; p of each among its intent's paths, as the pick's
+            (pick, t, p) = picks[0]
+            picks = [(i, t, p * float(probs[i] / max(probs[pick], 1e-12))) for i in (plan.first, plan.second)]
+            chosen, escalation = [plan.first, plan.second], [plan.strong]
         ranked = [int(i) for i in eligible[np.argsort(-probs[eligible], kind="stable")]]
-        shown = self._shown(eligible, probs, n, chosen)
+        shown = self._shown(eligible, probs, n, chosen + escalation)
         candidates = self._candidates(pool, shown, evaluation)
         position = {i: k for k, i in enumerate(shown)}
         llm_agents = set(llm.agents) if llm is not None else None
@@ -231,15 +268,19 @@ class ReasoningRouter:
             )
             for i, t, p in picks
         ]
-        fallbacks = [position[i] for i in ranked if i not in chosen and i in position]
+        fallbacks = [position[i] for i in ranked if i not in chosen and i not in escalation and i in position]
         chosen = [position[i] for i in chosen]
+        reasoning = self._explain(intent, weights, needed, candidates, chosen, selection, int(eligible.size), n)
+        if plan is not None:
+            reasoning += " " + plan.explain(pool)
         return RouteDecision(
             **base,
             candidates=candidates,
             chosen=chosen,
+            escalation=[position[i] for i in escalation],
             fallbacks=fallbacks,
             selection=selection,
-            reasoning=self._explain(intent, weights, needed, candidates, chosen, selection, int(eligible.size), n),
+            reasoning=reasoning,
         )
 
     async def _trails(self, weights: Mapping[str, float]) -> tuple[dict[str, Trails], str | None]:
@@ -329,6 +370,68 @@ class ReasoningRouter:
             covered |= {s for a in pool.path_agents[i] for s in agents[a].intents()}
             spent += cost[i]
         return picks
+
+    def _cascade(
+        self,
+        pool: _Pool,
+        intent: str,
+        pick: int,
+        eligible: np.ndarray,
+        e: _Evaluation,
+        lam: float,
+        budget_usd: float | None,
+    ) -> _Cascade | None:
+        """A cascade instead of the colony's pick when one is worth more: two cheaper paths answer first and
+        the path the colony would take at λ = 0 (``strong``) only when they disagree. With p_a, p_b their
+        predicted scores and c the chance two wrong answers agree, the pair agrees and is right with p_a·p_b,
+        agrees wrongly with (1−p_a)(1−p_b)·c and escalates otherwise (rate r): expected quality
+        p_a·p_b + r·q_strong at expected cost c_a + c_b + r·c_strong. The pair is the best of the
+        ``CASCADE_SHORTLIST`` most probable cheaper paths; it is chosen when τ^α·η^β of the cascade (τ: the
+        pair's mean trail) beats the pick's."""
+        column = pool.intents.index(intent)
+        serving = pool.per_path(pool.serves[:, column], "min")[eligible] > 0
+        fits = eligible[serving]
+        if fits.size < 3:
+            return None
+        eta0 = aco.heuristic(e.ability[fits], e.cost[fits], 0.0, e.latency[fits])
+        strong = int(fits[int(np.argmax(aco.probabilities(e.tau[fits], eta0, self.alpha, self.beta)))])
+        cheaper = fits[e.cost[fits] < e.cost[strong]]
+        cheaper = cheaper[np.argsort(-e.probs[cheaper], kind="stable")][:CASCADE_SHORTLIST]
+        if cheaper.size < 2:
+            return None
+        mean = float(e.cost[eligible].mean()) or 1.0
+        match = float(e.ability[pick] / max(e.quality[pick], 1e-9))
+        coincide = float(self.cascade_coincide or 0.0)
+
+        def score(q: np.ndarray | float, c: np.ndarray | float, tau: np.ndarray | float) -> np.ndarray:
+            eta = np.maximum(match * np.asarray(q), 1e-6) * np.exp(-lam * np.asarray(c) / mean)
+            return np.asarray(tau) ** self.alpha * eta**self.beta
+
+        a, b = (np.array(side) for side in zip(*combinations(cheaper.tolist(), 2), strict=True))
+        pa, pb = np.clip(e.quality[a], 0.0, 1.0), np.clip(e.quality[b], 0.0, 1.0)
+        qs = float(np.clip(e.quality[strong], 0.0, 1.0))
+        right = pa * pb
+        escalate = np.maximum(0.0, 1.0 - right - (1 - pa) * (1 - pb) * coincide)
+        quality = right + escalate * qs
+        cost = e.cost[a] + e.cost[b] + escalate * e.cost[strong]
+        ours = score(quality, cost, (e.tau[a] + e.tau[b]) / 2)
+        if budget_usd is not None:
+            ours[e.cost[a] + e.cost[b] + e.cost[strong] > budget_usd] = 0.0
+        best = int(np.argmax(ours))
+        if ours[best] <= score(e.quality[pick], e.cost[pick], e.tau[pick]):
+            return None
+        first, second = int(a[best]), int(b[best])
+        return _Cascade(
+            first,
+            second,
+            strong,
+            float(escalate[best]),
+            float(quality[best]),
+            float(cost[best]),
+            pick,
+            float(e.quality[pick]),
+            float(e.cost[pick]),
+        )
 
     def _shown(self, eligible: np.ndarray, probs: np.ndarray, n: int, chosen: list[int]) -> list[int]:
         """Candidates the trace lists: all of a small pool; of a large one the ``max_trace`` most probable
