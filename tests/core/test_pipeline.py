@@ -175,3 +175,81 @@ async def test_a_failed_dispatch_releases_the_hold(redis_client, keys):
         await Failing(decision("calc", cost=0.5)).pipeline(ledger).walk(Query(text="2+2", caller="team"), "r1")
     report = await ledger.report("team")
     assert report.held_usd == 0 and report.spent_usd["daily"] == 0
+
+
+class Cascade(Stages):
+    """Stages whose agents say what ``says`` gives them; ``down`` agents fail; every dispatch is recorded."""
+
+    def __init__(self, decision: RouteDecision, says: dict[str, str], down: set[str] = frozenset()) -> None:
+        super().__init__(decision)
+        self.says, self.down, self.dispatched = says, down, []
+
+    async def run(self, query, decision):
+        self.dispatched.append((list(decision.chosen), list(decision.fallbacks)))
+        answers = [
+            PathAnswer(
+                candidate=i, hops=c.path, edges=c.edges, text=self.says[c.agents[0]], cost_usd=0.01, latency_ms=1
+            )
+            for i, c in ((i, decision.candidates[i]) for i in decision.chosen)
+            if c.agents[0] not in self.down
+        ]
+        return DispatchResult(answers=answers, attempts=[], failed=[])
+
+
+def cascade() -> RouteDecision:
+    """Two cheap paths first, the strong one (index 2) when they disagree, a spare one as a fallback."""
+    d = decision("cheap1", "cheap2", "strong", "spare", chosen=(0, 1))
+    d.escalation, d.fallbacks = [2], [2, 3]
+    return d
+
+
+async def test_a_cascade_whose_first_stage_agrees_stops_there():
+    stages = Cascade(cascade(), {"cheap1": "B.", "cheap2": "b", "strong": "C", "spare": "D"})
+    r = (await stages.pipeline().walk(Query(text="A or B?"), "c1")).response
+    assert stages.dispatched == [([0, 1], [2, 3])], "the strong path is never asked"
+    assert r.answer == "B." and r.trace.chosen == [0] and r.cost_usd == pytest.approx(0.02)
+    (tier,) = r.trace.tiers
+    assert tier.verdict == "accepted" and tier.candidates == [0, 1] and "agree on «b»" in tier.reason
+    assert [p.nodes for p in stages.events[0].paths] == [["cheap1/m"], ["cheap2/m"]]
+
+
+async def test_a_cascade_whose_first_stage_disagrees_goes_on_and_pays_for_every_stage():
+    stages = Cascade(cascade(), {"cheap1": "A", "cheap2": "B", "strong": "C", "spare": "D"})
+    r = (await stages.pipeline().walk(Query(text="A or B?"), "c2")).response
+    assert stages.dispatched[1] == ([2], [3]), "the escalation path, with the rest as its fallbacks"
+    assert r.answer == "C" and r.trace.chosen == [2] and not stages.merged
+    assert r.agents == ["cheap1", "cheap2", "strong"] and r.cost_usd == pytest.approx(0.03)
+    assert [t.verdict for t in r.trace.tiers] == ["escalated", "final"]
+    assert "«a» vs «b»" in r.trace.tiers[0].reason and r.trace.tiers[1].candidates == [2]
+    assert len(stages.events[0].paths) == 3, "each stage's answer is evidence for learning"
+
+
+async def test_when_the_strong_stage_fails_the_first_stages_answer_stands_unverified():
+    stages = Cascade(cascade(), {"cheap1": "A", "cheap2": "B", "strong": "C", "spare": "D"}, down={"strong", "spare"})
+    r = (await stages.pipeline().walk(Query(text="A or B?"), "c3")).response
+    assert r.answer == "A" and not r.declined and r.trace.chosen == [0]
+    assert "unverified" in r.trace.tiers[-1].reason and r.cost_usd == pytest.approx(0.02)
+
+
+async def test_when_the_whole_first_stage_fails_the_walk_goes_on_to_the_strong_path():
+    stages = Cascade(cascade(), {"cheap1": "A", "cheap2": "B", "strong": "C", "spare": "D"}, down={"cheap1", "cheap2"})
+    r = (await stages.pipeline().walk(Query(text="A or B?"), "c4")).response
+    assert r.answer == "C" and stages.dispatched[1] == ([2], [3])
+    assert "every path of the first stage failed" in r.trace.tiers[0].reason
+
+
+async def test_a_cascade_holds_its_escalation_on_the_callers_key(redis_client, keys):
+    """The expected cost of every stage is held, so an escalation cannot take a key past its budget."""
+    ledger = Ledger(redis_client, keys, {"team": Budget(daily_usd=1.0)})
+    held = []
+    paying = ledger.paying
+
+    def spy(key_id, request_id, expected_usd):
+        held.append(expected_usd)
+        return paying(key_id, request_id, expected_usd)
+
+    ledger.paying = spy
+    stages = Cascade(cascade(), {"cheap1": "A", "cheap2": "B", "strong": "C", "spare": "D"})
+    await stages.pipeline(ledger).walk(Query(text="A or B?", caller="team"), "c5")
+    assert held == [pytest.approx(0.003)]
+    assert (await ledger.report("team")).spent_usd["daily"] == pytest.approx(0.03)

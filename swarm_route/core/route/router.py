@@ -244,7 +244,9 @@ class ReasoningRouter:
         chosen = [i for i, _, _ in picks]
         plan = None
         if len(picks) == 1 and not intent.parts and request.max_agents >= 2 and self.cascade_coincide is not None:
-            plan = self._cascade(pool, picks[0][1], picks[0][0], eligible, evaluation, lam, budget_usd)
+            plan = self._cascade(
+                pool, picks[0][1], picks[0][0], eligible, evaluation, lam, budget_usd, self.cascade_coincide
+            )
         escalation: list[int] = []
         if plan is not None:  # the pair replaces the pick; p of each among its intent's paths, as the pick's
             (pick, t, p) = picks[0]
@@ -380,6 +382,7 @@ class ReasoningRouter:
         e: _Evaluation,
         lam: float,
         budget_usd: float | None,
+        coincide: float,
     ) -> _Cascade | None:
         """A cascade instead of the colony's pick when one is worth more: two cheaper paths answer first and
         the path the colony would take at λ = 0 (``strong``) only when they disagree. With p_a, p_b their
@@ -399,14 +402,8 @@ class ReasoningRouter:
         cheaper = cheaper[np.argsort(-e.probs[cheaper], kind="stable")][:CASCADE_SHORTLIST]
         if cheaper.size < 2:
             return None
-        mean = float(e.cost[eligible].mean()) or 1.0
+        mean = float(e.cost[eligible].mean())  # the scale the pick's η was weighed on
         match = float(e.ability[pick] / max(e.quality[pick], 1e-9))
-        coincide = float(self.cascade_coincide or 0.0)
-
-        def score(q: np.ndarray | float, c: np.ndarray | float, tau: np.ndarray | float) -> np.ndarray:
-            eta = np.maximum(match * np.asarray(q), 1e-6) * np.exp(-lam * np.asarray(c) / mean)
-            return np.asarray(tau) ** self.alpha * eta**self.beta
-
         a, b = (np.array(side) for side in zip(*combinations(cheaper.tolist(), 2), strict=True))
         pa, pb = np.clip(e.quality[a], 0.0, 1.0), np.clip(e.quality[b], 0.0, 1.0)
         qs = float(np.clip(e.quality[strong], 0.0, 1.0))
@@ -414,11 +411,13 @@ class ReasoningRouter:
         escalate = np.maximum(0.0, 1.0 - right - (1 - pa) * (1 - pb) * coincide)
         quality = right + escalate * qs
         cost = e.cost[a] + e.cost[b] + escalate * e.cost[strong]
-        ours = score(quality, cost, (e.tau[a] + e.tau[b]) / 2)
+        latency = np.maximum(e.latency[a], e.latency[b]) + escalate * e.latency[strong]
+        eta = aco.heuristic(match * quality, cost, lam, latency, mean_cost=mean)
+        ours = aco.log_weight((e.tau[a] + e.tau[b]) / 2, eta, self.alpha, self.beta)
         if budget_usd is not None:
-            ours[e.cost[a] + e.cost[b] + e.cost[strong] > budget_usd] = 0.0
+            ours[e.cost[a] + e.cost[b] + e.cost[strong] > budget_usd] = -np.inf
         best = int(np.argmax(ours))
-        if ours[best] <= score(e.quality[pick], e.cost[pick], e.tau[pick]):
+        if ours[best] <= aco.log_weight(e.tau[pick], e.eta[pick], self.alpha, self.beta):
             return None
         first, second = int(a[best]), int(b[best])
         return _Cascade(

@@ -1,5 +1,6 @@
 import random
 
+import numpy as np
 import pytest
 
 from swarm_route.core.messages import IntentResult, RouteRequest
@@ -167,3 +168,51 @@ async def test_an_explored_path_outside_the_listed_ones_is_still_in_the_trace(re
         seen.add(chosen.agents[0])
         assert len(d.candidates) <= 4 and all(0 <= i < len(d.candidates) for i in d.fallbacks)
     assert len(seen) > 3, "sampling should reach paths beyond the three most probable"
+
+
+def cascading_router(client, keys, coincide: float | None = 0.5) -> ReasoningRouter:
+    """A router that knows, from graded history, that two cheap models get math right 70% of the time and
+    the dear one 95%."""
+    from swarm_route.core.route.ability import AbilityModel
+
+    nodes = ["math/cheap1", "math/cheap2", "math/strong"]
+    scores = np.array([[0.7, 0.7, 0.95]] * len(MATH))
+    ability = AbilityModel(shrinkage=0.0, intent_shrinkage=0.0).fit(MATH, nodes, scores, intents=["math"] * len(MATH))
+    store = PheromoneStore(client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0)
+    return ReasoningRouter(
+        store, alpha=1, beta=2, q0=1.0, cost_weight=0.5, ability=ability, cascade_coincide=coincide
+    )
+
+
+CASCADE_POOL = {"math": agent("math", "math", MATH, {"cheap1": 0.001, "cheap2": 0.0012, "strong": 0.01})}
+
+
+async def test_a_cascade_replaces_the_strong_pick_when_cheap_agreement_is_worth_more(redis_client, keys):
+    """At a small cost weight the colony would pay for the strong model; two cheap ones that agree are right
+    0.7² of the time, and escalating the rest keeps quality above the strong model's alone for less."""
+    request = RouteRequest(text="what is 2 plus 2", intent=intent(math=1.0), cost_weight=0.05)
+    d = await cascading_router(redis_client, keys).route(request, CASCADE_POOL)
+    model = lambda i: d.candidates[i].path[0].model  # noqa: E731
+    assert sorted(model(i) for i in d.chosen) == ["cheap1", "cheap2"] and [model(i) for i in d.escalation] == ["strong"]
+    assert not set(d.fallbacks) & {*d.chosen, *d.escalation}
+    assert "Cascade: math/cheap" in d.reasoning and "math/strong is asked" in d.reasoning
+    assert len(d.selection) == 2 and all(s.intent == "math" for s in d.selection)
+
+
+async def test_no_cascade_when_disabled_too_dear_over_budget_or_for_a_query_of_several_parts(redis_client, keys):
+    ask = lambda **kw: RouteRequest(text="what is 2 plus 2", intent=intent(math=1.0), cost_weight=0.05, **kw)  # noqa: E731
+    off = await cascading_router(redis_client, keys, coincide=None).route(ask(), CASCADE_POOL)
+    assert len(off.chosen) == 1 and not off.escalation and "Cascade" not in off.reasoning
+    cheap = await cascading_router(redis_client, keys).route(
+        RouteRequest(text="what is 2 plus 2", intent=intent(math=1.0), cost_weight=0.5), CASCADE_POOL
+    )
+    assert not cheap.escalation, "at a high cost weight the cheapest model alone is worth more"
+    tokens = cheap.candidates[0].expected_cost_usd / 0.001  # thousands of tokens the router expects
+    tight = await cascading_router(redis_client, keys).route(ask(budget_usd=0.011 * tokens), CASCADE_POOL)
+    assert not tight.escalation, "the worst case (both cheap and the strong) must fit the budget"
+    assert not (await cascading_router(redis_client, keys).route(ask(max_agents=1), CASCADE_POOL)).escalation
+    parts = IntentResult({"math": 1.0}, {}, 0.2, False, 0.3, parts={"math": "2 plus 2"})
+    split = await cascading_router(redis_client, keys).route(
+        RouteRequest(text="what is 2 plus 2", intent=parts, cost_weight=0.05), CASCADE_POOL
+    )
+    assert not split.escalation
