@@ -274,11 +274,14 @@ class Bench:
     # -------------------------------------------------------------- swarm_route
 
     async def _warm(
-        self, client: Any, namespace: str, online: bool = False
+        self, client: Any, namespace: str, online: bool = False, cascades: bool = False
     ) -> tuple[ReasoningRouter, PheromoneUpdater, AbilityMemory]:
         """``online``: trails read fresh for every prompt, since each answer is graded before the next
-        prompt (the service's traffic spreads that over seconds, where its trails cache does not hide it)."""
+        prompt (the service's traffic spreads that over seconds, where its trails cache does not hide it).
+        ``cascades``: the router may build them (``cascade.enabled``), whatever the settings say."""
         s = self.settings.model_copy(update={"namespace": namespace})
+        if cascades:
+            s = s.model_copy(update={"cascade": s.cascade.model_copy(update={"enabled": True})})
         if online:
             s = s.model_copy(update={"store": s.store.model_copy(update={"trails_refresh_s": 0.0})})
         store = pheromone_store(s, client)
@@ -306,21 +309,27 @@ class Bench:
             sink,
         )
 
-    async def frontier(self, client: Any, lambdas: Sequence[float], online: bool) -> tuple[list[dict], list[float]]:
+    async def frontier(
+        self, client: Any, lambdas: Sequence[float], online: bool, cascades: bool = False
+    ) -> tuple[list[dict], list[float]]:
         """Every test prompt walked at each λ: frozen (most probable path, no learning), or online (ACS
-        exploration, and each finished request graded and deposited before the next prompt)."""
+        exploration, and each finished request graded and deposited before the next prompt). ``cascades``:
+        the router may choose a cascade, and each point counts those chosen and those that escalated."""
         points, latencies = [], []
-        shared = None if online else await self._warm(client, f"bench-{uuid.uuid4().hex[:8]}")
+        shared = None if online else await self._warm(client, f"bench-{uuid.uuid4().hex[:8]}", cascades=cascades)
         for lam in lambdas:
             router, updater, memory = shared or await self._warm(client, f"bench-{uuid.uuid4().hex[:8]}", online)
             pipeline = self._pipeline(router, memory if online else None, _Learn(updater) if online else None)
             out = Outcomes()
+            tiers: list[str] = []
             for i, row in enumerate(self.test):
                 walked = await pipeline.walk(Query(text=row.prompt, cost_weight=lam, explore=online), f"{lam}-{i}")
                 latencies.append(walked.response.trace.stages_ms["route"])
                 stands = walked.decision.candidates[walked.response.trace.chosen[0]]
                 out.add(row, self.node_model[stands.path[0].node], walked.response.cost_usd)
-            points.append(out.point(**{"lambda": lam}))
+                tiers += [t.verdict for t in walked.response.trace.tiers[:1]]
+            counts = {"cascades": len(tiers), "escalated": tiers.count("escalated")} if cascades else {}
+            points.append(out.point(**{"lambda": lam}, **counts))
         return points, latencies
 
     async def latency_at_scale(self, client: Any, n_candidates: int, samples: int) -> dict[str, float]:
@@ -364,9 +373,10 @@ def _plot(path: str, result: dict[str, Any]) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 5))
     scores = result["aiq"]["routers"]
-    for name in ("frontier", "online"):
+    labels = {"frontier": "frozen", "online": "online", "cascades": "cascades, frozen"}
+    for name, label in labels.items():
         pts = result["swarm_route"][name]
-        label = f"swarm_route ({'frozen' if name == 'frontier' else 'online'})"
+        label = f"swarm_route ({label})"
         ax.plot(
             [p["cost"] for p in pts],
             [p["quality"] for p in pts],
@@ -413,6 +423,7 @@ def _aiq(result: dict[str, Any], task: str | None = None) -> dict[str, Any]:
     routers = {
         "swarm_route (frozen)": of(result["swarm_route"]["frontier"]),
         "swarm_route (online)": of(result["swarm_route"]["online"]),
+        "swarm_route (cascades, frozen)": of(result["swarm_route"]["cascades"]),
         **{name: of(points) for name, points in result["curves"].items()},
         "oracle": of([result["baselines"]["oracle"]]),  # the ceiling: right and cheapest on every prompt
     }
@@ -437,7 +448,7 @@ def _targets(result: dict[str, Any]) -> dict[str, Any]:
 
     lat = result["decision_latency_ms"]
     scores = result["aiq"]["routers"]
-    ours = {"swarm_route (frozen)", "swarm_route (online)", "oracle"}
+    ours = {"swarm_route (frozen)", "swarm_route (online)", "swarm_route (cascades, frozen)", "oracle"}
     best_baseline = max(v for k, v in scores.items() if k not in ours)
     return {
         "aiq_frozen_above_every_baseline": scores["swarm_route (frozen)"] > best_baseline,
@@ -494,6 +505,7 @@ async def run(
         curves = bench.curves(lambdas)
         frontier, lat11 = await bench.frontier(client, lambdas, online=False)
         online, _ = await bench.frontier(client, lambdas, online=True)
+        cascaded, _ = await bench.frontier(client, lambdas, online=False, cascades=True)
         latency = {f"{len(models)}": percentiles(lat11), "1000": await bench.latency_at_scale(client, 1000, 200)}
     finally:
         await client.aclose()
@@ -507,7 +519,7 @@ async def run(
         "baselines": baselines,
         "best_single": baselines["best_single"],
         "oracle": baselines["oracle"],
-        "swarm_route": {"frontier": frontier, "online": online},
+        "swarm_route": {"frontier": frontier, "online": online, "cascades": cascaded},
         "curves": curves,
         "decision_latency_ms": latency,
         "settings": {
@@ -533,7 +545,7 @@ async def run(
             p["cost"],
             p["cost"] / best["cost"] if best["cost"] else 0.0,
         )
-        for mode, points in (("frozen", frontier), ("online", online))
+        for mode, points in (("frozen", frontier), ("online", online), ("cascades", cascaded))
         for p in points
     ]
     table(

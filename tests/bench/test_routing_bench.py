@@ -75,6 +75,12 @@ async def test_frontier_beats_the_best_single_model_on_a_matrix_with_experts(mat
     # experts cheap and right on their own topic: routing reaches what mixing fixed models cannot
     assert scores["swarm_route (frozen)"] > scores["zero_router"] > 0
     assert scores["oracle"] >= scores["swarm_route (frozen)"]
+    # with cascades allowed: each expert is right on one topic only, so no cheap pair is worth a cascade
+    # and the walk is the plain frozen one
+    cascaded = result["swarm_route"]["cascades"]
+    plain = [(p["quality"], p["cost"], 0) for p in frontier]
+    assert [(p["quality"], p["cost"], p["cascades"]) for p in cascaded] == plain
+    assert "swarm_route (cascades, frozen)" in scores
     # per task (a report; the router never sees it): each point splits into its tasks' figures, and on each
     # task its own expert is the best single model, right every time
     for point in [*frontier, *result["swarm_route"]["online"], *result["curves"]["knn"]]:
