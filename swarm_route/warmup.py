@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from swarm_route.agents.replay import RoutingMatrix, Row, replay_pool
 from swarm_route.config import Settings
+from swarm_route.core.dispatch.verify import short_answer
 from swarm_route.core.learn.quality import QualityGate
 from swarm_route.core.messages import Hop
 from swarm_route.core.registry import AgentRegistry, as_name
@@ -64,6 +65,7 @@ async def warm_up(
                         score=record.score,
                         cost_usd=record.cost_usd,
                         intent=intent,
+                        answer=short_answer(record.response),
                     )
                 )
             if gate.passes(record.score):

@@ -50,6 +50,7 @@ from swarm_route.core.messages import (
 from swarm_route.core.reachability import VIA_HEADER, Reachability, service_id
 from swarm_route.core.registry import AgentKind, AgentRegistry, AgentSpec
 from swarm_route.core.route.ability import AbilityModel
+from swarm_route.core.route.agreement import AgreementMemory
 from swarm_route.core.route.outcomes import AbilityMemory, OutcomeLog
 from swarm_route.core.route.pheromone import PheromoneStore
 from swarm_route.core.route.reasoning import LLMChoice, MalformedAnswer, ReasonThenSelect
@@ -132,6 +133,7 @@ def reasoning_router(
     ability: AbilityModel | None = None,
     rng: random.Random | None = None,
     breaker: Breaker | None = None,
+    agreement: AgreementMemory | None = None,
 ) -> ReasoningRouter:
     """The router as the settings describe it: the service and the benchmark build it here alike."""
     a = settings.aco
@@ -150,6 +152,7 @@ def reasoning_router(
         trails_refresh_s=settings.store.trails_refresh_s,
         cascade_coincide=settings.cascade.coincide if settings.cascade.enabled else None,
         explore_known=a.explore_known,
+        agreement=agreement,
     )
 
 
@@ -353,7 +356,7 @@ class RouteStage:
         choice, note = await self._ask_llm(request.text, intent, agents) if request.agent is None else (None, None)
         if self._memory is not None:
             await self._memory.refresh()
-            self.router.ability = self._memory.model
+            self.router.ability, self.router.agreement = self._memory.model, self._memory.agreement
         latency = await self._latency.get() if self._latency is not None else None
         return await self.router.route(request, agents, latency_s=latency, llm=choice, llm_note=note)
 
@@ -383,7 +386,9 @@ def route_stage(
 
     llm = settings.reasoning.llm
     return RouteStage(
-        reasoning_router(settings, pheromone_store(settings, client), memory.model, breaker=breaker),
+        reasoning_router(
+            settings, pheromone_store(settings, client), memory.model, breaker=breaker, agreement=memory.agreement
+        ),
         registry or agent_registry(settings, client, breaker),
         memory=memory,
         # the dispatchers' smoothed per-node latencies: slow to move, so read once a second, not per query

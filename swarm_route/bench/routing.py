@@ -291,7 +291,8 @@ class Bench:
         )
         memory = AbilityMemory(log, ability_model(s), interval_s=0.0)  # online: every graded answer is seen next
         await memory.refresh(force=True)
-        router = reasoning_router(s, store, memory.model, random.Random(self.seed))  # exploration is repeatable
+        # exploration is repeatable
+        router = reasoning_router(s, store, memory.model, random.Random(self.seed), agreement=memory.agreement)
         return router, pheromone_updater(s, client, store), memory
 
     def _pipeline(self, router: ReasoningRouter, memory: AbilityMemory | None, sink: EventSink | None) -> Pipeline:

@@ -284,6 +284,9 @@ class QueryResponse(BaseModel):
 # ---------------------------------------------------------------------------------------------- learn
 
 
+SHORT_ANSWER_CHARS = 64  # a first line longer than this is prose or code, not an answer to compare
+
+
 class PathOutcome(BaseModel):
     """One path's part of a finished request. Bounded here, so a record that reaches the updater cannot
     make a path look cheap (a negative cost) or divide by zero (a cost of exactly −ε)."""
@@ -293,15 +296,20 @@ class PathOutcome(BaseModel):
     cost_usd: float = Field(ge=0, allow_inf_nan=False)
     latency_ms: float = Field(ge=0, allow_inf_nan=False)
     score: float | None = Field(None, ge=0, le=1)  # known at answer time (a replay's recorded score)
+    answer: str | None = Field(
+        None, max_length=SHORT_ANSWER_CHARS, description="the answer's short form, '' when too long to compare"
+    )
 
     @classmethod
-    def of(cls, answer: PathAnswer) -> PathOutcome:
+    def of(cls, answer: PathAnswer, short: str | None = None) -> PathOutcome:
+        """``short``: the answer's short form (``verify.short_answer``), kept to learn when paths agree."""
         return cls(
             edges=answer.edges,
             nodes=[h.node for h in answer.hops],
             cost_usd=answer.cost_usd,
             latency_ms=answer.latency_ms,
             score=answer.score,
+            answer=short,
         )
 
 

@@ -22,7 +22,7 @@ from typing import Protocol
 from opentelemetry.trace import Tracer, get_tracer
 
 from swarm_route.core.dispatch.aggregate import RefiningAggregator
-from swarm_route.core.dispatch.verify import AgreementVerifier, Verdict, Verifier
+from swarm_route.core.dispatch.verify import AgreementVerifier, Verdict, Verifier, short_answer
 from swarm_route.core.messages import (
     Aggregate,
     Attempt,
@@ -227,7 +227,7 @@ class Pipeline:
                     request_id=request_id,
                     query=query,
                     intent_weights=decision.intent_weights,
-                    paths=[PathOutcome.of(a) for a in asked],
+                    paths=[PathOutcome.of(a, short_answer(a.text)) for a in asked],
                     cost_usd=response.cost_usd,
                     caller=request.caller,
                     trace_context=carrier(),

@@ -15,9 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from swarm_route.core.messages import PathAnswer
+from swarm_route.core.messages import SHORT_ANSWER_CHARS, PathAnswer
 
-MAX_SHORT_CHARS = 64  # a first line longer than this is prose or code, not an answer to compare
 _ENDS = " .,:;!?\"'()[]`*"
 
 
@@ -27,7 +26,7 @@ def short_answer(text: str) -> str:
     that line is too long to be a short answer."""
     line = next((line for line in text.splitlines() if line.strip()), "")
     short = " ".join(line.lower().split()).strip(_ENDS)
-    return short if len(short) <= MAX_SHORT_CHARS else ""
+    return short if len(short) <= SHORT_ANSWER_CHARS else ""
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,17 @@ class PheromoneUpdater:
             cost = path.cost_usd / max(len(path.nodes), 1)
             intent = top_intent(record.intent_weights)
             await self.outcomes.append(
-                [Outcome(text=record.query, node=n, score=score, cost_usd=cost, intent=intent) for n in path.nodes]
+                [
+                    Outcome(
+                        text=record.query,
+                        node=n,
+                        score=score,
+                        cost_usd=cost,
+                        intent=intent,
+                        answer=path.answer if n == path.nodes[-1] else None,  # what the path said is its last's
+                    )
+                    for n in path.nodes
+                ]
             )
         if not self.gate.passes(score):
             await self._count("rejected")

@@ -43,6 +43,7 @@ class Graded(NamedTuple):
     score: float
     cost: float | None = None
     intent: str | None = None
+    answer: str | None = None  # its short answer (``verify.short_answer``), where kept: for ``agreement``
 
 
 class AbilityModel:

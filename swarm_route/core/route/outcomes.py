@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 
 import redis.asyncio as aioredis
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from swarm_route.core.failopen import Breaker, Watched
+from swarm_route.core.messages import SHORT_ANSWER_CHARS
 from swarm_route.core.route.ability import AbilityModel, Graded
+from swarm_route.core.route.agreement import AgreementMemory
 from swarm_route.keys import Keys
 
 MAX_OUTCOMES = 200_000
@@ -24,6 +26,7 @@ class Outcome(BaseModel):
     score: float
     cost_usd: float | None = None
     intent: str | None = None  # the query's top intent (None: written before intents were kept)
+    answer: str | None = Field(None, max_length=SHORT_ANSWER_CHARS)  # its short answer, "" when too long to compare
 
 
 class OutcomeLog:
@@ -52,9 +55,10 @@ class OutcomeLog:
 
 
 class AbilityMemory:
-    """A router replica's ability model, tailing the outcome log at most every ``interval_s``
-    (``failopen.Watched``: one tail at a time, and a query arriving meanwhile routes on the model as it
-    is; two at once could run two refits in threads whose index and pending rows then interleave)."""
+    """A router replica's ability model and agreement record, tailing the outcome log at most every
+    ``interval_s`` (``failopen.Watched``: one tail at a time, and a query arriving meanwhile routes on the
+    model as it is; two at once could run two refits in threads whose index and pending rows then
+    interleave)."""
 
     def __init__(
         self,
@@ -65,6 +69,7 @@ class AbilityMemory:
     ) -> None:
         self.log = log
         self.model = model or AbilityModel()
+        self.agreement = AgreementMemory()
         self._seen = 0
         self._fitted_size = 0
         self._view = Watched("outcomes", self._tail, self.model, breaker or Breaker(), interval_s)
@@ -82,11 +87,14 @@ class AbilityMemory:
         if total < self._seen:  # the store was reset: start over
             self._seen, self._fitted_size = 0, 0
             self.model = self.model.blank()
+            self.agreement = AgreementMemory(self.agreement.max_queries)
         fresh = await self.log.latest(total - self._seen)
         self._seen = total
         if not fresh:
             return
-        self.model.add([Graded(o.text, o.node, o.score, o.cost_usd, o.intent) for o in fresh])
+        graded = [Graded(o.text, o.node, o.score, o.cost_usd, o.intent, o.answer) for o in fresh]
+        self.model.add(graded)
+        self.agreement.add(graded)
         if self.model.size > 2 * self._fitted_size:  # refit off the event loop; new words become neighbours
             await asyncio.to_thread(self.model.refit)
             self._fitted_size = self.model.size

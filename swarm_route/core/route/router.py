@@ -31,11 +31,13 @@ from swarm_route.core.messages import (
 from swarm_route.core.registry import AgentSpec
 from swarm_route.core.route import aco
 from swarm_route.core.route.ability import AbilityModel
+from swarm_route.core.route.agreement import AgreementMemory
 from swarm_route.core.route.graph import Path, PathGraph
 from swarm_route.core.route.pheromone import PheromoneStore, Trails
 from swarm_route.core.route.reasoning import LLMChoice
 
 CASCADE_SHORTLIST = 6  # cheaper paths a cascade's first pair is chosen from: 15 pairs, whatever the pool
+CASCADE_EVIDENCE = 30  # graded queries of a pair (and its strong path) on the intent before its record is used
 EXPECTED_ANSWER_TOKENS = 300
 MIN_MATCH = 0.01  # below this share of the query's intent weight an agent does not serve the query
 PAUSED = "paused by an operator"  # why a path of a paused agent is left out
@@ -138,12 +140,15 @@ class ReasoningRouter:
         trails_refresh_s: float = 0.0,
         cascade_coincide: float | None = None,
         explore_known: float | None = None,
+        agreement: AgreementMemory | None = None,
     ) -> None:
         """``trails_refresh_s``: trails read less than this long ago are used without asking the store.
         ``cascade_coincide``: consider cascades, with this prior chance that two wrong answers agree (None:
         never build one). ``explore_known``: graded outcomes on the query's intent at which the least-graded
-        path serving it halves the exploration rate (None: explore at 1 − q0 whatever is known)."""
+        path serving it halves the exploration rate (None: explore at 1 − q0 whatever is known).
+        ``agreement``: what graded history says of pairs agreeing, per intent (a cascade's estimates)."""
         self.explore_known = explore_known
+        self.agreement = agreement
         self.pheromones = pheromones
         self.cascade_coincide = cascade_coincide
         self.trails_refresh_s = trails_refresh_s
@@ -405,9 +410,13 @@ class ReasoningRouter:
         the path the colony would take at λ = 0 (``strong``) only when they disagree. With p_a, p_b their
         predicted scores and c the chance two wrong answers agree, the pair agrees and is right with p_a·p_b,
         agrees wrongly with (1−p_a)(1−p_b)·c and escalates otherwise (rate r): expected quality
-        p_a·p_b + r·q_strong at expected cost c_a + c_b + r·c_strong. The pair is the best of the
+        p_a·p_b + r·q_strong at expected cost c_a + c_b + r·c_strong. That is a prior: once graded history
+        holds ``CASCADE_EVIDENCE`` queries of the intent where the pair and the strong path all answered
+        (``agreement``), r is the share where the pair differed and the quality what it showed (the first's
+        score where they agreed, the strong path's where they did not). The pair is the best of the
         ``CASCADE_SHORTLIST`` most probable cheaper paths; it is chosen when τ^α·η^β of the cascade (τ: the
-        pair's mean trail) beats the pick's."""
+        pair's mean trail and the strong path's, weighted by how often each one's answer stands) beats the
+        pick's."""
         column = pool.intents.index(intent)
         serving = pool.per_path(pool.serves[:, column], "min")[eligible] > 0
         fits = eligible[serving]
@@ -427,10 +436,23 @@ class ReasoningRouter:
         right = pa * pb
         escalate = np.maximum(0.0, 1.0 - right - (1 - pa) * (1 - pb) * coincide)
         quality = right + escalate * qs
+        if self.agreement is not None:  # where the pair has a record on the intent, it replaces the prior
+            last = [h[-1].node for h in pool.hops_out]
+            seen = self.agreement.pairs(intent, [last[i] for i in a], [last[i] for i in b], last[strong])
+            known = seen.queries >= CASCADE_EVIDENCE
+            agree = np.nan_to_num(seen.agree)
+            # the prompts a pair disagrees on are harder than the intent's: the strong path's score there,
+            # relative to its mean, shifts this query's prediction
+            harder = np.nan_to_num(seen.strong_when_differ - seen.strong)
+            learnt = agree * np.nan_to_num(seen.right_when_agree) + (1 - agree) * np.clip(qs + harder, 0.0, 1.0)
+            escalate = np.where(known, 1 - agree, escalate)
+            quality = np.where(known, learnt, quality)
         cost = e.cost[a] + e.cost[b] + escalate * e.cost[strong]
         latency = np.maximum(e.latency[a], e.latency[b]) + escalate * e.latency[strong]
         eta = aco.heuristic(match * quality, cost, lam, latency, mean_cost=mean)
-        ours = aco.log_weight((e.tau[a] + e.tau[b]) / 2, eta, self.alpha, self.beta)
+        # a cascade has no trail of its own yet: the trails of the paths whose answers stand, as often as each does
+        tau = (1 - escalate) * (e.tau[a] + e.tau[b]) / 2 + escalate * e.tau[strong]
+        ours = aco.log_weight(tau, eta, self.alpha, self.beta)
         if budget_usd is not None:
             ours[e.cost[a] + e.cost[b] + e.cost[strong] > budget_usd] = -np.inf
         best = int(np.argmax(ours))

@@ -242,3 +242,25 @@ async def test_exploration_fades_as_every_path_on_offer_is_graded_on_the_intent(
     exploit = runs(4)
     exploit.explore_known = None  # the plain ACS rule: q0 = 0 samples every time, whatever is known
     assert len({(await exploit.route(request, pool)).selection[0].probability for _ in range(50)}) == 2
+
+
+async def test_a_pairs_record_on_the_intent_replaces_the_prior(redis_client, keys):
+    """Graded history that shows the cheap pair never gives comparable answers on math (code, say) rules the
+    cascade out, though the prior favoured it; history where they agree and are right keeps it."""
+    from swarm_route.core.route.agreement import AgreementMemory
+    from swarm_route.core.route.outcomes import Graded
+
+    def history(answer: str) -> AgreementMemory:
+        memory = AgreementMemory()
+        for i in range(40):
+            said = {"math/cheap1": answer, "math/cheap2": answer, "math/strong": answer}
+            memory.add([Graded(f"q{i}", node, 1.0, None, "math", a) for node, a in said.items()])
+        return memory
+
+    request = RouteRequest(text="what is 2 plus 2", intent=intent(math=1.0), cost_weight=0.05)
+    router = cascading_router(redis_client, keys)
+    router.agreement = history("")  # answers too long to compare: every cascade would escalate
+    assert not (await router.route(request, CASCADE_POOL)).escalation
+    router.agreement = history("4")
+    d = await router.route(request, CASCADE_POOL)
+    assert d.escalation and "predicted 0% of the time" in d.reasoning

@@ -1,0 +1,112 @@
+"""When two paths agree, are they right? Learnt per intent from graded outcomes that kept their short answer.
+
+A cascade (``router._cascade``) bets that two cheaper paths which give the same short answer are right, and
+pays for a stronger path only when they differ. Whether that bet pays is a property of the intent and the
+pair, not a constant: multiple-choice answers agree often and are right when they do, code never compares
+(``core.dispatch.verify.short_answer`` is empty for it), and the prompts a pair disagrees on are the hard
+ones, where the strong path too does worse than its mean. So for each intent this keeps its most recent
+graded queries (the nodes asked, each one's short answer and score) and answers, for a pair and a strong
+path, from the queries where all three were graded: how often the pair agrees, the first's mean score when
+they do, and the strong path's when they do not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from swarm_route.core.route.ability import Graded
+
+UNKNOWN = -1  # not graded on this query, or graded without its answer
+LONG = -2  # answered, too long to compare
+
+
+@dataclass(frozen=True)
+class PairRecord:
+    """For each pair asked about: the evidence behind it and what it showed (NaN where there is none)."""
+
+    queries: np.ndarray  # graded queries where both of the pair and the strong path were graded with answers
+    agree: np.ndarray  # share of those where the pair gave the same short answer
+    right_when_agree: np.ndarray  # the first's mean score where they agreed
+    strong_when_differ: np.ndarray  # the strong path's mean score where they did not
+    strong: np.ndarray  # the strong path's mean score on all of them
+
+
+@dataclass
+class _Intent:
+    rows: list[dict[str, tuple[int, float]]] = field(default_factory=list)  # node → (answer code, score)
+    arrays: tuple[dict[str, int], np.ndarray, np.ndarray] | None = None  # built from rows until they change
+
+
+class AgreementMemory:
+    def __init__(self, max_queries: int = 2_000) -> None:
+        """``max_queries``: graded queries kept per intent, newest (memory stays bounded with traffic)."""
+        self.max_queries = max_queries
+        self._codes: dict[str, int] = {}
+        self._intents: dict[str, _Intent] = {}
+        self._last: tuple[str, str | None] | None = None  # the text and intent the newest row belongs to
+
+    def add(self, outcomes: Sequence[Graded]) -> None:
+        """Consecutive outcomes on one text are one graded query (as ``AbilityModel.add`` counts them)."""
+        for o in outcomes:
+            if o.intent is None:
+                continue
+            memory = self._intents.setdefault(o.intent, _Intent())
+            if self._last != (o.text, o.intent) or not memory.rows:
+                memory.rows.append({})
+                self._last = (o.text, o.intent)
+            memory.rows[-1][o.node] = (self._code(o.answer), o.score)
+            memory.arrays = None
+            if len(memory.rows) > self.max_queries * 1.1:  # a tenth of slack, so forgetting is not per call
+                del memory.rows[: len(memory.rows) - self.max_queries]
+
+    def _code(self, answer: str | None) -> int:
+        if answer is None:
+            return UNKNOWN
+        return self._codes.setdefault(answer, len(self._codes)) if answer else LONG
+
+    def pairs(self, intent: str, firsts: Sequence[str], seconds: Sequence[str], strong: str) -> PairRecord:
+        """The record of each pair (``firsts[i]``, ``seconds[i]``) escalating to ``strong`` on ``intent``."""
+        n = len(firsts)
+        empty = PairRecord(np.zeros(n), *(np.full(n, np.nan) for _ in range(4)))
+        memory = self._intents.get(intent)
+        if memory is None or not memory.rows:
+            return empty
+        nodes, codes, scores = self._arrays(memory)
+        if strong not in nodes:
+            return empty
+        col = np.array([[nodes.get(a, -1), nodes.get(b, -1)] for a, b in zip(firsts, seconds, strict=True)])
+        seen = (col >= 0).all(axis=1)
+        a, b = np.where(seen, col[:, 0], 0), np.where(seen, col[:, 1], 0)
+        s = scores[:, nodes[strong]][:, None]
+        ca, cb = codes[:, a], codes[:, b]  # queries × pairs
+        graded = (ca != UNKNOWN) & (cb != UNKNOWN) & ~np.isnan(s) & seen
+        agree = graded & (ca == cb) & (ca >= 0)
+        differ = graded & ~agree
+        count, agreed, differed = graded.sum(axis=0), agree.sum(axis=0), differ.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return PairRecord(
+                queries=count.astype(float),
+                agree=np.where(count > 0, agreed / count, np.nan),
+                right_when_agree=np.where(agreed > 0, np.where(agree, scores[:, a], 0.0).sum(axis=0) / agreed, np.nan),
+                strong_when_differ=np.where(differed > 0, np.where(differ, s, 0.0).sum(axis=0) / differed, np.nan),
+                strong=np.where(count > 0, np.where(graded, s, 0.0).sum(axis=0) / count, np.nan),
+            )
+
+    @staticmethod
+    def _arrays(memory: _Intent) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
+        """The intent's queries as (node → column, answer codes, scores), built once per change."""
+        if memory.arrays is None:
+            nodes: dict[str, int] = {}
+            for row in memory.rows:
+                for node in row:
+                    nodes.setdefault(node, len(nodes))
+            codes = np.full((len(memory.rows), len(nodes)), UNKNOWN, dtype=np.int64)
+            scores = np.full((len(memory.rows), len(nodes)), np.nan)
+            for i, row in enumerate(memory.rows):
+                for node, (code, score) in row.items():
+                    codes[i, nodes[node]], scores[i, nodes[node]] = code, score
+            memory.arrays = (nodes, codes, scores)
+        return memory.arrays
