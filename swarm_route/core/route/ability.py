@@ -266,22 +266,16 @@ class AbilityModel:
         near = sims[top].astype(float) ** 2
         k = min(self.k, len(sims))
         first = top[:k]
-        graded_first = t.graded[first][:, c]
-        support_k = near[:k] @ graded_first
-        cost_support = near[:k] @ t.has_cost[first][:, c]
-        scored = near[:k] @ t.scores[first][:, c]  # grades and costs are 0 where there are none
-        priced = near[:k] @ t.costs[first][:, c]
+        support_k, cost_support, scored, priced = _weighed(t, first, c, near[:k])
         # served traffic grades only the nodes a query went to: a node with fewer than k graded among the
         # k nearest finds its own k nearest graded in the wider pool, instead of falling back on its record
-        short = np.flatnonzero(graded_first.sum(axis=0) < np.minimum(k, t.count[c]))
+        short = np.flatnonzero(t.graded[first][:, c].sum(axis=0) < np.minimum(k, t.count[c]))
         if short.size:
             graded_wide = t.graded[top][:, c[short]]
             mine = graded_wide * (np.cumsum(graded_wide, axis=0) <= self.k)
-            has_cost = t.has_cost[top][:, c[short]] * mine
-            support_k[short] = near @ mine
-            cost_support[short] = near @ has_cost
-            scored[short] = near @ (t.scores[top][:, c[short]] * mine)
-            priced[short] = near @ (t.costs[top][:, c[short]] * has_cost)
+            support_k[short], cost_support[short], scored[short], priced[short] = _weighed(
+                t, top, c[short], near, mine
+            )
         shrunk = support_k + self.shrinkage  # 0 only unshrunk with no similar neighbour: the node's mean
         target = t.by_intent.get(intent or "", t.mean)[c]
         on_intent = t.count if intent is None else t.count_by_intent.get(intent)
@@ -304,6 +298,19 @@ class _Tables:
     by_intent: dict[str, np.ndarray]  # each node's grade on an intent, shrunk toward its mean
     count: np.ndarray  # each node's graded outcomes
     count_by_intent: dict[str, np.ndarray]  # each node's graded outcomes on an intent
+
+
+def _weighed(
+    t: _Tables, rows: np.ndarray, cols: np.ndarray, near: np.ndarray, within: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Similarity-weighted sums over ``rows`` for the nodes ``cols``: graded neighbours, neighbours with a
+    cost, their grades and their costs (grades and costs are 0 where there are none); ``within``: only
+    these cells count."""
+    cells = [table[rows][:, cols] for table in (t.graded, t.has_cost, t.scores, t.costs)]
+    if within is not None:
+        cells = [cell * within for cell in cells]
+    graded, has_cost, scores, costs = (near @ cell for cell in cells)
+    return graded, has_cost, scores, costs
 
 
 def _stacked(matrix: csr_matrix, rows: list[csr_matrix]) -> csr_matrix:

@@ -36,7 +36,7 @@ class PairRecord:
 
 @dataclass
 class _Intent:
-    rows: list[dict[str, tuple[int, float]]] = field(default_factory=list)  # node → (answer code, score)
+    rows: list[dict[str, tuple[str | None, float]]] = field(default_factory=list)  # node → (short answer, score)
     arrays: tuple[dict[str, int], np.ndarray, np.ndarray] | None = None  # built from rows until they change
 
 
@@ -44,7 +44,6 @@ class AgreementMemory:
     def __init__(self, max_queries: int = 2_000) -> None:
         """``max_queries``: graded queries kept per intent, newest (memory stays bounded with traffic)."""
         self.max_queries = max_queries
-        self._codes: dict[str, int] = {}
         self._intents: dict[str, _Intent] = {}
         self._last: tuple[str, str | None] | None = None  # the text and intent the newest row belongs to
 
@@ -57,15 +56,10 @@ class AgreementMemory:
             if self._last != (o.text, o.intent) or not memory.rows:
                 memory.rows.append({})
                 self._last = (o.text, o.intent)
-            memory.rows[-1][o.node] = (self._code(o.answer), o.score)
+            memory.rows[-1][o.node] = (o.answer, o.score)
             memory.arrays = None
             if len(memory.rows) > self.max_queries * 1.1:  # a tenth of slack, so forgetting is not per call
                 del memory.rows[: len(memory.rows) - self.max_queries]
-
-    def _code(self, answer: str | None) -> int:
-        if answer is None:
-            return UNKNOWN
-        return self._codes.setdefault(answer, len(self._codes)) if answer else LONG
 
     def pairs(self, intent: str, firsts: Sequence[str], seconds: Sequence[str], strong: str) -> PairRecord:
         """The record of each pair (``firsts[i]``, ``seconds[i]``) escalating to ``strong`` on ``intent``."""
@@ -97,8 +91,10 @@ class AgreementMemory:
 
     @staticmethod
     def _arrays(memory: _Intent) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
-        """The intent's queries as (node → column, answer codes, scores), built once per change."""
+        """The intent's queries as (node → column, answer codes, scores), built once per change; answers are
+        numbered here, from the rows kept, so nothing outlives the queries it came from."""
         if memory.arrays is None:
+            numbers: dict[str, int] = {}
             nodes: dict[str, int] = {}
             for row in memory.rows:
                 for node in row:
@@ -106,7 +102,9 @@ class AgreementMemory:
             codes = np.full((len(memory.rows), len(nodes)), UNKNOWN, dtype=np.int64)
             scores = np.full((len(memory.rows), len(nodes)), np.nan)
             for i, row in enumerate(memory.rows):
-                for node, (code, score) in row.items():
-                    codes[i, nodes[node]], scores[i, nodes[node]] = code, score
+                for node, (answer, score) in row.items():
+                    if answer is not None:
+                        codes[i, nodes[node]] = numbers.setdefault(answer, len(numbers)) if answer else LONG
+                    scores[i, nodes[node]] = score
             memory.arrays = (nodes, codes, scores)
         return memory.arrays

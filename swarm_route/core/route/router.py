@@ -111,6 +111,7 @@ class _Pool:
             self.path_edges[i, : len(p.edges)] = [self.edge_index[e] for e in p.edges]
         self.edge_counts = np.maximum((self.path_edges >= 0).sum(axis=1), 1)
         self.hops_out = [list(p.hops) for p in self.paths]
+        self.last_nodes = [p.hops[-1].node for p in self.paths]  # whose answer a path gives
         self.edges = [list(p.edges) for p in self.paths]
         self.path_agents = [set(p.agents) for p in self.paths]
         self.path_agents_ordered = [list(dict.fromkeys(p.agents)) for p in self.paths]
@@ -437,7 +438,7 @@ class ReasoningRouter:
         escalate = np.maximum(0.0, 1.0 - right - (1 - pa) * (1 - pb) * coincide)
         quality = right + escalate * qs
         if self.agreement is not None:  # where the pair has a record on the intent, it replaces the prior
-            last = [h[-1].node for h in pool.hops_out]
+            last = pool.last_nodes
             seen = self.agreement.pairs(intent, [last[i] for i in a], [last[i] for i in b], last[strong])
             known = seen.queries >= CASCADE_EVIDENCE
             agree = np.nan_to_num(seen.agree)
