@@ -97,6 +97,7 @@ async def test_one_answer_passes_through_with_its_evidence_and_a_finished_record
     (event,) = stages.events
     assert event.request_id == "r1" and event.paths[0].nodes == ["calc/m"]
     assert event.paths[0].edges == ["source>calc/m", "calc/m>sink"]
+    assert event.paths[0].answer == "calc says 4", "its short form, for learning when paths agree"
 
 
 async def test_several_answers_are_merged_by_the_aggregator():
@@ -253,3 +254,16 @@ async def test_a_cascade_holds_its_escalation_on_the_callers_key(redis_client, k
     await stages.pipeline(ledger).walk(Query(text="A or B?", caller="team"), "c5")
     assert held == [pytest.approx(0.003)]
     assert (await ledger.report("team")).spent_usd["daily"] == pytest.approx(0.03)
+
+
+def test_a_finished_path_keeps_its_short_answer_and_a_long_one_is_refused():
+    """The short form is what agreement is learnt from; a record cannot smuggle a long text in as one."""
+    from pydantic import ValidationError
+
+    from swarm_route.core.messages import SHORT_ANSWER_CHARS, PathOutcome
+
+    hop = Hop(agent="calc", model="m")
+    answer = PathAnswer(candidate=0, hops=[hop], edges=[], text="B.\nbecause", cost_usd=0.0, latency_ms=1)
+    assert PathOutcome.of(answer, "b").answer == "b"
+    with pytest.raises(ValidationError, match="answer"):
+        PathOutcome.of(answer, "x" * (SHORT_ANSWER_CHARS + 1))
