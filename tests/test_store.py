@@ -1,0 +1,39 @@
+"""The embedded store a laptop run starts: stopping it keeps what it held and leaves no server running."""
+
+import psutil
+import redis
+
+from swarm_route.store import EmbeddedRedis
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_a_stopped_embedded_redis_saved_its_data_and_is_gone(tmp_path):
+    server = EmbeddedRedis(tmp_path)
+    pid = server._server.pid
+    with redis.Redis.from_url(server.url) as client:
+        client.set("kept", "yes")
+    server.stop()
+    server.stop()  # a second stop (atexit after an explicit one) is a no-op, not an error
+    assert not _running(pid), "stop returns once the server has exited"
+    again = EmbeddedRedis(tmp_path)
+    try:
+        with redis.Redis.from_url(again.url) as client:
+            assert client.get("kept") == b"yes"
+    finally:
+        again.stop()
+
+
+def test_stop_does_not_wait_on_clients_still_connected(tmp_path):
+    """Ray replicas may still hold connections when the command that started the store ends."""
+    server = EmbeddedRedis(tmp_path)
+    pid = server._server.pid
+    with redis.Redis.from_url(server.url) as other:
+        other.ping()
+        server.stop()
+        assert not _running(pid)
