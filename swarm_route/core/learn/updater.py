@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
@@ -64,22 +65,26 @@ class PheromoneUpdater:
         self._on_event = on_event  # e.g. a metrics counter; the Redis counters are the durable record
 
     async def step(self, count: int = 64, block_ms: int = 500) -> int:
-        """Read, handle and acknowledge one batch; returns how many entries it handled. An event whose
-        handling fails for any reason but the store's goes to the dead-letter list and is acknowledged:
-        redelivered, it would fail again, and learning would stop behind it. A store error leaves the
-        batch unacknowledged, to be redelivered once the store is back."""
+        """Read, handle and acknowledge one batch; returns how many entries it handled. The batch's writes
+        go in one transaction (``_Writes``). An event whose handling fails for any reason but the store's
+        goes to the dead-letter list and is acknowledged: redelivered, it would fail again, and learning
+        would stop behind it. A store error leaves the batch unacknowledged, to be redelivered once the
+        store is back."""
         entries = await self.stream.read(self.consumer, count, block_ms)
+        writes = _Writes(self)
         for entry_id, event in entries:
             if event is None:
-                await self._count("malformed")
+                self._count(writes, "malformed")
                 continue
             try:
-                await self.handle(event)
+                await self._handle(event, writes)
             except STORE_ERRORS:
                 raise
             except Exception as exc:
                 log.exception("updater: event %s could not be handled; dead-lettered", entry_id)
                 await self._dead_letter(entry_id, event, exc)
+                self._count(writes, "dead_lettered")
+        await writes.send()
         await self.stream.ack(*(entry_id for entry_id, _ in entries))
         return len(entries)
 
@@ -89,9 +94,14 @@ class PheromoneUpdater:
             pipe.lpush(self._k.dead_letters, letter)
             pipe.ltrim(self._k.dead_letters, 0, DEAD_LETTERS_KEPT - 1)
             await pipe.execute()
-        await self._count("dead_lettered")
 
     async def handle(self, event: Event) -> None:
+        """One event, written at once (a benchmark learning in line calls this; the service's loop batches)."""
+        writes = _Writes(self)
+        await self._handle(event, writes)
+        await writes.send()
+
+    async def _handle(self, event: Event, writes: _Writes) -> None:
         """One event, in a span of its own linked to the query's trace (caused by it, not part of it)."""
         record = event if isinstance(event, FinishedRequest) else await self.stream.record(event.request_id)
         span_context = trace.get_current_span(propagate.extract(record.trace_context if record else {}))
@@ -100,68 +110,60 @@ class PheromoneUpdater:
             f"update.{event.type}", links=links, attributes={"swarm_route.request_id": event.request_id}
         ):
             if isinstance(event, FinishedRequest):
-                await self._finished(event)
+                self._finished(writes, event)
             else:
-                await self._feedback(event, record)
+                await self._feedback(writes, event, record)
 
-    async def _finished(self, event: FinishedRequest) -> None:
-        await self._count("finished")
-        await self._record_latency(event.paths)
+    def _finished(self, writes: _Writes, event: FinishedRequest) -> None:
+        self._count(writes, "finished")
+        for path in event.paths:
+            for node in path.nodes:
+                writes.latency.setdefault(node, []).append(path.latency_ms / 1000)
         if not self.gate.sampled(event.request_id):
             return
         for path in event.paths:
             if path.score is not None:
-                await self._grade(event, path, path.score)
+                self._grade(writes, event, path, path.score)
 
-    async def _feedback(self, event: Feedback, record: FinishedRequest | None) -> None:
+    async def _feedback(self, writes: _Writes, event: Feedback, record: FinishedRequest | None) -> None:
         if record is None:  # expired between the feedback's acceptance and now
-            await self._count("feedback_orphaned")
+            self._count(writes, "feedback_orphaned")
             return
         first = await self._r.set(self._k.graded(event.request_id), "1", nx=True, ex=GRADED_TTL_S)
         if not first:  # two grades accepted at once, or while the store could not tell: the first stands
-            await self._count("feedback_duplicate")
+            self._count(writes, "feedback_duplicate")
             return
-        await self._count("feedback")
+        self._count(writes, "feedback")
         for path in record.paths:
-            await self._grade(record, path, event.score)
+            self._grade(writes, record, path, event.score)
 
-    async def _grade(self, record: FinishedRequest, path: PathOutcome, score: float) -> None:
-        await self._count("graded")
+    def _grade(self, writes: _Writes, record: FinishedRequest, path: PathOutcome, score: float) -> None:
+        self._count(writes, "graded")
         if record.query:
             cost = path.cost_usd / max(len(path.nodes), 1)
             intent = top_intent(record.intent_weights)
-            await self.outcomes.append(
-                [
-                    Outcome(
-                        text=record.query,
-                        node=n,
-                        score=score,
-                        cost_usd=cost,
-                        intent=intent,
-                        answer=path.answer if n == path.nodes[-1] else None,  # what the path said is its last's
-                    )
-                    for n in path.nodes
-                ]
+            writes.outcomes.extend(
+                Outcome(
+                    text=record.query,
+                    node=n,
+                    score=score,
+                    cost_usd=cost,
+                    intent=intent,
+                    answer=path.answer if n == path.nodes[-1] else None,  # what the path said is its last's
+                )
+                for n in path.nodes
             )
         if not self.gate.passes(score):
-            await self._count("rejected")
+            self._count(writes, "rejected")
             return
         amount = self.deposit_q / (path.cost_usd + self.epsilon)
         for intent, weight in record.intent_weights.items():
             if weight >= self.min_intent_weight:
-                await self.store.deposit(intent, {e: weight * amount for e in path.edges})
-        await self._count("deposited")
+                writes.deposits.append((intent, {e: weight * amount for e in path.edges}))
+        self._count(writes, "deposited")
 
-    async def _record_latency(self, paths: list[PathOutcome]) -> None:
-        for path in paths:
-            for node in path.nodes:
-                old = await self._r.hget(self._k.latency, node)
-                seconds = path.latency_ms / 1000
-                new = seconds if old is None else (1 - LATENCY_EWMA) * float(old) + LATENCY_EWMA * seconds
-                await self._r.hset(self._k.latency, node, f"{new:.6g}")
-
-    async def _count(self, name: str) -> None:
-        await self._r.hincrby(self._k.updater_stats, name, 1)
+    def _count(self, writes: _Writes, name: str) -> None:
+        writes.counts[name] += 1
         if self._on_event is not None:
             self._on_event(name)
 
@@ -174,7 +176,9 @@ class PheromoneUpdater:
                 await self.step(block_ms=block_ms)
                 if time.monotonic() >= next_evaporation:
                     touched = await self.store.evaporate()
-                    await self._count("evaporations")
+                    writes = _Writes(self)
+                    self._count(writes, "evaporations")
+                    await writes.send()
                     log.info("evaporated %d edges", touched)
                     next_evaporation = time.monotonic() + evaporate_interval_s
             except STORE_ERRORS as exc:
@@ -186,3 +190,40 @@ class PheromoneUpdater:
     async def stats(self) -> dict[str, int]:
         raw = await self._r.hgetall(self._k.updater_stats)
         return {k: int(v) for k, v in raw.items()}
+
+
+class _Writes:
+    """What a batch of events writes, sent in one transaction: under load the updater made ~9 round trips
+    per finished request (its counters, a read and a write of each node's latency, the outcome, each
+    deposit), which cost more CPU than grading itself (py-spy: ~3 ms per routed query at 32 clients).
+    Counters are summed, latency samples folded into each node's EWMA in order, outcomes and deposits
+    kept in order."""
+
+    def __init__(self, updater: PheromoneUpdater) -> None:
+        self._u = updater
+        self.counts: Counter[str] = Counter()
+        self.latency: dict[str, list[float]] = {}  # node → its samples, oldest first
+        self.outcomes: list[Outcome] = []
+        self.deposits: list[tuple[str, dict[str, float]]] = []
+
+    async def send(self) -> None:
+        if not (self.counts or self.latency or self.outcomes or self.deposits):
+            return
+        u, keys = self._u, self._u._k
+        nodes = list(self.latency)
+        smoothed = {}
+        if nodes:
+            for node, old in zip(nodes, await u._r.hmget(keys.latency, nodes), strict=True):
+                value = None if old is None else float(old)
+                for seconds in self.latency[node]:
+                    value = seconds if value is None else (1 - LATENCY_EWMA) * value + LATENCY_EWMA * seconds
+                smoothed[node] = f"{value:.6g}"
+        async with u._r.pipeline(transaction=True) as pipe:
+            for name, n in self.counts.items():
+                pipe.hincrby(keys.updater_stats, name, n)
+            if smoothed:
+                pipe.hset(keys.latency, mapping=smoothed)
+            u.outcomes.queue(pipe, self.outcomes)
+            for intent, deltas in self.deposits:
+                await u.store.deposit(intent, deltas, pipe=pipe)
+            await pipe.execute()

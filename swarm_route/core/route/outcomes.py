@@ -10,6 +10,7 @@ import asyncio
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
+from redis.asyncio.client import Pipeline
 
 from swarm_route.core.failopen import Breaker, Watched
 from swarm_route.core.messages import SHORT_ANSWER_CHARS
@@ -38,10 +39,16 @@ class OutcomeLog:
         if not outcomes:
             return
         async with self._r.pipeline(transaction=True) as pipe:
+            self.queue(pipe, outcomes)
+            await pipe.execute()
+
+    def queue(self, pipe: Pipeline, outcomes: list[Outcome]) -> None:
+        """``append``'s commands, queued on a transaction the caller sends (the list and its total move
+        together: a reader tailing by the total never misses or repeats an outcome)."""
+        if outcomes:
             pipe.rpush(self._k.outcomes, *(o.model_dump_json() for o in outcomes))
             pipe.ltrim(self._k.outcomes, -MAX_OUTCOMES, -1)
             pipe.incrby(self._k.outcomes_total, len(outcomes))
-            await pipe.execute()
 
     async def total(self) -> int:
         """Outcomes ever appended (the list itself is capped)."""

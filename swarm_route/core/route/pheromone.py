@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from swarm_route.keys import Keys
 
@@ -98,13 +99,15 @@ class PheromoneStore:
     async def intents(self) -> list[str]:
         return sorted(await self._r.smembers(self._k.pheromone_intents))
 
-    async def deposit(self, intent: str, deltas: Mapping[str, float]) -> None:
-        """One graded event: evaporate the whole specialist, then τ += Δ on each edge given; atomic."""
+    async def deposit(self, intent: str, deltas: Mapping[str, float], pipe: Pipeline | None = None) -> None:
+        """One graded event: evaporate the whole specialist, then τ += Δ on each edge given; atomic. With
+        ``pipe``, queued there (sent with the rest of the pipeline, in order)."""
         edges = list(deltas)
         args = [self.rho, self.tau_min, self.tau_max, self.tau_init, intent, len(edges)]
         await self._deposit(
             keys=[self._k.pheromone(intent), self._k.pheromone_intents],
             args=[*args, *edges, *(deltas[e] for e in edges)],
+            client=pipe,
         )
 
     async def seed(self, intent: str, edges: Iterable[str]) -> float | None:

@@ -96,10 +96,10 @@ async def test_an_event_that_cannot_be_handled_is_dead_lettered_and_learning_goe
     await u.stream.ensure_group()
     grade = u._grade
 
-    async def poisoned(record, path, score):
+    def poisoned(writes, record, path, score):
         if record.request_id == "poison":
             raise ZeroDivisionError("a poison entry")
-        await grade(record, path, score)
+        grade(writes, record, path, score)
 
     monkeypatch.setattr(u, "_grade", poisoned)
     await u.stream.publish(finished("poison", score=1.0), record_ttl_s=60)
@@ -125,3 +125,64 @@ async def test_a_record_claiming_a_negative_or_nan_cost_never_reaches_the_update
     await redis_client.xadd(keys.finished, {"data": json.dumps(bad)})
     await drain(u)
     assert (await u.stats())["malformed"] == 1 and await u.store.trails("qa") == {}
+
+
+async def test_a_batch_learns_what_its_events_teach_one_by_one_in_a_few_round_trips(redis_client, keys, monkeypatch):
+    """Counters, each node's latency EWMA, the outcome log and the trails come out as if every event had
+    been handled alone, while the batch's writes take a constant number of round trips."""
+    from redis.asyncio.client import Pipeline
+
+    from swarm_route.core.route.outcomes import OutcomeLog
+    from swarm_route.keys import Keys
+
+    def events() -> list[FinishedRequest]:
+        out = []
+        for i in range(24):
+            event = finished(f"r{i}", score=(0.9, 0.3, None)[i % 3], weights={"qa": 0.8, "chat": 0.2})
+            event.query = f"question {i}"
+            event.paths[0].latency_ms = 100 + 10 * i
+            out.append(event)
+        return out
+
+    alone = Keys(keys.namespace + "-alone")
+    one_by_one = updater(redis_client, alone)
+    for event in events():
+        await one_by_one.handle(event)
+
+    batched = updater(redis_client, keys)
+    await batched.stream.ensure_group()
+    for event in events():
+        await batched.stream.publish(event, record_ttl_s=60)
+    trips = 0
+    send, execute = redis_client.execute_command, Pipeline.execute
+
+    async def counted_command(*args, **kwargs):
+        nonlocal trips
+        trips += 1
+        return await send(*args, **kwargs)
+
+    async def counted_pipeline(self, *args, **kwargs):
+        nonlocal trips
+        trips += 1
+        return await execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis_client, "execute_command", counted_command)
+    monkeypatch.setattr(Pipeline, "execute", counted_pipeline)
+    assert await batched.step(count=64, block_ms=20) == 24
+    assert trips <= 6, f"{trips} round trips for 24 events"  # read, latency read, the writes, ack
+    monkeypatch.undo()
+
+    assert await batched.stats() == await one_by_one.stats()
+    assert (await batched.stats())["deposited"] == 8 and (await batched.stats())["rejected"] == 8
+    # one by one, each step is stored to 6 digits; a batch folds its samples at full precision
+    assert float((await latencies_of(redis_client, keys))["a/m"]) == pytest.approx(
+        float((await latencies_of(redis_client, alone))["a/m"]), rel=1e-5
+    )
+    for intent in ("qa", "chat"):
+        assert await batched.store.trails(intent) == pytest.approx(await one_by_one.store.trails(intent))
+    mine, theirs = await OutcomeLog(redis_client, keys).latest(100), await OutcomeLog(redis_client, alone).latest(100)
+    assert [o.text for o in mine] == [o.text for o in theirs] == [f"question {i}" for i in range(24) if i % 3 != 2]
+
+
+async def latencies_of(client, keys) -> dict[str, str]:
+    return await client.hgetall(keys.latency)
