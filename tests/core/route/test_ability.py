@@ -144,6 +144,22 @@ def test_memory_is_bounded_to_the_newest_history_and_predictions_still_line_up()
     assert model.predict("python code 299", NODES).support[0] > 0
 
 
+def test_a_query_graded_again_keeps_its_row_with_the_newest_grade_until_forgotten():
+    model = AbilityModel(k=1, shrinkage=0.0, max_history=5).fit(TEXTS, NODES, SCORES)
+    model.add([Graded(TEXTS[0], "geo/m", 0.5)])  # a node graded on it for the first time
+    model.add([Graded(TEXTS[0], "coder/m", 0.25), Graded(TEXTS[0], "coder/m", 0.0)])  # the newest stands
+    model.add([Graded("a new query about rivers", "geo/m", 0.75), Graded(TEXTS[1], "new/m", 1.0)])
+    assert model.size == 5
+    near = model.predict(TEXTS[0], [*NODES, "new/m"])
+    assert near.score[:2].tolist() == [0.0, 0.5]
+    assert model.predict(TEXTS[1], ["new/m"]).score.tolist() == [1.0]
+    for i in range(5):  # past max_history: the oldest texts go, and so do their rows
+        model.add([Graded(f"filler query number {i}", "geo/m", 1.0)])
+    assert TEXTS[0] not in model._texts and model.size <= 5
+    model.add([Graded(TEXTS[0], "coder/m", 1.0)])  # forgotten: back as a new row
+    assert model._texts[-1] == TEXTS[0] and model.predict(TEXTS[0], ["coder/m"]).score.tolist() == [1.0]
+
+
 def test_each_node_finds_its_own_nearest_graded_queries():
     """Served traffic grades only the nodes a query went to: a near query that graded other nodes must not
     take a node's neighbour slots and leave it judged by its mean."""
