@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 from pydantic import TypeAdapter
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from swarm_route.core.messages import Event, FinishedRequest
@@ -65,9 +66,10 @@ class EventStream:
         except (KeyError, ValueError):
             return None
 
-    async def ack(self, *entry_ids: str) -> None:
+    def queue_ack(self, pipe: Pipeline, *entry_ids: str) -> None:
+        """Acknowledge entries on a transaction the caller sends, with the writes they caused."""
         if entry_ids:
-            await self._r.xack(self._k.finished, UPDATER_GROUP, *entry_ids)
+            pipe.xack(self._k.finished, UPDATER_GROUP, *entry_ids)
 
     async def backlog(self) -> int:
         """Entries not yet acknowledged by the updater group."""

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import redis.asyncio as aioredis
 from opentelemetry import propagate, trace
@@ -31,7 +31,12 @@ from swarm_route.keys import Keys
 log = logging.getLogger(__name__)
 LATENCY_EWMA = 0.2  # weight of the newest latency sample
 DEAD_LETTERS_KEPT = 1000
-GRADED_TTL_S = 30 * 24 * 3600  # longer than any record_ttl_s, so a request is graded once in its lifetime
+GRADED_TTL_S = 30 * 24 * 3600
+BATCH = 64  # stream entries read, handled and written at once
+# After a short batch the updater waits this long before reading again: keeping pace with the stream it
+# read one or two events at a time, and a batch's ~5 round trips were paid per event (learning lags the
+# answers by this much more, off the request path)
+GATHER_S = 0.1  # longer than any record_ttl_s, so a request is graded once in its lifetime
 _tracer = trace.get_tracer("swarm_route")
 
 
@@ -64,7 +69,7 @@ class PheromoneUpdater:
         self.consumer = consumer
         self._on_event = on_event  # e.g. a metrics counter; the Redis counters are the durable record
 
-    async def step(self, count: int = 64, block_ms: int = 500) -> int:
+    async def step(self, count: int = BATCH, block_ms: int = 500) -> int:
         """Read, handle and acknowledge one batch; returns how many entries it handled. The batch's writes
         go in one transaction (``_Writes``). An event whose handling fails for any reason but the store's
         goes to the dead-letter list and is acknowledged: redelivered, it would fail again, and learning
@@ -84,8 +89,7 @@ class PheromoneUpdater:
                 log.exception("updater: event %s could not be handled; dead-lettered", entry_id)
                 await self._dead_letter(entry_id, event, exc)
                 self._count(writes, "dead_lettered")
-        await writes.send()
-        await self.stream.ack(*(entry_id for entry_id, _ in entries))
+        await writes.send(acknowledge=[entry_id for entry_id, _ in entries])
         return len(entries)
 
     async def _dead_letter(self, entry_id: str, event: Event, exc: Exception) -> None:
@@ -173,7 +177,9 @@ class PheromoneUpdater:
         next_evaporation = time.monotonic() + evaporate_interval_s
         while not stop.is_set():
             try:
-                await self.step(block_ms=block_ms)
+                if await self.step(count=BATCH, block_ms=block_ms) < BATCH:
+                    with contextlib.suppress(TimeoutError):  # a short batch: let the next one gather
+                        await asyncio.wait_for(stop.wait(), GATHER_S)
                 if time.monotonic() >= next_evaporation:
                     touched = await self.store.evaporate()
                     writes = _Writes(self)
@@ -206,8 +212,9 @@ class _Writes:
         self.outcomes: list[Outcome] = []
         self.deposits: list[tuple[str, dict[str, float]]] = []
 
-    async def send(self) -> None:
-        if not (self.counts or self.latency or self.outcomes or self.deposits):
+    async def send(self, acknowledge: Sequence[str] = ()) -> None:
+        """Write it all, and acknowledge the stream entries it came from in the same transaction."""
+        if not (self.counts or self.latency or self.outcomes or self.deposits or acknowledge):
             return
         u, keys = self._u, self._u._k
         nodes = list(self.latency)
@@ -226,4 +233,5 @@ class _Writes:
             u.outcomes.queue(pipe, self.outcomes)
             for intent, deltas in self.deposits:
                 await u.store.deposit(intent, deltas, pipe=pipe)
+            u.stream.queue_ack(pipe, *acknowledge)
             await pipe.execute()
