@@ -49,6 +49,10 @@ class LocalService:
         # gRPC between replicas (Ray >= 2.55), inherited by every Ray process started below. Measured here with
         # `bench load`: routed p50 28-31 -> 23-25 ms at C=1, routed throughput 43.5 -> 54.9 rps at C=16.
         os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
+        # ...which serves HTTP from the ingress replicas themselves ("direct ingress"), and holds a stopping
+        # ingress replica open 30 s for a load balancer to deregister it: on one machine there is none, and
+        # every stop (Ctrl-C, the tests, each benchmark) waited those 30 s.
+        os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "0")
         import ray
         from ray import serve
 
