@@ -14,6 +14,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from opentelemetry import propagate, trace
@@ -31,12 +32,12 @@ from swarm_route.keys import Keys
 log = logging.getLogger(__name__)
 LATENCY_EWMA = 0.2  # weight of the newest latency sample
 DEAD_LETTERS_KEPT = 1000
-GRADED_TTL_S = 30 * 24 * 3600
+GRADED_TTL_S = 30 * 24 * 3600  # longer than any record_ttl_s, so a request is graded once in its lifetime
 BATCH = 64  # stream entries read, handled and written at once
 # After a short batch the updater waits this long before reading again: keeping pace with the stream it
 # read one or two events at a time, and a batch's ~5 round trips were paid per event (learning lags the
 # answers by this much more, off the request path)
-GATHER_S = 0.1  # longer than any record_ttl_s, so a request is graded once in its lifetime
+GATHER_S = 0.1
 _tracer = trace.get_tracer("swarm_route")
 
 
@@ -76,7 +77,7 @@ class PheromoneUpdater:
         would stop behind it. A store error leaves the batch unacknowledged, to be redelivered once the
         store is back."""
         entries = await self.stream.read(self.consumer, count, block_ms)
-        writes = _Writes(self)
+        writes = _Writes()
         for entry_id, event in entries:
             if event is None:
                 self._count(writes, "malformed")
@@ -89,7 +90,7 @@ class PheromoneUpdater:
                 log.exception("updater: event %s could not be handled; dead-lettered", entry_id)
                 await self._dead_letter(entry_id, event, exc)
                 self._count(writes, "dead_lettered")
-        await writes.send(acknowledge=[entry_id for entry_id, _ in entries])
+        await self._send(writes, acknowledge=[entry_id for entry_id, _ in entries])
         return len(entries)
 
     async def _dead_letter(self, entry_id: str, event: Event, exc: Exception) -> None:
@@ -101,9 +102,9 @@ class PheromoneUpdater:
 
     async def handle(self, event: Event) -> None:
         """One event, written at once (a benchmark learning in line calls this; the service's loop batches)."""
-        writes = _Writes(self)
+        writes = _Writes()
         await self._handle(event, writes)
-        await writes.send()
+        await self._send(writes)
 
     async def _handle(self, event: Event, writes: _Writes) -> None:
         """One event, in a span of its own linked to the query's trace (caused by it, not part of it)."""
@@ -171,6 +172,29 @@ class PheromoneUpdater:
         if self._on_event is not None:
             self._on_event(name)
 
+    async def _send(self, writes: _Writes, acknowledge: Sequence[str] = ()) -> None:
+        """Write it all, and acknowledge the stream entries it came from in the same transaction."""
+        if writes.empty and not acknowledge:
+            return
+        smoothed = {}
+        if writes.latency:
+            nodes = list(writes.latency)
+            for node, old in zip(nodes, await self._r.hmget(self._k.latency, nodes), strict=True):
+                value = None if old is None else float(old)
+                for seconds in writes.latency[node]:
+                    value = seconds if value is None else (1 - LATENCY_EWMA) * value + LATENCY_EWMA * seconds
+                smoothed[node] = f"{value:.6g}"
+        async with self._r.pipeline(transaction=True) as pipe:
+            for name, n in writes.counts.items():
+                pipe.hincrby(self._k.updater_stats, name, n)
+            if smoothed:
+                pipe.hset(self._k.latency, mapping=smoothed)
+            self.outcomes.queue(pipe, writes.outcomes)
+            for intent, deltas in writes.deposits:
+                await self.store.deposit(intent, deltas, pipe=pipe)
+            self.stream.queue_ack(pipe, *acknowledge)
+            await pipe.execute()
+
     async def run(self, stop: asyncio.Event, evaporate_interval_s: float, block_ms: int = 500) -> None:
         """Until ``stop`` is set: consume, and evaporate on schedule. Store errors are logged and retried."""
         await self.stream.ensure_group()
@@ -182,9 +206,9 @@ class PheromoneUpdater:
                         await asyncio.wait_for(stop.wait(), GATHER_S)
                 if time.monotonic() >= next_evaporation:
                     touched = await self.store.evaporate()
-                    writes = _Writes(self)
+                    writes = _Writes()
                     self._count(writes, "evaporations")
-                    await writes.send()
+                    await self._send(writes)
                     log.info("evaporated %d edges", touched)
                     next_evaporation = time.monotonic() + evaporate_interval_s
             except STORE_ERRORS as exc:
@@ -198,40 +222,19 @@ class PheromoneUpdater:
         return {k: int(v) for k, v in raw.items()}
 
 
+@dataclass
 class _Writes:
-    """What a batch of events writes, sent in one transaction: under load the updater made ~9 round trips
-    per finished request (its counters, a read and a write of each node's latency, the outcome, each
-    deposit), which cost more CPU than grading itself (py-spy: ~3 ms per routed query at 32 clients).
-    Counters are summed, latency samples folded into each node's EWMA in order, outcomes and deposits
-    kept in order."""
+    """What a batch of events writes, sent in one transaction (``PheromoneUpdater._send``): under load the
+    updater made ~9 round trips per finished request (its counters, a read and a write of each node's
+    latency, the outcome, each deposit), which cost more CPU than grading itself (py-spy: ~3 ms per routed
+    query at 32 clients). Counters are summed, latency samples folded into each node's EWMA in order,
+    outcomes and deposits kept in order."""
 
-    def __init__(self, updater: PheromoneUpdater) -> None:
-        self._u = updater
-        self.counts: Counter[str] = Counter()
-        self.latency: dict[str, list[float]] = {}  # node → its samples, oldest first
-        self.outcomes: list[Outcome] = []
-        self.deposits: list[tuple[str, dict[str, float]]] = []
+    counts: Counter[str] = field(default_factory=Counter)
+    latency: dict[str, list[float]] = field(default_factory=dict)  # node → its samples, oldest first
+    outcomes: list[Outcome] = field(default_factory=list)
+    deposits: list[tuple[str, dict[str, float]]] = field(default_factory=list)
 
-    async def send(self, acknowledge: Sequence[str] = ()) -> None:
-        """Write it all, and acknowledge the stream entries it came from in the same transaction."""
-        if not (self.counts or self.latency or self.outcomes or self.deposits or acknowledge):
-            return
-        u, keys = self._u, self._u._k
-        nodes = list(self.latency)
-        smoothed = {}
-        if nodes:
-            for node, old in zip(nodes, await u._r.hmget(keys.latency, nodes), strict=True):
-                value = None if old is None else float(old)
-                for seconds in self.latency[node]:
-                    value = seconds if value is None else (1 - LATENCY_EWMA) * value + LATENCY_EWMA * seconds
-                smoothed[node] = f"{value:.6g}"
-        async with u._r.pipeline(transaction=True) as pipe:
-            for name, n in self.counts.items():
-                pipe.hincrby(keys.updater_stats, name, n)
-            if smoothed:
-                pipe.hset(keys.latency, mapping=smoothed)
-            u.outcomes.queue(pipe, self.outcomes)
-            for intent, deltas in self.deposits:
-                await u.store.deposit(intent, deltas, pipe=pipe)
-            u.stream.queue_ack(pipe, *acknowledge)
-            await pipe.execute()
+    @property
+    def empty(self) -> bool:
+        return not (self.counts or self.latency or self.outcomes or self.deposits)

@@ -186,3 +186,29 @@ async def test_a_batch_learns_what_its_events_teach_one_by_one_in_a_few_round_tr
 
 async def latencies_of(client, keys) -> dict[str, str]:
     return await client.hgetall(keys.latency)
+
+
+async def test_a_batch_the_store_fails_to_write_is_neither_acknowledged_nor_half_written(
+    redis_client, keys, monkeypatch
+):
+    """The acknowledgement travels in the batch's transaction: a failed write leaves every entry pending (to be
+    claimed again) and nothing of the batch written, so its redelivery is not learnt twice."""
+    from redis.asyncio.client import Pipeline
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    u = updater(redis_client, keys)
+    await u.stream.ensure_group()
+    for i in range(3):
+        await u.stream.publish(finished(f"r{i}", score=1.0), record_ttl_s=60)
+    execute = Pipeline.execute
+
+    async def store_down(self, *args, **kwargs):
+        raise RedisConnectionError("store down")
+
+    monkeypatch.setattr(Pipeline, "execute", store_down)
+    with pytest.raises(RedisConnectionError):
+        await u.step(block_ms=20)
+    monkeypatch.setattr(Pipeline, "execute", execute)
+    assert await u.stream.backlog() == 3
+    assert await u.stats() == {} and await u.store.trails("qa") == {}
+    assert await redis_client.hgetall(keys.latency) == {}
