@@ -164,6 +164,9 @@ class _Model:
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """Lexical scores."""
+        if self.svm is not None and len(texts) == 1:  # a request's query: its row's weights, no sparse matrix
+            cols, values = self._rows.row(texts[0])
+            return (values @ self._weights[cols] + self._bias)[None, :]
         f = self.features(texts)
         if self.svm is not None:
             return np.asarray(f @ self._weights) + self._bias
@@ -231,7 +234,7 @@ def _one_vs_rest(x: np.ndarray | csr_matrix, labels: np.ndarray, name: str, c: f
 def _linear(svm: LinearSVC) -> tuple[np.ndarray, np.ndarray]:
     """The decision function by hand: sklearn's input checks cost more per query than the product."""
     coef = np.asarray(svm.coef_)
-    weights = coef.T if coef.shape[0] > 1 else np.column_stack([-coef[0], coef[0]])
+    weights = np.ascontiguousarray(coef.T) if coef.shape[0] > 1 else np.column_stack([-coef[0], coef[0]])
     b = np.atleast_1d(svm.intercept_)
     return weights, (b if b.size > 1 else np.array([-b[0], b[0]]))
 

@@ -26,6 +26,7 @@ from scipy.sparse import csr_matrix
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 WORD_CACHE = 50_000  # words whose char_wb n-gram columns are kept; cleared whole when full
+DENSE_SUM = 8  # a text with over 1/8 as many n-grams as the vocabulary has columns is summed over all of them
 TEXT_CACHE = 128  # texts whose word n-gram counts are kept (a request's classify and route read the same)
 DEFAULT_TOKENS = TfidfVectorizer().token_pattern
 
@@ -73,8 +74,13 @@ class _Block:
             parts.append(hit)
         cols = np.concatenate([c for c, _ in parts])
         repeats = np.repeat(np.fromiter(words.values(), dtype=np.float64, count=len(words)), [c.size for c, _ in parts])
+        counts = np.concatenate([n for _, n in parts]) * repeats
+        if self.idf.size <= DENSE_SUM * cols.size:  # a small vocabulary: summed in place, no sort
+            summed = np.bincount(cols, counts, minlength=self.idf.size)
+            cols = np.flatnonzero(summed)
+            return cols, summed[cols]
         cols, where = np.unique(cols, return_inverse=True)
-        return cols, np.bincount(where, np.concatenate([n for _, n in parts]) * repeats, minlength=cols.size)
+        return cols, np.bincount(where, counts, minlength=cols.size)
 
     def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         cols, tf = self.word_counts(text) if self.per_word else self.counts(text)

@@ -1,6 +1,7 @@
 import zlib
 
 import numpy as np
+import pytest
 
 from swarm_route.core.classify.intent import IntentClassifier, LabelledExamples, load_intent_files, training_set
 from tests.core.helpers import MATH, WEATHER, agent
@@ -156,7 +157,10 @@ def test_the_slow_share_is_of_the_batchs_queries_not_of_the_parts_tried(monkeypa
 def test_batch_and_single_agree_and_one_intent_still_works():
     clf = IntentClassifier(oos_threshold=0.0).fit(labelled(TRAIN))
     queries = ["forecast for paris", "7 times 8", "a table for two"]
-    assert [r.top() for r in clf.classify_many(queries)] == [clf.classify(q).top() for q in queries]
+    batch, single = clf.classify_many(queries), [clf.classify(q) for q in queries]
+    assert [r.top() for r in batch] == [r.top() for r in single]
+    for b, s in zip(batch, single, strict=True):  # a lone query is scored without a sparse matrix: the same figures
+        assert b.similarity == pytest.approx(s.similarity, abs=1e-4) and b.weights == pytest.approx(s.weights, abs=1e-4)
     solo = IntentClassifier(oos_threshold=-0.5).fit(labelled([(t, "weather") for t in WEATHER]))
     assert solo.classify("weather forecast tomorrow").top() == "weather"
     assert solo.classify("zzz qqq").out_of_scope
@@ -216,6 +220,7 @@ def test_neighbour_density_is_weighed_on_held_out_data_and_moves_only_how_in_sco
             put(f"{word} {i}", axes[axis], label, train if i < 20 else val)
         if i >= 20:  # out of scope: on weather's side of the planes, as in scope as some of it, near none of it
             put(f"delta {i}", axes[0] - axes[2] + axes[3] + axes[4], "oos", val)
+
     def fitted(train, val):  # the table knows no joined compound queries: not cut
         return IntentClassifier(embedder=TableEmbedder(table), compound=False).fit(train, val)
 

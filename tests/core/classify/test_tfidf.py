@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from swarm_route.core.classify import tfidf
 from swarm_route.core.classify.tfidf import TfidfRows
 
 CORPUS = [
@@ -32,7 +33,11 @@ QUERIES = [
         [TfidfVectorizer(norm=None), TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)],
     ],
 )
-def test_rows_equal_scikit_learns_transform(vectorizers):
+@pytest.mark.parametrize("dense_sum", [8, 0], ids=["summed-over-vocabulary", "sorted"])
+def test_rows_equal_scikit_learns_transform(vectorizers, dense_sum, monkeypatch):
+    """A text's char n-gram counts are summed over the whole vocabulary when it is small beside the text,
+    else sorted and summed per column: the same rows either way."""
+    monkeypatch.setattr(tfidf, "DENSE_SUM", dense_sum)
     for v in vectorizers:
         v.fit(CORPUS)
     expected = np.hstack([v.transform(QUERIES).toarray() for v in vectorizers])
