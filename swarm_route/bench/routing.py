@@ -28,6 +28,7 @@ from swarm_route.agents.replay import RoutingMatrix, Row, replay_dirs, replay_po
 from swarm_route.bench.aiq import aiq, hull
 from swarm_route.bench.report import console, percentiles, table, write_json
 from swarm_route.config import Settings
+from swarm_route.core.classify.embedding import default_embedder
 from swarm_route.core.classify.intent import IntentClassifier, LabelledExamples
 from swarm_route.core.dispatch.verify import short_answer
 from swarm_route.core.learn.updater import PheromoneUpdater
@@ -58,6 +59,7 @@ from swarm_route.wiring import (
 DEFAULT_LAMBDAS = (0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.07, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 KNN_BASELINE = {"k": 50, "shrinkage": 5.0}  # neighbours shrunk toward each node's overall mean (no intent)
 CASCADE_CHEAP = 4  # the agreement cascade baseline pairs the cheapest models, these many
+EMBEDDED_BLOCK = 1024  # test prompts whose cosines to every training prompt the embedding kNN holds at once
 
 
 def split_holdout(rows: Sequence[Row], fraction: float) -> tuple[list[Row], list[Row]]:
@@ -205,8 +207,10 @@ class Bench:
         less λ times the predicted cost relative to the candidates' mean (λ as swarm_route's), predicting the
         score by: the kNN over graded history (``knn``); a logistic regression per model on the prompt's
         TF-IDF, trained to tell a score ≥ 0.5 (``per_model_lr``); the mean score of the prompt's task,
-        the task predicted by the classifier trained on ``--train`` (``per_task``). Costs come from the
-        kNN's neighbours for all three."""
+        the task predicted by the classifier trained on ``--train`` (``per_task``); and, where the sentence
+        encoder is installed, the kNN and the regressions on the prompt's embedding instead
+        (``knn_embedding``, ``per_model_lr_embedding``). Costs come from the TF-IDF kNN's neighbours for
+        all of them, so they differ only in how they predict the score."""
         models = self.models
         zero = [_fixed(self.test, lambda r, m=m: m).point(model=m) for m in models]
         costs = np.array([e.cost for e in self._knn])
@@ -225,22 +229,55 @@ class Bench:
                 points.append(_fixed(self.test, lambda r, pick=pick: pick[id(r)]).point(**{"lambda": lam}))
             return points
 
-        return {
+        vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2)
+        tfidf = (
+            vectorizer.fit_transform([r.prompt for r in self.train]),
+            vectorizer.transform([r.prompt for r in self.test]),
+        )
+        curves = {
             "zero_router": zero,
             "knn": swept(np.array([e.score for e in self._knn])),
-            "per_model_lr": swept(self._per_model_lr(models)),
+            "per_model_lr": swept(self._per_model_lr(*tfidf)),
             "per_task": swept(per_task),
             "agreement_cascade": self._cascades(),
         }
+        embedded = self._embeddings()
+        if embedded is not None:
+            curves["knn_embedding"] = swept(self._knn_embedding(*embedded))
+            curves["per_model_lr_embedding"] = swept(self._per_model_lr(*embedded))
+        return curves
 
-    def _per_model_lr(self, models: list[str]) -> np.ndarray:
-        """Each model's chance of a score ≥ 0.5 on each test prompt: a logistic regression on TF-IDF of the
-        training prompts (a model right or wrong on all of them: that, as a constant)."""
+    def _embeddings(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The training and test prompts' sentence embeddings (the classifier's MiniLM, unit rows), or None
+        where it is not installed (those baselines are then left out)."""
+        embedder = default_embedder()
+        if embedder is None:
+            return None
+        with console.status("embedding the prompts for the embedding baselines"):
+            return embedder.encode([r.prompt for r in self.train]), embedder.encode([r.prompt for r in self.test])
+
+    def _knn_embedding(self, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        """Each model's mean training score over the test prompt's ``KNN_BASELINE['k']`` nearest training
+        prompts by embedding cosine, weighted by the cosine (a prompt with no positive neighbour: the
+        model's overall mean)."""
+        k = min(KNN_BASELINE["k"], len(self.train))
+        scores = np.array([[r.records[m].score or 0.0 for m in self.models] for r in self.train])
+        out = np.empty((len(test), len(self.models)))
+        for start in range(0, len(test), EMBEDDED_BLOCK):  # a block of test rows at a time: sims stay small
+            sims = test[start : start + EMBEDDED_BLOCK] @ train.T
+            near = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            weights = np.maximum(np.take_along_axis(sims, near, axis=1), 0.0)
+            total = weights.sum(axis=1, keepdims=True)
+            mixed = np.einsum("qk,qkm->qm", weights, scores[near]) / np.maximum(total, 1e-12)
+            out[start : start + EMBEDDED_BLOCK] = np.where(total > 0, mixed, scores.mean(axis=0))
+        return out
+
+    def _per_model_lr(self, train: Any, test: Any) -> np.ndarray:
+        """Each model's chance of a score ≥ 0.5 on each test prompt: a logistic regression on the training
+        prompts' features (a model right or wrong on all of them: that, as a constant)."""
         from sklearn.linear_model import LogisticRegression
 
-        vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2)
-        train = vectorizer.fit_transform([r.prompt for r in self.train])
-        test = vectorizer.transform([r.prompt for r in self.test])
+        models = self.models
         out = np.zeros((len(self.test), len(models)))
         for j, m in enumerate(models):
             y = np.array([(r.records[m].score or 0.0) >= 0.5 for r in self.train])

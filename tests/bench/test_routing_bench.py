@@ -66,6 +66,13 @@ async def test_frontier_beats_the_best_single_model_on_a_matrix_with_experts(mat
     # every single model is a point of the zero router; the kNN router is swept over the same λ
     assert [p["model"] for p in result["curves"]["zero_router"]] == result["models"]
     assert [p["lambda"] for p in result["curves"]["knn"]] == [0.0, 0.5, 2.0]
+    # the same routers on sentence embeddings: topics this far apart, each sends a prompt to its expert once
+    # cost counts (λ > 0), right every time at a fraction of the generalist's cost
+    for name in ("knn_embedding", "per_model_lr_embedding"):
+        curve = result["curves"][name]
+        assert [p["lambda"] for p in curve] == [0.0, 0.5, 2.0]
+        assert curve[-1]["quality"] == 1.0 and curve[-1]["cost"] < 0.25 * best["cost"], name
+        assert name in result["aiq"]["routers"]
     # the two experts answer differently on every prompt: the cascade always asks the generalist too
     (cascade,) = result["curves"]["agreement_cascade"]
     assert cascade["models"] == ["math-expert", "history-expert", "generalist"] and cascade["escalated"] == 1.0
