@@ -190,8 +190,11 @@ class PheromoneUpdater:
             if smoothed:
                 pipe.hset(self._k.latency, mapping=smoothed)
             self.outcomes.queue(pipe, writes.outcomes)
+            by_intent: dict[str, list[dict[str, float]]] = {}  # specialists are apart: only each one's order counts
             for intent, deltas in writes.deposits:
-                await self.store.deposit(intent, deltas, pipe=pipe)
+                by_intent.setdefault(intent, []).append(deltas)
+            for intent, events in by_intent.items():
+                await self.store.deposit_many(intent, events, pipe=pipe)
             self.stream.queue_ack(pipe, *acknowledge)
             await pipe.execute()
 

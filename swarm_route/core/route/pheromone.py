@@ -1,7 +1,8 @@
 """Pheromone specialists: one trail set per intent, kept in Redis, fused per query by intent weights.
 
-Only the updater (and warm-up) writes. One graded event is one Lua call that evaporates every stored
-edge of the specialist, τ ← (1−ρ)·τ, and deposits on the passing path's edges, τ += Δ: the AMRO-S update,
+Only the updater (and warm-up) writes. Each graded event evaporates every stored edge of the specialist,
+τ ← (1−ρ)·τ, and deposits on the passing path's edges, τ += Δ (one Lua call per specialist for a batch of
+events, applied in order): the AMRO-S update,
 atomic, bounded to [τ_min, τ_max] (MAX-MIN ant system) so no path starves and none monopolises. At
 equilibrium an edge holds about (pass rate × Δ)/ρ, so trails rank paths by how often they pass, per unit
 cost. A scheduled evaporation also decays trails with time. An edge nothing has deposited on reads as
@@ -10,7 +11,7 @@ cost. A scheduled evaporation also decays trails with time. An edge nothing has 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -30,27 +31,51 @@ for i = 1, #flat, 2 do
 end
 """
 
-_DEPOSIT = (
-    """
+# Graded events in order, read once and written once: each evaporates every stored edge, τ ← max(τ_min, (1−ρ)·τ),
+# then τ += Δ on its edges (an edge never stored starts at (1−ρ)·τ_init), clamped to [τ_min, τ_max]. Every value
+# is rounded to 6 digits after each step, as storing it after each event would. HSET in chunks: Lua's unpack
+# takes a few thousand values.
+_DEPOSIT = """
 local rho, tmin, tmax, tinit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local n = tonumber(ARGV[6])
-"""
-    + _EVAPORATE_ALL
-    + """
-for i = 1, n do
-  local edge = ARGV[6 + i]
-  local delta = tonumber(ARGV[6 + n + i])
-  local stored = redis.call('HGET', KEYS[1], edge)
-  local tau = stored and tonumber(stored) or (1 - rho) * tinit
-  tau = tau + delta
-  if tau < tmin then tau = tmin end
-  if tau > tmax then tau = tmax end
-  redis.call('HSET', KEYS[1], edge, string.format('%.6g', tau))
+local tau, order = {}, {}
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do
+  tau[flat[i]] = tonumber(flat[i + 1])
+  order[#order + 1] = flat[i]
+end
+local pos = 7
+for _ = 1, tonumber(ARGV[6]) do
+  for _, edge in ipairs(order) do
+    local t = (1 - rho) * tau[edge]
+    if t < tmin then t = tmin end
+    tau[edge] = tonumber(string.format('%.6g', t))
+  end
+  local n = tonumber(ARGV[pos])
+  for i = 1, n do
+    local edge = ARGV[pos + i]
+    local t = tau[edge]
+    if t == nil then
+      t = (1 - rho) * tinit
+      order[#order + 1] = edge
+    end
+    t = t + tonumber(ARGV[pos + n + i])
+    if t < tmin then t = tmin end
+    if t > tmax then t = tmax end
+    tau[edge] = tonumber(string.format('%.6g', t))
+  end
+  pos = pos + 1 + 2 * n
+end
+for i = 1, #order, 1000 do
+  local fields = {}
+  for j = i, math.min(i + 999, #order) do
+    fields[#fields + 1] = order[j]
+    fields[#fields + 1] = string.format('%.6g', tau[order[j]])
+  end
+  redis.call('HSET', KEYS[1], unpack(fields))
 end
 redis.call('SADD', KEYS[2], ARGV[5])
-return n
+return #order
 """
-)
 
 _EVAPORATE = (
     """
@@ -102,13 +127,19 @@ class PheromoneStore:
     async def deposit(self, intent: str, deltas: Mapping[str, float], pipe: Pipeline | None = None) -> None:
         """One graded event: evaporate the whole specialist, then τ += Δ on each edge given; atomic. With
         ``pipe``, queued there (sent with the rest of the pipeline, in order)."""
-        edges = list(deltas)
-        args = [self.rho, self.tau_min, self.tau_max, self.tau_init, intent, len(edges)]
-        await self._deposit(
-            keys=[self._k.pheromone(intent), self._k.pheromone_intents],
-            args=[*args, *edges, *(deltas[e] for e in edges)],
-            client=pipe,
-        )
+        await self.deposit_many(intent, [deltas], pipe)
+
+    async def deposit_many(
+        self, intent: str, events: Sequence[Mapping[str, float]], pipe: Pipeline | None = None
+    ) -> None:
+        """Graded events of one specialist, in order, as ``deposit`` would apply them one by one, in one
+        script that reads and writes each edge once: an updater's batch evaporated every edge of the
+        specialist once per event, a Redis call per edge each time."""
+        args: list[str | float | int] = [self.rho, self.tau_min, self.tau_max, self.tau_init, intent, len(events)]
+        for deltas in events:
+            edges = list(deltas)
+            args += [len(edges), *edges, *(deltas[e] for e in edges)]
+        await self._deposit(keys=[self._k.pheromone(intent), self._k.pheromone_intents], args=args, client=pipe)
 
     async def seed(self, intent: str, edges: Iterable[str]) -> float | None:
         """A newcomer's prior: its edges start at the intent's mean stored trail (where the colony stands,

@@ -3,6 +3,7 @@ import asyncio
 import pytest
 
 from swarm_route.core.route.pheromone import PheromoneStore
+from swarm_route.keys import Keys
 
 
 def store(client, keys, **kw) -> PheromoneStore:
@@ -17,6 +18,24 @@ async def test_deposit_evaporates_then_adds_and_clamps(redis_client, keys):
         await s.deposit("qa", {"source>a/m": 10.0})
     assert (await s.trails("qa"))["source>a/m"] == pytest.approx(3.0)
     assert await s.intents() == ["qa"]
+
+
+async def test_a_batch_of_events_leaves_the_trails_one_by_one_deposits_would(redis_client, keys):
+    """Edges new mid-batch, clamps at both bounds, and a specialist wider than one HSET chunk."""
+    events = [
+        {f"wide{i}": 0.01 * (i % 7) for i in range(2500)},
+        {"source>a/m": 1.0},
+        {},
+        {"source>a/m": 10.0, "source>b/m": 0.3},
+        {"source>c/m": 0.0},
+    ]
+    one = store(redis_client, Keys(f"{keys.namespace}-one"))
+    batch = store(redis_client, Keys(f"{keys.namespace}-batch"))
+    for deltas in events:
+        await one.deposit("qa", deltas)
+    await batch.deposit_many("qa", events)
+    assert await batch.trails("qa") == await one.trails("qa")  # the same 6-digit values, not just close
+    assert len(await batch.trails("qa")) == 2503 and await batch.intents() == ["qa"]
 
 
 async def test_scheduled_evaporation_decays_to_the_floor(redis_client, keys):
