@@ -26,7 +26,7 @@ from scipy.sparse import csr_matrix
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 WORD_CACHE = 50_000  # words whose char_wb n-gram columns are kept; cleared whole when full
-DENSE_SUM = 8  # a text with over 1/8 as many n-grams as the vocabulary has columns is summed over all of them
+DENSE_SUM = 8  # a text with at least 1/8 as many n-grams as the vocabulary has columns: summed over all of them
 TEXT_CACHE = 128  # texts whose word n-gram counts are kept (a request's classify and route read the same)
 DEFAULT_TOKENS = TfidfVectorizer().token_pattern
 

@@ -21,16 +21,6 @@ from swarm_route.keys import Keys
 
 Trails = dict[str, float]
 
-# τ ← max(τ_min, (1−ρ)·τ) on every stored edge of KEYS[1]; needs locals rho and tmin
-_EVAPORATE_ALL = """
-local flat = redis.call('HGETALL', KEYS[1])
-for i = 1, #flat, 2 do
-  local tau = (1 - rho) * tonumber(flat[i + 1])
-  if tau < tmin then tau = tmin end
-  redis.call('HSET', KEYS[1], flat[i], string.format('%.6g', tau))
-end
-"""
-
 # Graded events in order, read once and written once: each evaporates every stored edge, τ ← max(τ_min, (1−ρ)·τ),
 # then τ += Δ on its edges (an edge never stored starts at (1−ρ)·τ_init), clamped to [τ_min, τ_max]. Every value
 # is rounded to 6 digits after each step, as storing it after each event would. HSET in chunks: Lua's unpack
@@ -77,15 +67,17 @@ redis.call('SADD', KEYS[2], ARGV[5])
 return #order
 """
 
-_EVAPORATE = (
-    """
+# τ ← max(τ_min, (1−ρ)·τ) on every stored edge of KEYS[1]: the scheduled decay
+_EVAPORATE = """
 local rho, tmin = tonumber(ARGV[1]), tonumber(ARGV[2])
-"""
-    + _EVAPORATE_ALL
-    + """
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do
+  local tau = (1 - rho) * tonumber(flat[i + 1])
+  if tau < tmin then tau = tmin end
+  redis.call('HSET', KEYS[1], flat[i], string.format('%.6g', tau))
+end
 return #flat / 2
 """
-)
 
 
 class PheromoneStore:
