@@ -49,6 +49,20 @@ async def warm_up(
 ) -> WarmupReport:
     report = WarmupReport()
     pending: list[Outcome] = []
+    deposits: dict[str, list[dict[str, float]]] = {}  # per specialist, in row order: written a batch at a time
+    queued = 0
+
+    async def flush() -> None:
+        nonlocal queued
+        for name, events in deposits.items():
+            await store.deposit_many(name, events)
+        deposits.clear()
+        queued = 0
+        if outcomes is not None and pending:
+            await outcomes.append(pending)
+            report.outcomes += len(pending)
+            pending.clear()
+
     for row in rows:
         report.prompts += 1
         intent = row.intent
@@ -72,15 +86,12 @@ async def warm_up(
                 for edge in path.edges:
                     deltas[edge] = deltas.get(edge, 0.0) + deposit_q / ((record.cost_usd or 0.0) + epsilon)
         if deltas:
-            await store.deposit(intent, deltas)
+            deposits.setdefault(intent, []).append(deltas)
             report.deposits += 1
-        if outcomes is not None and len(pending) >= batch:
-            await outcomes.append(pending)
-            report.outcomes += len(pending)
-            pending = []
-    if outcomes is not None and pending:
-        await outcomes.append(pending)
-        report.outcomes += len(pending)
+            queued += 1
+        if len(pending) >= batch or queued >= batch:
+            await flush()
+    await flush()
     return report
 
 
