@@ -103,6 +103,7 @@ def _bench_routing(args: argparse.Namespace) -> int:
             seed=args.seed,
             settings=load_settings(args.config),
             by_task=args.by_task,
+            resamples=args.resamples,
         )
     )
     return 0
@@ -259,6 +260,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--config")
     p.add_argument(
         "--by-task", action="store_true", help="AIQ per eval_name too (a report: the routers never see the task)"
+    )
+    p.add_argument(
+        "--resamples",
+        type=int,
+        default=1000,
+        help="bootstrap draws of the test prompts behind each AIQ's 95%% interval and the gaps (0: none)",
     )
     p.set_defaults(func=_bench_routing)
     p = bench.add_parser("intent", help="in-scope accuracy, out-of-scope detection, latency on a CLINC150-layout file")

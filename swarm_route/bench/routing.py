@@ -25,7 +25,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from swarm_route.agents.replay import RoutingMatrix, Row, replay_dirs, replay_pool
-from swarm_route.bench.aiq import aiq, hull
+from swarm_route.bench.aiq import aiq, aiq_draws, hull
 from swarm_route.bench.report import console, percentiles, table, write_json
 from swarm_route.config import Settings
 from swarm_route.core.classify.embedding import default_embedder
@@ -91,12 +91,21 @@ class Outcomes:
         self.costs.append(cost)
         self.tasks.append(row.task)
 
-    def point(self, **extra: Any) -> dict[str, Any]:
+    def point(self, **extra: Any) -> Point:
         by_task: dict[str, dict[str, Any]] = {}
         for task in sorted(set(self.tasks)):
             mine = [i for i, t in enumerate(self.tasks) if t == task]
             by_task[task] = _figures([self.scores[i] for i in mine], [self.costs[i] for i in mine])
-        return {**extra, **_figures(self.scores, self.costs), "by_task": by_task}
+        point = Point({**extra, **_figures(self.scores, self.costs), "by_task": by_task})
+        point.outcomes = (np.array(self.scores, dtype=float), np.array(self.costs, dtype=float))
+        return point
+
+
+class Point(dict):
+    """A router's figures at one setting, as the JSON holds them; ``outcomes``, the per-prompt scores and
+    costs behind them (in test order, not written), for the bootstrap of AIQ."""
+
+    outcomes: tuple[np.ndarray, np.ndarray]
 
 
 def _figures(scores: Sequence[float], costs: Sequence[float]) -> dict[str, Any]:
@@ -458,14 +467,55 @@ def _aiq(result: dict[str, Any], task: str | None = None) -> dict[str, Any]:
     def of(points: Sequence[dict[str, Any]]) -> float:
         return aiq([(figures(p)["cost"], figures(p)["quality"]) for p in points], low, high)
 
-    routers = {
-        "swarm_route (frozen)": of(result["swarm_route"]["frontier"]),
-        "swarm_route (online)": of(result["swarm_route"]["online"]),
-        "swarm_route (cascades, frozen)": of(result["swarm_route"]["cascades"]),
-        **{name: of(points) for name, points in result["curves"].items()},
-        "oracle": of([result["baselines"]["oracle"]]),  # the ceiling: right and cheapest on every prompt
-    }
+    routers = {name: of(points) for name, points in _routers(result).items()}
     return {"cost_range": [low, high], "best_single": {k: best[k] for k in ("quality", "cost")}, "routers": routers}
+
+
+def _routers(result: dict[str, Any]) -> dict[str, list[Point]]:
+    """Every router scored by AIQ, with its points."""
+    return {
+        "swarm_route (frozen)": result["swarm_route"]["frontier"],
+        "swarm_route (online)": result["swarm_route"]["online"],
+        "swarm_route (cascades, frozen)": result["swarm_route"]["cascades"],
+        **result["curves"],
+        "oracle": [result["baselines"]["oracle"]],  # the ceiling: right and cheapest on every prompt
+    }
+
+
+OURS = ("swarm_route (frozen)", "swarm_route (online)", "swarm_route (cascades, frozen)", "oracle")
+
+
+def _best_baseline(scores: dict[str, float]) -> str:
+    return max((k for k in scores if k not in OURS), key=lambda k: scores[k])
+
+
+def _aiq_spread(result: dict[str, Any], resamples: int, seed: int) -> dict[str, Any]:
+    """How far each AIQ, and the gaps the targets compare, move with which test prompts were drawn: 95%
+    percentile intervals over paired bootstrap draws (``aiq.aiq_draws``), and the share of draws in which
+    each gap is above 0."""
+    scores = result["aiq"]["routers"]
+    draws = aiq_draws(
+        {name: [p.outcomes for p in points] for name, points in _routers(result).items()},
+        [p.outcomes for p in result["curves"]["zero_router"]],
+        result["baselines"]["best_single"].outcomes,
+        resamples,
+        seed,
+    )
+
+    def interval(values: np.ndarray) -> list[float]:
+        return [round(float(v), 4) for v in np.percentile(values, [2.5, 97.5])]
+
+    frozen, online, rival = "swarm_route (frozen)", "swarm_route (online)", _best_baseline(scores)
+    short = {frozen: "frozen", online: "online", rival: rival}
+    gaps = {}
+    for a, b in ((online, frozen), (frozen, rival), (online, rival)):
+        diff = draws[a] - draws[b]
+        gaps[f"{short[a]} − {short[b]}"] = {
+            "aiq": round(scores[a] - scores[b], 4),
+            "ci95": interval(diff),
+            "share_above_0": round(float((diff > 0).mean()), 3),
+        }
+    return {"resamples": resamples, "ci95": {name: interval(v) for name, v in draws.items()}, "gaps": gaps}
 
 
 def _targets(result: dict[str, Any]) -> dict[str, Any]:
@@ -486,8 +536,7 @@ def _targets(result: dict[str, Any]) -> dict[str, Any]:
 
     lat = result["decision_latency_ms"]
     scores = result["aiq"]["routers"]
-    ours = {"swarm_route (frozen)", "swarm_route (online)", "swarm_route (cascades, frozen)", "oracle"}
-    best_baseline = max(v for k, v in scores.items() if k not in ours)
+    best_baseline = scores[_best_baseline(scores)]
     return {
         "aiq_frozen_above_every_baseline": scores["swarm_route (frozen)"] > best_baseline,
         "aiq_online_above_every_baseline": scores["swarm_route (online)"] > best_baseline,
@@ -512,8 +561,10 @@ async def run(
     seed: int = 0,
     settings: Settings | None = None,
     by_task: bool = False,
+    resamples: int = 1000,
 ) -> dict[str, Any]:
-    """``by_task``: AIQ per ``eval_name`` too (a report: the routers never see the task)."""
+    """``by_task``: AIQ per ``eval_name`` too (a report: the routers never see the task). ``resamples``:
+    bootstrap draws of the test prompts behind each AIQ's interval (0: none)."""
     settings = settings or Settings()
     policy = settings.agent_policy.model_copy(update={"replay_dirs": replay_dirs([*train_files, *(test_files or [])])})
     settings = settings.model_copy(update={"agent_policy": policy})  # the replay agents read the given files
@@ -567,6 +618,8 @@ async def run(
         },
     }
     result["aiq"] = _aiq(result)
+    if resamples:
+        result["aiq"]["spread"] = _aiq_spread(result, resamples, seed)
     if by_task:
         result["aiq_by_task"] = {t: _aiq(result, t) for t in baselines["best_single"]["by_task"]}
     result["targets"] = _targets(result)
@@ -592,11 +645,20 @@ async def run(
         rows,
     )
     span = result["aiq"]["cost_range"]
+    spread = result["aiq"].get("spread")
+    intervals = spread["ci95"] if spread else {}
     table(
-        f"AIQ: mean reachable quality over costs {span[0]:.4g}–{span[1]:.4g} USD (cheapest → best single model)",
-        ["router", "AIQ"],
-        [(name, v) for name, v in result["aiq"]["routers"].items()],
+        f"AIQ: mean reachable quality over costs {span[0]:.4g}–{span[1]:.4g} USD (cheapest → best single model)"
+        + (f"; 95% interval over {resamples} bootstrap draws of the test prompts" if spread else ""),
+        ["router", "AIQ", "95% interval"],
+        [(name, v, "–".join(map(str, intervals.get(name, [])))) for name, v in result["aiq"]["routers"].items()],
     )
+    if spread:
+        table(
+            "AIQ gaps, paired over the same draws",
+            ["gap", "AIQ", "95% interval", "share of draws above 0"],
+            [(g, f["aiq"], "–".join(map(str, f["ci95"])), f["share_above_0"]) for g, f in spread["gaps"].items()],
+        )
     if by_task:
         tasks = result["aiq_by_task"]
         table(

@@ -1,6 +1,7 @@
+import numpy as np
 import pytest
 
-from swarm_route.bench.aiq import aiq, hull, reach
+from swarm_route.bench.aiq import aiq, aiq_draws, hull, reach
 
 
 def test_the_hull_keeps_what_mixing_and_spending_less_can_reach():
@@ -24,3 +25,23 @@ def test_a_router_that_dominates_another_has_the_higher_aiq():
     singles = [(0.05, 0.54), (0.5, 0.7), (3.3, 0.87)]
     router = [*singles, (0.6, 0.8), (1.2, 0.86)]
     assert aiq(router, 0.05, 3.3) > aiq(singles, 0.05, 3.3)
+
+
+def test_bootstrap_draws_score_every_curve_on_the_same_prompts():
+    """A cheap model right half the time, a dear one 90%, and a router that asks the cheap one and, where it
+    is wrong, the dear one too: on every draw of the prompts the router's curve is above the singles'."""
+    rng = np.random.default_rng(1)
+    n = 300
+    cheap = ((rng.random(n) < 0.5).astype(float), np.full(n, 0.001))
+    dear = ((rng.random(n) < 0.9).astype(float), np.full(n, 0.01))
+    cascade = (np.maximum(cheap[0], dear[0]), np.where(cheap[0] == 1, 0.001, 0.011))
+    curves = {"singles": [cheap, dear], "same": [dear, cheap], "router": [cheap, cascade]}
+    draws = aiq_draws(curves, [cheap, dear], dear, resamples=200, seed=3)
+    assert {k: v.shape for k, v in draws.items()} == {k: (200,) for k in curves}
+    assert np.array_equal(draws["singles"], draws["same"]), "the same points on the same draws: the same AIQ"
+    assert (draws["router"] > draws["singles"]).all()
+    assert draws["singles"].std() > 0, "draws differ"
+    whole = aiq([(c.sum(), s.mean()) for s, c in curves["singles"]], 0.001 * n, 0.01 * n)
+    low, high = np.percentile(draws["singles"], [2.5, 97.5])
+    assert low < whole < high
+    assert np.array_equal(draws["router"], aiq_draws(curves, [cheap, dear], dear, 200, seed=3)["router"])

@@ -88,6 +88,15 @@ async def test_frontier_beats_the_best_single_model_on_a_matrix_with_experts(mat
     plain = [(p["quality"], p["cost"], 0) for p in frontier]
     assert [(p["quality"], p["cost"], p["cascades"]) for p in cascaded] == plain
     assert "swarm_route (cascades, frozen)" in scores
+    # each AIQ with its interval over bootstrap draws of the test prompts, and the gaps the targets compare
+    spread = result["aiq"]["spread"]
+    assert spread["ci95"].keys() == scores.keys() and all(lo <= hi for lo, hi in spread["ci95"].values())
+    assert spread["ci95"]["oracle"] == [1.0, 1.0], "right and cheapest on every prompt, whichever are drawn"
+    gaps = spread["gaps"]
+    assert len(gaps) == 3 and "online − frozen" in gaps
+    for gap in gaps.values():
+        assert gap["ci95"][0] <= gap["ci95"][1] and 0 <= gap["share_above_0"] <= 1
+    assert "outcomes" not in json.dumps(json.loads(out.read_text())["swarm_route"]), "per-prompt data not written"
     # per task (a report; the router never sees it): each point splits into its tasks' figures, and on each
     # task its own expert is the best single model, right every time
     for point in [*frontier, *result["swarm_route"]["online"], *result["curves"]["knn"]]:
