@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from swarm_route.core.messages import node_id
 MODES = ("direct", "routed", "routed_updates_off")
 ROUNDS = 3
 STAGE_SAMPLES = 30
+RESAMPLES = 1000  # bootstrap draws behind the intervals of the overhead and the p99 ratio
 
 
 def summary(latencies_ms: Sequence[float], errors: int, wall_s: float) -> dict[str, Any]:
@@ -39,6 +40,33 @@ def summary(latencies_ms: Sequence[float], errors: int, wall_s: float) -> dict[s
         "errors": errors,
         "requests": done,
     }
+
+
+def interval(
+    a: Sequence[float],
+    b: Sequence[float],
+    figure: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> list[float] | None:
+    """95% percentile interval of ``figure(a, b)`` over bootstrap draws of each sample's requests. A median
+    or a p99 of a few hundred requests moves by a millisecond from run to run here (the p99 of 600 is the
+    sixth-slowest): the interval says whether a figure is on the far side of a target or on its line.
+    ``figure`` takes (draws × requests) arrays and returns one value per draw."""
+    if not len(a) or not len(b):
+        return None
+    rng = np.random.default_rng(seed)
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    values = figure(x[rng.integers(0, x.size, (resamples, x.size))], y[rng.integers(0, y.size, (resamples, y.size))])
+    return [round(float(v), 3) for v in np.percentile(values, [2.5, 97.5])]
+
+
+def _p50_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.percentile(a, 50, axis=1) - np.percentile(b, 50, axis=1)
+
+
+def _p99_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.percentile(a, 99, axis=1) / np.percentile(b, 99, axis=1)
 
 
 class Driver:
@@ -118,15 +146,18 @@ async def measure(
     warm = [bodies[m](rng.choice(prompts)) for m in MODES for _ in range(min(50, requests))]
     await driver.run(warm)  # first calls pay for lazy imports, connection set-up and model loads
     samples: dict[str, tuple[list[float], int, float]] = {m: ([], 0, 0.0) for m in MODES}
+    rounds: list[dict[str, float]] = []  # each round's rps per mode
     per_round = max(1, requests // ROUNDS)
     try:
         for r in range(ROUNDS):
+            rounds.append({})
             for mode in MODES[r % 3 :] + MODES[: r % 3]:
                 await driver.set_learning(mode != "routed_updates_off")
                 await asyncio.sleep(1.1)  # ingress replicas re-read the switch within a second
                 lat, err, wall = await driver.run([bodies[mode](rng.choice(prompts)) for _ in range(per_round)])
                 old = samples[mode]
                 samples[mode] = (old[0] + lat, old[1] + err, old[2] + wall)
+                rounds[-1][mode] = per_round / wall if wall else 0.0
         stages, direct_ingress = await stage_medians(
             driver.client,
             [bodies["routed"](rng.choice(prompts)) for _ in range(STAGE_SAMPLES)],
@@ -144,6 +175,10 @@ async def measure(
         "overhead_p50_ms": round(routed["p50_ms"] - direct["p50_ms"], 3),
         "rps_ratio": round(routed["rps"] / direct["rps"], 3) if direct["rps"] else None,
         "p99_updates_on_over_off": round(routed["p99_ms"] / off["p99_ms"], 3) if off["p99_ms"] else None,
+        # how far each moves with which requests were drawn (the rps ratio: round by round, modes rotated)
+        "overhead_p50_ms_ci95": interval(samples["routed"][0], samples["direct"][0], _p50_difference),
+        "p99_updates_on_over_off_ci95": interval(samples["routed"][0], samples["routed_updates_off"][0], _p99_ratio),
+        "rps_ratio_by_round": [round(r["routed"] / r["direct"], 3) if r["direct"] else None for r in rounds],
         "direct_target": node_id(agent, model),
         "error_kinds": driver.errors_seen,
     }
@@ -217,7 +252,13 @@ def run(
         "ratios",
         ["figure", "value"],
         [
-            *((k, result[k]) for k in ("overhead_p50_ms", "rps_ratio", "p99_updates_on_over_off", "concurrency")),
+            ("overhead_p50_ms", result["overhead_p50_ms"]),
+            ("  95% interval", _span(result["overhead_p50_ms_ci95"])),
+            ("rps_ratio", result["rps_ratio"]),
+            ("  by round", ", ".join(map(str, result["rps_ratio_by_round"]))),
+            ("p99_updates_on_over_off", result["p99_updates_on_over_off"]),
+            ("  95% interval", _span(result["p99_updates_on_over_off_ci95"])),
+            ("concurrency", result["concurrency"]),
             ("topology", result["topology"]),
             *((f"routed {stage} p50_ms", ms) for stage, ms in result["routed_stages_p50_ms"].items()),
             ("direct ingress p50_ms", result["direct_ingress_p50_ms"]),
@@ -225,3 +266,7 @@ def run(
     )
     write_json(json_path, result)
     return result
+
+
+def _span(bounds: list[float] | None) -> str:
+    return "–".join(map(str, bounds)) if bounds else "-"

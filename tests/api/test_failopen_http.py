@@ -56,6 +56,9 @@ async def test_bench_load_measures_routed_and_direct_side_by_side(service):
         assert result[mode]["requests"] == 12 and result[mode]["p50_ms"] > 0
     assert result["direct"]["errors"] == 0 and result["routed"]["errors"] == 0
     assert result["rps_ratio"] > 0 and result["p99_updates_on_over_off"] > 0
+    low, high = result["overhead_p50_ms_ci95"]
+    assert low <= high and result["p99_updates_on_over_off_ci95"][0] <= result["p99_updates_on_over_off_ci95"][1]
+    assert len(result["rps_ratio_by_round"]) == 3 and all(r > 0 for r in result["rps_ratio_by_round"])
     stages = result["routed_stages_p50_ms"]
     assert {"classify", "route", "dispatch", "ingress"} <= set(stages)
     assert all(0 <= stages[s] <= stages["ingress"] for s in ("classify", "route", "dispatch")), "within the walk"
