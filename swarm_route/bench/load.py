@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from swarm_route.bench.report import console, table, write_json
+from swarm_route.bench.report import ci95, console, interval_text, table, write_json
 from swarm_route.config import Settings
 from swarm_route.core.messages import node_id
 
@@ -58,7 +58,7 @@ def interval(
     rng = np.random.default_rng(seed)
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     values = figure(x[rng.integers(0, x.size, (resamples, x.size))], y[rng.integers(0, y.size, (resamples, y.size))])
-    return [round(float(v), 3) for v in np.percentile(values, [2.5, 97.5])]
+    return ci95(values, digits=3)
 
 
 def _p50_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -253,11 +253,11 @@ def run(
         ["figure", "value"],
         [
             ("overhead_p50_ms", result["overhead_p50_ms"]),
-            ("  95% interval", _span(result["overhead_p50_ms_ci95"])),
+            ("  95% interval", interval_text(result["overhead_p50_ms_ci95"])),
             ("rps_ratio", result["rps_ratio"]),
             ("  by round", ", ".join(map(str, result["rps_ratio_by_round"]))),
             ("p99_updates_on_over_off", result["p99_updates_on_over_off"]),
-            ("  95% interval", _span(result["p99_updates_on_over_off_ci95"])),
+            ("  95% interval", interval_text(result["p99_updates_on_over_off_ci95"])),
             ("concurrency", result["concurrency"]),
             ("topology", result["topology"]),
             *((f"routed {stage} p50_ms", ms) for stage, ms in result["routed_stages_p50_ms"].items()),
@@ -266,7 +266,3 @@ def run(
     )
     write_json(json_path, result)
     return result
-
-
-def _span(bounds: list[float] | None) -> str:
-    return "–".join(map(str, bounds)) if bounds else "-"

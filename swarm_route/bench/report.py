@@ -21,6 +21,16 @@ def percentiles(samples_ms: Sequence[float]) -> dict[str, float]:
     return {"p50": round(float(np.percentile(a, 50)), 4), "p99": round(float(np.percentile(a, 99)), 4)}
 
 
+def ci95(values: np.ndarray, digits: int = 4) -> list[float]:
+    """The 95% percentile interval of bootstrap values (the benchmarks' intervals all read this way)."""
+    return [round(float(v), digits) for v in np.percentile(values, [2.5, 97.5])]
+
+
+def interval_text(bounds: Sequence[float] | None) -> str:
+    """An interval as a table shows it: ``low–high``, ``-`` for none."""
+    return "–".join(map(str, bounds)) if bounds else "-"
+
+
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     t = Table(title=title)
     for c in columns:

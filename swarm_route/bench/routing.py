@@ -26,7 +26,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from swarm_route.agents.replay import RoutingMatrix, Row, replay_dirs, replay_pool
 from swarm_route.bench.aiq import aiq, aiq_draws, hull
-from swarm_route.bench.report import console, percentiles, table, write_json
+from swarm_route.bench.report import ci95, console, interval_text, percentiles, table, write_json
 from swarm_route.config import Settings
 from swarm_route.core.classify.embedding import default_embedder
 from swarm_route.core.classify.intent import IntentClassifier, LabelledExamples
@@ -502,9 +502,6 @@ def _aiq_spread(result: dict[str, Any], resamples: int, seed: int) -> dict[str, 
         seed,
     )
 
-    def interval(values: np.ndarray) -> list[float]:
-        return [round(float(v), 4) for v in np.percentile(values, [2.5, 97.5])]
-
     frozen, online, rival = "swarm_route (frozen)", "swarm_route (online)", _best_baseline(scores)
     short = {frozen: "frozen", online: "online", rival: rival}
     gaps = {}
@@ -512,10 +509,10 @@ def _aiq_spread(result: dict[str, Any], resamples: int, seed: int) -> dict[str, 
         diff = draws[a] - draws[b]
         gaps[f"{short[a]} − {short[b]}"] = {
             "aiq": round(scores[a] - scores[b], 4),
-            "ci95": interval(diff),
+            "ci95": ci95(diff),
             "share_above_0": round(float((diff > 0).mean()), 3),
         }
-    return {"resamples": resamples, "ci95": {name: interval(v) for name, v in draws.items()}, "gaps": gaps}
+    return {"resamples": resamples, "ci95": {name: ci95(v) for name, v in draws.items()}, "gaps": gaps}
 
 
 def _targets(result: dict[str, Any]) -> dict[str, Any]:
@@ -651,13 +648,13 @@ async def run(
         f"AIQ: mean reachable quality over costs {span[0]:.4g}–{span[1]:.4g} USD (cheapest → best single model)"
         + (f"; 95% interval over {resamples} bootstrap draws of the test prompts" if spread else ""),
         ["router", "AIQ", "95% interval"],
-        [(name, v, "–".join(map(str, intervals.get(name, [])))) for name, v in result["aiq"]["routers"].items()],
+        [(name, v, interval_text(intervals.get(name))) for name, v in result["aiq"]["routers"].items()],
     )
     if spread:
         table(
             "AIQ gaps, paired over the same draws",
             ["gap", "AIQ", "95% interval", "share of draws above 0"],
-            [(g, f["aiq"], "–".join(map(str, f["ci95"])), f["share_above_0"]) for g, f in spread["gaps"].items()],
+            [(g, f["aiq"], interval_text(f["ci95"]), f["share_above_0"]) for g, f in spread["gaps"].items()],
         )
     if by_task:
         tasks = result["aiq_by_task"]
