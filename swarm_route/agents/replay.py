@@ -8,6 +8,7 @@ answers, scores and prices, and no hosted LLM.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import csv
 import math
@@ -39,6 +40,25 @@ def _float(value: str | None) -> float | None:
     except ValueError:
         return None
     return None if math.isnan(x) else x
+
+
+def recorded_response(value: str | None) -> str:
+    """The text a model answered. RouterBench writes each response as a Python list literal of the sampled
+    completions (``"['C\\n']"``, the newline escaped); read raw, two models giving the same choice did not
+    compare equal (``c\\n`` against ``c``), so no cascade's pair ever agreed where one of them ended its
+    answer with a newline. Such a list of strings is its completions, one per line; any other value is
+    the text itself."""
+    text = value or ""
+    stripped = text.strip()
+    if not (stripped.startswith("[") and stripped.endswith("]")):
+        return text
+    try:
+        parsed = ast.literal_eval(stripped)  # literals only: a cell can hold nothing that runs
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+    if isinstance(parsed, list) and all(isinstance(part, str) for part in parsed):
+        return "\n".join(parsed)
+    return text
 
 
 @dataclass(frozen=True)
@@ -91,7 +111,7 @@ class RoutingMatrix:
                     for m in file_models:
                         row.records[m] = Record(
                             _float(raw.get(m)),
-                            raw.get(m + RESPONSE_SUFFIX) or "",
+                            recorded_response(raw.get(m + RESPONSE_SUFFIX)),
                             _float(raw.get(m + COST_SUFFIX)),
                         )
                     rows.append(row)

@@ -14,7 +14,7 @@ import random
 import time
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import combinations
@@ -33,7 +33,7 @@ from swarm_route.core.classify.intent import IntentClassifier, LabelledExamples
 from swarm_route.core.dispatch.verify import short_answer
 from swarm_route.core.learn.updater import PheromoneUpdater
 from swarm_route.core.messages import SOURCE, FinishedRequest, IntentResult, Query, RouteRequest, edge_id, node_id
-from swarm_route.core.pipeline import EventSink, Pipeline
+from swarm_route.core.pipeline import Dispatch, EventSink, Pipeline
 from swarm_route.core.registry import AgentSpec, ModelOption, as_name
 from swarm_route.core.route.ability import AbilityEstimate, AbilityModel
 from swarm_route.core.route.outcomes import AbilityMemory, OutcomeLog
@@ -58,7 +58,7 @@ from swarm_route.wiring import (
 # (e^(−100·cost/c̄)) leaves nothing but the cheapest path, so the curve spans the whole cost range.
 DEFAULT_LAMBDAS = (0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.07, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 KNN_BASELINE = {"k": 50, "shrinkage": 5.0}  # neighbours shrunk toward each node's overall mean (no intent)
-CASCADE_CHEAP = 4  # the agreement cascade baseline pairs the cheapest models, these many
+CASCADE_CHEAP = 4  # the agreement cascade baseline draws its pairs and triples from the cheapest models, these many
 EMBEDDED_BLOCK = 1024  # test prompts whose cosines to every training prompt the embedding kNN holds at once
 
 
@@ -150,7 +150,7 @@ class _Classified:
         return known if known is not None else self._classifier.classify(query)
 
 
-class _Learn:
+class LearnInLine:
     """The online runs' event sink: each finished request graded and deposited before the next query."""
 
     def __init__(self, updater: PheromoneUpdater) -> None:
@@ -297,29 +297,31 @@ class Bench:
         return out
 
     def _cascades(self) -> list[dict[str, Any]]:
-        """FrugalGPT-style fixed cascades without a learned scorer: two cheap models answer; when their short
-        answers agree the first one's stands, else the strongest model (best training score) is asked too and
-        its answer stands. One point per pair of the ``CASCADE_CHEAP`` cheapest models (training cost)."""
+        """FrugalGPT-style fixed cascades without a learned scorer: two or three cheap models answer; when
+        their short answers all agree the first one's stands, else the strongest model (best training
+        score) is asked too and its answer stands. One point per pair and per triple of the
+        ``CASCADE_CHEAP`` cheapest models (training cost)."""
         strong = max(self.models, key=lambda m: mean_score(self.train, m))
         cheap = sorted((m for m in self.models if m != strong), key=lambda m: mean_cost(self.train, m))
+        panels = [p for k in (2, 3) for p in combinations(cheap[:CASCADE_CHEAP], k)]
         points = []
-        for a, b in combinations(cheap[:CASCADE_CHEAP], 2):
+        for panel in panels:
             out, escalated = Outcomes(), 0
             for r in self.test:
-                first, second, last = r.records[a], r.records[b], r.records[strong]
-                cost = (first.cost_usd or 0.0) + (second.cost_usd or 0.0)
-                answer = short_answer(first.response)
-                if answer and answer == short_answer(second.response):
-                    out.record(r, first.score or 0.0, cost)
+                first, last = [r.records[m] for m in panel], r.records[strong]
+                cost = sum(x.cost_usd or 0.0 for x in first)
+                answers = {short_answer(x.response) for x in first}
+                if len(answers) == 1 and "" not in answers:
+                    out.record(r, first[0].score or 0.0, cost)
                 else:
                     escalated += 1
                     out.record(r, last.score or 0.0, cost + (last.cost_usd or 0.0))
-            points.append(out.point(models=[a, b, strong], escalated=round(escalated / max(len(self.test), 1), 4)))
+            points.append(out.point(models=[*panel, strong], escalated=round(escalated / max(len(self.test), 1), 4)))
         return points
 
     # -------------------------------------------------------------- swarm_route
 
-    async def _warm(
+    async def warm(
         self, client: Any, namespace: str, online: bool = False, cascades: bool = False
     ) -> tuple[ReasoningRouter, PheromoneUpdater, AbilityMemory]:
         """``online``: trails read fresh for every prompt, since each answer is graded before the next
@@ -341,9 +343,16 @@ class Bench:
         router = reasoning_router(s, store, memory.model, random.Random(self.seed), agreement=memory.agreement)
         return router, pheromone_updater(s, client, store), memory
 
-    def _pipeline(self, router: ReasoningRouter, memory: AbilityMemory | None, sink: EventSink | None) -> Pipeline:
+    def pipeline(
+        self,
+        router: ReasoningRouter,
+        memory: AbilityMemory | None,
+        sink: EventSink | None,
+        wrap: Callable[[DispatchStage], Dispatch] | None = None,
+    ) -> Pipeline:
         """The service's walk, in process: replay agents answer; no retries or fallbacks, so the path scored
-        is the path chosen (a prompt a model has no recorded answer for scores 0, for every router alike)."""
+        is the path chosen (a prompt a model has no recorded answer for scores 0, for every router alike).
+        ``wrap``: what the dispatch stage is put inside (``bench drift`` breaks an agent there)."""
         pool = FixedAgents(self.agents)
         settings = self.settings.model_copy(
             update={"dispatch": self.settings.dispatch.model_copy(update={"retries": 0, "fallbacks": 0})}
@@ -351,7 +360,7 @@ class Bench:
         return Pipeline(
             _Classified(self.classifier, {r.prompt: i for r, i in zip(self.test, self.intents, strict=True)}),
             RouteStage(router, pool, memory=memory),
-            DispatchStage(dispatcher(settings), pool),
+            (wrap or (lambda stage: stage))(DispatchStage(dispatcher(settings), pool)),
             AggregateStage(settings),
             sink,
         )
@@ -361,12 +370,13 @@ class Bench:
     ) -> tuple[list[dict], list[float]]:
         """Every test prompt walked at each λ: frozen (most probable path, no learning), or online (ACS
         exploration, and each finished request graded and deposited before the next prompt). ``cascades``:
-        the router may choose a cascade, and each point counts those chosen and those that escalated."""
+        the router may choose a cascade, and each point counts those chosen, those whose first stage was
+        three paths, and those that escalated."""
         points, latencies = [], []
-        shared = None if online else await self._warm(client, f"bench-{uuid.uuid4().hex[:8]}", cascades=cascades)
+        shared = None if online else await self.warm(client, f"bench-{uuid.uuid4().hex[:8]}", cascades=cascades)
         for lam in lambdas:
-            router, updater, memory = shared or await self._warm(client, f"bench-{uuid.uuid4().hex[:8]}", online)
-            pipeline = self._pipeline(router, memory if online else None, _Learn(updater) if online else None)
+            router, updater, memory = shared or await self.warm(client, f"bench-{uuid.uuid4().hex[:8]}", online)
+            pipeline = self.pipeline(router, memory if online else None, LearnInLine(updater) if online else None)
             out = Outcomes()
             tiers: list[str] = []
             for i, row in enumerate(self.test):
@@ -374,8 +384,16 @@ class Bench:
                 latencies.append(walked.response.trace.stages_ms["route"])
                 stands = walked.decision.candidates[walked.response.trace.chosen[0]]
                 out.add(row, self.node_model[stands.path[0].node], walked.response.cost_usd)
-                tiers += [t.verdict for t in walked.response.trace.tiers[:1]]
-            counts = {"cascades": len(tiers), "escalated": tiers.count("escalated")} if cascades else {}
+                tiers += [(t.verdict, len(t.candidates)) for t in walked.response.trace.tiers[:1]]
+            counts = (
+                {
+                    "cascades": len(tiers),
+                    "of_three": sum(n == 3 for _, n in tiers),
+                    "escalated": sum(v == "escalated" for v, _ in tiers),
+                }
+                if cascades
+                else {}
+            )
             points.append(out.point(**{"lambda": lam}, **counts))
         return points, latencies
 
@@ -547,22 +565,11 @@ def _targets(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def run(
-    train_files: Sequence[str],
-    test_files: Sequence[str] | None,
-    *,
-    holdout: float = 0.3,
-    lambdas: Sequence[float] = DEFAULT_LAMBDAS,
-    json_path: str | None = None,
-    plot_path: str | None = None,
-    seed: int = 0,
-    settings: Settings | None = None,
-    by_task: bool = False,
-    resamples: int = 1000,
-) -> dict[str, Any]:
-    """``by_task``: AIQ per ``eval_name`` too (a report: the routers never see the task). ``resamples``:
-    bootstrap draws of the test prompts behind each AIQ's interval (0: none)."""
-    settings = settings or Settings()
+def load(
+    train_files: Sequence[str], test_files: Sequence[str] | None, holdout: float, settings: Settings, seed: int
+) -> tuple[Bench, str]:
+    """The bench on the files: ``--test``'s prompts (those of ``--train`` left out of training), or a held-out
+    slice of ``--train``; and how it was split."""
     policy = settings.agent_policy.model_copy(update={"replay_dirs": replay_dirs([*train_files, *(test_files or [])])})
     settings = settings.model_copy(update={"agent_policy": policy})  # the replay agents read the given files
     missing = [f for f in [*train_files, *(test_files or [])] if not Path(f).is_file()]
@@ -579,7 +586,26 @@ async def run(
         split = f"holdout {holdout:.0%} by sample_id"
     models = [m for m in train_m.models if all(m in r.records for r in test)]
     console.print(f"routing bench: {len(train)} train / {len(test)} test prompts ({split}), {len(models)} models")
-    bench = Bench(settings, train, test, models, [str(f) for f in train_files], seed)
+    return Bench(settings, train, test, models, [str(f) for f in train_files], seed), split
+
+
+async def run(
+    train_files: Sequence[str],
+    test_files: Sequence[str] | None,
+    *,
+    holdout: float = 0.3,
+    lambdas: Sequence[float] = DEFAULT_LAMBDAS,
+    json_path: str | None = None,
+    plot_path: str | None = None,
+    seed: int = 0,
+    settings: Settings | None = None,
+    by_task: bool = False,
+    resamples: int = 1000,
+) -> dict[str, Any]:
+    """``by_task``: AIQ per ``eval_name`` too (a report: the routers never see the task). ``resamples``:
+    bootstrap draws of the test prompts behind each AIQ's interval (0: none)."""
+    bench, split = load(train_files, test_files, holdout, settings or Settings(), seed)
+    settings, train, test, models = bench.settings, bench.train, bench.test, bench.models
     embedded = None
     url = settings.redis_url
     if not url:

@@ -2,7 +2,7 @@ import csv
 
 import pytest
 
-from swarm_route.agents.replay import ReplayBackend, RoutingMatrix
+from swarm_route.agents.replay import ReplayBackend, RoutingMatrix, recorded_response
 from swarm_route.core.messages import AgentError
 from swarm_route.core.registry import AgentSpec
 
@@ -40,6 +40,18 @@ def test_matrix_finds_models_from_their_cost_columns(matrix_csv):
     assert m.models == ["big", "small"] and len(m.rows) == 3
     assert m.rows[0].records["small"].score == 0.0 and m.rows[2].records["small"].score is None
     assert m.rows[1].task == "geo"
+
+
+def test_a_response_recorded_as_a_list_literal_reads_as_its_text(tmp_path):
+    """RouterBench's cells: "['C\\n']" is the answer «C» and a newline, comparable with another model's «C»."""
+    assert recorded_response("['C\\n']") == "C\n"
+    assert recorded_response("['first', 'second']") == "first\nsecond"
+    assert recorded_response('["it\'s [x]"]') == "it's [x]"
+    for text in ("[A]", "[1, 2]", "['unclosed", "[__import__('os')]", "plain", "", None):
+        assert recorded_response(text) == (text or ""), f"{text!r} is not a list of strings: kept as it is"
+    path = tmp_path / "m.csv"
+    path.write_text("prompt,eval_name,m,m|model_response,m|total_cost\nq,t,1,\"['B\\n']\",0.1\n")
+    assert RoutingMatrix.load(path).rows[0].records["m"].response == "B\n"
 
 
 def test_a_file_that_is_not_a_matrix_is_refused(tmp_path):

@@ -225,6 +225,20 @@ async def test_a_cascade_whose_first_stage_disagrees_goes_on_and_pays_for_every_
     assert len(stages.events[0].paths) == 3, "each stage's answer is evidence for learning"
 
 
+async def test_a_panel_of_three_stands_only_when_all_three_agree():
+    """Two of three is not enough: the dissenting third sends the walk on to the strong path."""
+    panel = decision("cheap1", "cheap2", "cheap3", "strong", chosen=(0, 1, 2))
+    panel.escalation, panel.fallbacks = [3], [3]
+    split = Cascade(panel, {"cheap1": "B", "cheap2": "b.", "cheap3": "A", "strong": "B"})
+    r = (await split.pipeline().walk(Query(text="A or B?"), "p1")).response
+    assert split.dispatched == [([0, 1, 2], [3]), ([3], [])] and r.trace.chosen == [3]
+    assert r.trace.tiers[0].score == round(2 / 3, 4) and r.cost_usd == pytest.approx(0.04)
+    agreed = Cascade(panel, {"cheap1": "A", "cheap2": "a", "cheap3": "A.", "strong": "B"})
+    r = (await agreed.pipeline().walk(Query(text="A or B?"), "p2")).response
+    assert agreed.dispatched == [([0, 1, 2], [3])] and r.answer == "A"
+    assert "3 of 3 answers agree" in r.trace.tiers[0].reason
+
+
 async def test_when_the_strong_stage_fails_the_first_stages_answer_stands_unverified():
     stages = Cascade(cascade(), {"cheap1": "A", "cheap2": "B", "strong": "C", "spare": "D"}, down={"strong", "spare"})
     r = (await stages.pipeline().walk(Query(text="A or B?"), "c3")).response

@@ -1,13 +1,13 @@
-"""When two paths agree, are they right? Learnt per intent from graded outcomes that kept their short answer.
+"""When paths agree, are they right? Learnt per intent from graded outcomes that kept their short answer.
 
-A cascade (``router._cascade``) bets that two cheaper paths which give the same short answer are right, and
-pays for a stronger path only when they differ. Whether that bet pays is a property of the intent and the
+A cascade (``router._cascade``) bets that two or three cheaper paths which give the same short answer are
+right, and pays for a stronger path only when they differ. Whether that bet pays is a property of the intent and the
 pair, not a constant: multiple-choice answers agree often and are right when they do, code never compares
 (``core.dispatch.verify.short_answer`` is empty for it), and the prompts a pair disagrees on are the hard
 ones, where the strong path too does worse than its mean. So for each intent this keeps its most recent
-graded queries (the nodes asked, each one's short answer and score) and answers, for a pair and a strong
-path, from the queries where all three were graded: how often the pair agrees, the first's mean score when
-they do, and the strong path's when they do not.
+graded queries (the nodes asked, each one's short answer and score) and answers, for a panel and a strong
+path, from the queries where all of them were graded: how often the panel agrees, the first member's mean
+score when it does, and the strong path's when it does not.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ LONG = -2  # answered, too long to compare
 
 
 @dataclass(frozen=True)
-class PairRecord:
-    """For each pair asked about: the evidence behind it and what it showed (NaN where there is none)."""
+class PanelRecord:
+    """For each panel asked about: the evidence behind it and what it showed (NaN where there is none)."""
 
-    queries: np.ndarray  # graded queries where both of the pair and the strong path were graded with answers
-    agree: np.ndarray  # share of those where the pair gave the same short answer
+    queries: np.ndarray  # graded queries where every member and the strong path were graded with answers
+    agree: np.ndarray  # share of those where every member gave the same short answer
     right_when_agree: np.ndarray  # the first's mean score where they agreed
     strong_when_differ: np.ndarray  # the strong path's mean score where they did not
     strong: np.ndarray  # the strong path's mean score on all of them
@@ -61,30 +61,33 @@ class AgreementMemory:
             if len(memory.rows) > self.max_queries * 1.1:  # a tenth of slack, so forgetting is not per call
                 del memory.rows[: len(memory.rows) - self.max_queries]
 
-    def pairs(self, intent: str, firsts: Sequence[str], seconds: Sequence[str], strong: str) -> PairRecord:
-        """The record of each pair (``firsts[i]``, ``seconds[i]``) escalating to ``strong`` on ``intent``."""
-        n = len(firsts)
-        empty = PairRecord(np.zeros(n), *(np.full(n, np.nan) for _ in range(4)))
+    def panels(self, intent: str, panels: Sequence[Sequence[str]], strong: str) -> PanelRecord:
+        """The record of each panel (nodes asked at once, as many in each) escalating to ``strong`` on
+        ``intent``: it agrees when every member gave the same short answer, and its first member's
+        answer then stands."""
+        n = len(panels)
+        empty = PanelRecord(np.zeros(n), *(np.full(n, np.nan) for _ in range(4)))
         memory = self._intents.get(intent)
-        if memory is None or not memory.rows:
+        if memory is None or not memory.rows or not n:
             return empty
         nodes, codes, scores = self._arrays(memory)
         if strong not in nodes:
             return empty
-        col = np.array([[nodes.get(a, -1), nodes.get(b, -1)] for a, b in zip(firsts, seconds, strict=True)])
+        col = np.array([[nodes.get(m, -1) for m in panel] for panel in panels])  # panels × members
         seen = (col >= 0).all(axis=1)
-        a, b = np.where(seen, col[:, 0], 0), np.where(seen, col[:, 1], 0)
+        col = np.where(seen[:, None], col, 0)
         s = scores[:, nodes[strong]][:, None]
-        ca, cb = codes[:, a], codes[:, b]  # queries × pairs
-        graded = (ca != UNKNOWN) & (cb != UNKNOWN) & ~np.isnan(s) & seen
-        agree = graded & (ca == cb) & (ca >= 0)
+        said = codes[:, col]  # queries × panels × members
+        graded = (said != UNKNOWN).all(axis=2) & ~np.isnan(s) & seen
+        agree = graded & (said == said[:, :, :1]).all(axis=2) & (said[:, :, 0] >= 0)
         differ = graded & ~agree
         count, agreed, differed = graded.sum(axis=0), agree.sum(axis=0), differ.sum(axis=0)
+        first = scores[:, col[:, 0]]
         with np.errstate(invalid="ignore", divide="ignore"):
-            return PairRecord(
+            return PanelRecord(
                 queries=count.astype(float),
                 agree=np.where(count > 0, agreed / count, np.nan),
-                right_when_agree=np.where(agreed > 0, np.where(agree, scores[:, a], 0.0).sum(axis=0) / agreed, np.nan),
+                right_when_agree=np.where(agreed > 0, np.where(agree, first, 0.0).sum(axis=0) / agreed, np.nan),
                 strong_when_differ=np.where(differed > 0, np.where(differ, s, 0.0).sum(axis=0) / differed, np.nan),
                 strong=np.where(count > 0, np.where(graded, s, 0.0).sum(axis=0) / count, np.nan),
             )

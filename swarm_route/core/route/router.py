@@ -36,8 +36,9 @@ from swarm_route.core.route.graph import Path, PathGraph
 from swarm_route.core.route.pheromone import PheromoneStore, Trails
 from swarm_route.core.route.reasoning import LLMChoice
 
-CASCADE_SHORTLIST = 6  # cheaper paths a cascade's first pair is chosen from: 15 pairs, whatever the pool
-CASCADE_EVIDENCE = 30  # graded queries of a pair (and its strong path) on the intent before its record is used
+CASCADE_SHORTLIST = 6  # cheaper paths a cascade's first stage is chosen from: 15 pairs, 20 triples
+CASCADE_SIZES = (2, 3)  # paths in a cascade's first stage: a pair, or a panel of three that must all agree
+CASCADE_EVIDENCE = 30  # graded queries of a panel (and its strong path) on the intent before its record is used
 EXPECTED_ANSWER_TOKENS = 300
 MIN_MATCH = 0.01  # below this share of the query's intent weight an agent does not serve the query
 PAUSED = "paused by an operator"  # why a path of a paused agent is left out
@@ -60,8 +61,7 @@ class _Evaluation(NamedTuple):
 class _Cascade(NamedTuple):
     """A cascade the router chose, with the estimates it chose it on (for the reasoning)."""
 
-    first: int
-    second: int
+    first: tuple[int, ...]  # the paths asked at once, the one whose answer stands when they agree first
     strong: int
     escalation_rate: float
     quality: float
@@ -71,9 +71,10 @@ class _Cascade(NamedTuple):
     single_cost: float
 
     def explain(self, pool: _Pool) -> str:
-        name = {i: " → ".join(h.node for h in pool.hops_out[i]) for i in (*self[:3], self.instead_of)}
+        name = {i: " → ".join(h.node for h in pool.hops_out[i]) for i in (*self.first, self.strong, self.instead_of)}
+        panel = [name[i] for i in self.first]
         return (
-            f"Cascade: {name[self.first]} and {name[self.second]} answer first; when they disagree "
+            f"Cascade: {', '.join(panel[:-1])} and {panel[-1]} answer first; when they disagree "
             f"(predicted {self.escalation_rate:.0%} of the time) {name[self.strong]} is asked and its answer "
             f"stands. Expected quality {self.quality:.2f} at ${self.cost:.6f}, against {self.single_quality:.2f} "
             f"at ${self.single_cost:.6f} for {name[self.instead_of]} alone."
@@ -258,10 +259,10 @@ class ReasoningRouter:
                 pool, picks[0][1], picks[0][0], eligible, evaluation, lam, budget_usd, self.cascade_coincide
             )
         escalation: list[int] = []
-        if plan is not None:  # the pair replaces the pick; p of each among its intent's paths, as the pick's
+        if plan is not None:  # the panel replaces the pick; p of each among its intent's paths, as the pick's
             (pick, t, p) = picks[0]
-            picks = [(i, t, p * float(probs[i] / max(probs[pick], 1e-12))) for i in (plan.first, plan.second)]
-            chosen, escalation = [plan.first, plan.second], [plan.strong]
+            picks = [(i, t, p * float(probs[i] / max(probs[pick], 1e-12))) for i in plan.first]
+            chosen, escalation = list(plan.first), [plan.strong]
         ranked = [int(i) for i in eligible[np.argsort(-probs[eligible], kind="stable")]]
         shown = self._shown(eligible, probs, n, chosen + escalation)
         candidates = self._candidates(pool, shown, evaluation)
@@ -407,17 +408,19 @@ class ReasoningRouter:
         budget_usd: float | None,
         coincide: float,
     ) -> _Cascade | None:
-        """A cascade instead of the colony's pick when one is worth more: two cheaper paths answer first and
-        the path the colony would take at λ = 0 (``strong``) only when they disagree. With p_a, p_b their
-        predicted scores and c the chance two wrong answers agree, the pair agrees and is right with p_a·p_b,
-        agrees wrongly with (1−p_a)(1−p_b)·c and escalates otherwise (rate r): expected quality
-        p_a·p_b + r·q_strong at expected cost c_a + c_b + r·c_strong. That is a prior: once graded history
-        holds ``CASCADE_EVIDENCE`` queries of the intent where the pair and the strong path all answered
-        (``agreement``), r is the share where the pair differed and the quality what it showed (the first's
-        score where they agreed, the strong path's where they did not). The pair is the best of the
-        ``CASCADE_SHORTLIST`` most probable cheaper paths; it is chosen when τ^α·η^β of the cascade (τ: the
-        pair's mean trail and the strong path's, weighted by how often each one's answer stands) beats the
-        pick's."""
+        """A cascade instead of the colony's pick when one is worth more: two or three cheaper paths answer
+        at once and the path the colony would take at λ = 0 (``strong``) only when they do not all agree.
+        With p_i the members' predicted scores and c the chance two wrong answers agree, the panel agrees
+        and is right with Πp_i, agrees wrongly with Π(1−p_i)·c^(k−1) and escalates otherwise (rate r):
+        expected quality Πp_i + r·q_strong at expected cost Σc_i + r·c_strong. That is a prior: once graded
+        history holds ``CASCADE_EVIDENCE`` queries of the intent where the panel and the strong path all
+        answered (``agreement``), r is the share where the panel differed and the quality what it showed
+        (the first member's score where they agreed, the strong path's where they did not). A third member
+        costs more and escalates more often, but when three agree they are wrong less often than two: on
+        RouterBench's ARC-Challenge three cheap models all agreeing beat the best single model at 58% of its
+        cost, where no pair did. The panel is the best of those drawn from the ``CASCADE_SHORTLIST`` most
+        probable cheaper paths; it is chosen when τ^α·η^β of the cascade (τ: the members' mean trail and the
+        strong path's, weighted by how often each one's answer stands) beats the pick's."""
         column = pool.intents.index(intent)
         serving = pool.per_path(pool.serves[:, column], "min")[eligible] > 0
         fits = eligible[serving]
@@ -427,42 +430,46 @@ class ReasoningRouter:
         strong = int(fits[int(np.argmax(aco.probabilities(e.tau[fits], eta0, self.alpha, self.beta)))])
         cheaper = fits[e.cost[fits] < e.cost[strong]]
         cheaper = cheaper[np.argsort(-e.probs[cheaper], kind="stable")][:CASCADE_SHORTLIST]
-        if cheaper.size < 2:
+        panels = [c for k in CASCADE_SIZES for c in combinations(cheaper.tolist(), k)]
+        if not panels:
             return None
         mean = float(e.cost[eligible].mean())  # the scale the pick's η was weighed on
         match = float(e.ability[pick] / max(e.quality[pick], 1e-9))
-        a, b = (np.array(side) for side in zip(*combinations(cheaper.tolist(), 2), strict=True))
-        pa, pb = np.clip(e.quality[a], 0.0, 1.0), np.clip(e.quality[b], 0.0, 1.0)
         qs = float(np.clip(e.quality[strong], 0.0, 1.0))
-        right = pa * pb
-        escalate = np.maximum(0.0, 1.0 - right - (1 - pa) * (1 - pb) * coincide)
+        size = np.array([len(m) for m in panels])
+        p = [np.clip(e.quality[list(m)], 0.0, 1.0) for m in panels]
+        right = np.array([float(np.prod(x)) for x in p])
+        wrong_alike = np.array([float(np.prod(1 - x)) for x in p]) * coincide ** (size - 1)
+        escalate = np.maximum(0.0, 1.0 - right - wrong_alike)
         quality = right + escalate * qs
-        if self.agreement is not None:  # where the pair has a record on the intent, it replaces the prior
+        if self.agreement is not None:  # where a panel has a record on the intent, it replaces the prior
             last = pool.last_nodes
-            seen = self.agreement.pairs(intent, [last[i] for i in a], [last[i] for i in b], last[strong])
-            known = seen.queries >= CASCADE_EVIDENCE
-            agree = np.nan_to_num(seen.agree)
-            # the prompts a pair disagrees on are harder than the intent's: the strong path's score there,
-            # relative to its mean, shifts this query's prediction
-            harder = np.nan_to_num(seen.strong_when_differ - seen.strong)
-            learnt = agree * np.nan_to_num(seen.right_when_agree) + (1 - agree) * np.clip(qs + harder, 0.0, 1.0)
-            escalate = np.where(known, 1 - agree, escalate)
-            quality = np.where(known, learnt, quality)
-        cost = e.cost[a] + e.cost[b] + escalate * e.cost[strong]
-        latency = np.maximum(e.latency[a], e.latency[b]) + escalate * e.latency[strong]
+            known = np.zeros(len(panels), dtype=bool)
+            for k in set(size.tolist()):
+                of = np.flatnonzero(size == k)
+                seen = self.agreement.panels(intent, [[last[i] for i in panels[j]] for j in of], last[strong])
+                agree = np.nan_to_num(seen.agree)
+                # the prompts a panel disagrees on are harder than the intent's: the strong path's score there,
+                # relative to its mean, shifts this query's prediction
+                harder = np.nan_to_num(seen.strong_when_differ - seen.strong)
+                learnt = agree * np.nan_to_num(seen.right_when_agree) + (1 - agree) * np.clip(qs + harder, 0.0, 1.0)
+                known[of] = seen.queries >= CASCADE_EVIDENCE
+                escalate[of] = np.where(known[of], 1 - agree, escalate[of])
+                quality[of] = np.where(known[of], learnt, quality[of])
+        members = [list(m) for m in panels]
+        cost = np.array([e.cost[m].sum() for m in members]) + escalate * e.cost[strong]
+        latency = np.array([e.latency[m].max() for m in members]) + escalate * e.latency[strong]
         eta = aco.heuristic(match * quality, cost, lam, latency, mean_cost=mean)
         # a cascade has no trail of its own yet: the trails of the paths whose answers stand, as often as each does
-        tau = (1 - escalate) * (e.tau[a] + e.tau[b]) / 2 + escalate * e.tau[strong]
+        tau = (1 - escalate) * np.array([e.tau[m].mean() for m in members]) + escalate * e.tau[strong]
         ours = aco.log_weight(tau, eta, self.alpha, self.beta)
         if budget_usd is not None:
-            ours[e.cost[a] + e.cost[b] + e.cost[strong] > budget_usd] = -np.inf
+            ours[np.array([e.cost[m].sum() for m in members]) + e.cost[strong] > budget_usd] = -np.inf
         best = int(np.argmax(ours))
         if ours[best] <= aco.log_weight(e.tau[pick], e.eta[pick], self.alpha, self.beta):
             return None
-        first, second = int(a[best]), int(b[best])
         return _Cascade(
-            first,
-            second,
+            tuple(int(i) for i in panels[best]),
             strong,
             float(escalate[best]),
             float(quality[best]),

@@ -16,6 +16,15 @@ def test_short_answers_compare_past_case_quoting_and_a_reason_below():
     assert short_answer("") == ""
 
 
+def test_a_first_line_that_leads_into_the_answer_is_not_one():
+    """Two code answers opening with the same fence, tag or lead-in did not give the same answer."""
+    for text in ("```python\ndef f(): ...", "[PYTHON]\ndef f(): ...", "Here is a solution:\n\ndef f(): ..."):
+        assert short_answer(text) == "", text
+    verdict = AgreementVerifier().judge("q", [answer("```python\nx = 1", 0), answer("```python\nx = 2", 1)])
+    assert not verdict.accepted
+    assert short_answer("[A]") == "a" and short_answer("Answer: C") == "answer: c", "a bracketed choice is one"
+
+
 def test_agreeing_answers_are_accepted_and_the_first_of_them_stands():
     verdict = AgreementVerifier().judge("q", [answer("Paris.", 0), answer("paris", 1)])
     assert verdict.accepted and verdict.score == 1.0 and verdict.answer == 0

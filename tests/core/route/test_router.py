@@ -170,13 +170,13 @@ async def test_an_explored_path_outside_the_listed_ones_is_still_in_the_trace(re
     assert len(seen) > 3, "sampling should reach paths beyond the three most probable"
 
 
-def cascading_router(client, keys, coincide: float | None = 0.5) -> ReasoningRouter:
-    """A router that knows, from graded history, that two cheap models get math right 70% of the time and
-    the dear one 95%."""
+def cascading_router(client, keys, coincide: float | None = 0.5, cheap: int = 2) -> ReasoningRouter:
+    """A router that knows, from graded history, that ``cheap`` cheap models get math right 70% of the time
+    and the dear one 95%."""
     from swarm_route.core.route.ability import AbilityModel
 
-    nodes = ["math/cheap1", "math/cheap2", "math/strong"]
-    scores = np.array([[0.7, 0.7, 0.95]] * len(MATH))
+    nodes = [*(f"math/cheap{i + 1}" for i in range(cheap)), "math/strong"]
+    scores = np.array([[0.7] * cheap + [0.95]] * len(MATH))
     ability = AbilityModel(shrinkage=0.0, intent_shrinkage=0.0).fit(MATH, nodes, scores, intents=["math"] * len(MATH))
     store = PheromoneStore(client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0)
     return ReasoningRouter(store, alpha=1, beta=2, q0=1.0, cost_weight=0.5, ability=ability, cascade_coincide=coincide)
@@ -242,6 +242,31 @@ async def test_exploration_fades_as_every_path_on_offer_is_graded_on_the_intent(
     exploit = runs(4)
     exploit.explore_known = None  # the plain ACS rule: q0 = 0 samples every time, whatever is known
     assert len({(await exploit.route(request, pool)).selection[0].probability for _ in range(50)}) == 2
+
+
+async def test_a_panel_of_three_is_chosen_where_its_agreement_is_right_and_any_pair_s_is_not(redis_client, keys):
+    """History where every pair of three cheap models sometimes agrees on a wrong answer, but all three agree
+    only when right: a pair stands on a wrong answer a sixth of the time, the panel never; the router asks all
+    three at once and escalates when they differ, and the reasoning names the three."""
+    from swarm_route.core.route.agreement import AgreementMemory
+    from swarm_route.core.route.outcomes import Graded
+
+    memory = AgreementMemory()
+    wrong_pairs = [None, ("1", "2"), ("1", "3"), ("2", "3")]  # the pair that agrees on a wrong answer, if any
+    for i in range(40):
+        pair = wrong_pairs[0 if i < 25 else 1 + i % 3]
+        said = {f"math/cheap{c}": "5" if pair and c in pair else "4" for c in "123"}
+        said["math/strong"] = "4"
+        memory.add([Graded(f"q{i}", node, float(a == "4"), None, "math", a) for node, a in said.items()])
+    pool = {"math": agent("math", "math", MATH, {"cheap1": 0.001, "cheap2": 0.0012, "cheap3": 0.0011, "strong": 0.01})}
+    router = cascading_router(redis_client, keys, cheap=3)
+    router.agreement = memory
+    request = RouteRequest(text="what is 2 plus 2", intent=intent(math=1.0), cost_weight=0.05)
+    d = await router.route(request, pool)
+    model = lambda i: d.candidates[i].path[0].model  # noqa: E731
+    assert sorted(model(i) for i in d.chosen) == ["cheap1", "cheap2", "cheap3"], d.reasoning
+    assert [model(i) for i in d.escalation] == ["strong"] and len(d.selection) == 3
+    assert "predicted 38% of the time" in d.reasoning and ", math/cheap" in d.reasoning
 
 
 async def test_a_pairs_record_on_the_intent_replaces_the_prior(redis_client, keys):
