@@ -109,6 +109,24 @@ def _bench_routing(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_drift(args: argparse.Namespace) -> int:
+    from swarm_route.bench import drift
+
+    asyncio.run(
+        drift.run(
+            args.train,
+            args.test,
+            holdout=args.holdout,
+            at=args.at,
+            lam=args.cost_weight,
+            json_path=args.json,
+            seed=args.seed,
+            settings=load_settings(args.config),
+        )
+    )
+    return 0
+
+
 def _bench_intent(args: argparse.Namespace) -> int:
     from swarm_route.bench import intent
 
@@ -268,6 +286,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="bootstrap draws of the test prompts behind each AIQ's 95%% interval and the gaps (0: none)",
     )
     p.set_defaults(func=_bench_routing)
+    p = bench.add_parser("drift", help="a model the router relies on breaks mid-stream: frozen against online")
+    p.add_argument("--train", nargs="+", required=True, help="routing-matrix CSVs to learn from")
+    p.add_argument("--test", nargs="*", help="CSVs to route; omitted or equal to --train: a held-out slice")
+    p.add_argument("--holdout", type=float, default=0.3, help="share of --train held out when no --test")
+    p.add_argument("--at", type=float, default=0.5, help="share of the test stream before the model breaks")
+    p.add_argument("--cost-weight", type=float, help="λ every prompt is routed at (default: aco.cost_weight)")
+    p.add_argument("--json")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--config")
+    p.set_defaults(func=_bench_drift)
     p = bench.add_parser("intent", help="in-scope accuracy, out-of-scope detection, latency on a CLINC150-layout file")
     p.add_argument("--data", required=True, help="JSON with train/val/test (+ oos_*) lists of [text, label]")
     p.add_argument("--json")

@@ -70,6 +70,13 @@ class AcoSettings(Section):
         description="ε in Δτ = w·Q/(cost+ε), USD: above typical per-query cost, so trails mostly rank pass rate "
         "and λ alone prices cost; only paths dearer than ε are discounted by the trail itself",
     )
+    penalty: float = Field(
+        1.0,
+        ge=0,
+        description="a failing grade takes this many times the deposit a pass would leave off the path's edges "
+        "(0: a failure only evaporates, as AMRO-S publishes; then a path the colony has settled on keeps its lead "
+        "when it breaks: see docs/routing.md, bench drift)",
+    )
     tau_init: float = Field(1.0, gt=0, description="trail of an edge nothing has deposited on yet")
     tau_min: float = Field(0.1, gt=0)
     tau_max: float = Field(5.0, gt=0)

@@ -102,6 +102,7 @@ def pheromone_updater(
         quality_gate(settings),
         deposit_q=settings.aco.deposit_q,
         epsilon=settings.aco.epsilon,
+        penalty=settings.aco.penalty,
         min_intent_weight=settings.updater.min_intent_weight,
         consumer=consumer,
         on_event=on_event,

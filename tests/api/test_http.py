@@ -96,7 +96,9 @@ def test_register_query_feedback_and_the_trail_moves(http, openai_server):
     assert spec["name"] not in after["agents"]
 
 
-def test_low_feedback_deposits_nothing(http, openai_server):
+def test_low_feedback_takes_trail_away(http, openai_server):
+    """A failing grade deposits nothing and takes the penalty off the path: its edges read below τ_init,
+    where a path nothing was learnt of stands."""
     skill = f"cook{uuid.uuid4().hex[:6]}"
     spec = llm_agent(openai_server, f"chef-{skill}", skill, ["a recipe for pancakes", "how do I bake bread"])
     http.post("/v1/agents", json=spec)
@@ -105,7 +107,9 @@ def test_low_feedback_deposits_nothing(http, openai_server):
     before = http.get("/v1/updater/stats").json().get("rejected", 0)
     http.post("/v1/feedback", json={"request_id": body["request_id"], "score": 0.1})
     wait_for(lambda: http.get("/v1/updater/stats").json().get("rejected", 0) > before)
-    assert http.get(f"/v1/pheromones/{skill}").json()["trails"] == {}
+    trails = wait_for(lambda: http.get(f"/v1/pheromones/{skill}").json()["trails"])
+    node = f"{spec['name']}/echo-1"
+    assert set(trails) == {f"source>{node}", f"{node}>sink"} and all(0 < t < 1.0 for t in trails.values()), trails
 
 
 def test_replay_agent_learns_from_its_recorded_score_without_feedback(http, tmp_path_factory):

@@ -1,8 +1,16 @@
 """The asynchronous, quality-gated pheromone updater (AMRO-S's learning loop, off the request path).
 
 It consumes the finished-request stream, keeps each request's record for late feedback, grades a sample,
-and deposits Δτ = w_t(q)·Q/(cost(P)+ε) on the path's edges in every intent specialist the query carried,
-only when the score passes the gate. Scheduled evaporation runs from the same loop.
+and deposits Δτ = w_t(q)·Q/(cost(P)+ε) on the path's edges in every intent specialist the query carried
+when the score passes the gate; when it fails, it takes ``penalty`` times that off them. Scheduled
+evaporation runs from the same loop.
+
+Why a failure costs a path more than evaporation: every graded event evaporates every edge of the
+specialist alike, and once traffic has settled on one path only that path is graded. If it breaks, it
+stops earning deposits, but every other trail decays as fast as its own, so it keeps its lead: on
+RouterBench (``bench drift``), with gpt-4 answering wrong from mid-stream, the online run went on sending it
+every prompt (quality 0.000 after the break); with the penalty it moved off within the first quarter of the
+rest (0.647 after the break, against 0.113 frozen), and the stationary online AIQ stayed 0.8283.
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ class PheromoneUpdater:
         deposit_q: float,
         epsilon: float,
         min_intent_weight: float,
+        penalty: float = 0.0,
         consumer: str = "updater-0",
         on_event: Callable[[str], None] | None = None,
     ) -> None:
@@ -67,6 +76,7 @@ class PheromoneUpdater:
         self.stream = EventStream(client, keys)
         self.outcomes = OutcomeLog(client, keys)
         self.deposit_q, self.epsilon, self.min_intent_weight = deposit_q, epsilon, min_intent_weight
+        self.penalty = penalty
         self.consumer = consumer
         self._on_event = on_event  # e.g. a metrics counter; the Redis counters are the durable record
 
@@ -158,14 +168,14 @@ class PheromoneUpdater:
                 )
                 for n in path.nodes
             )
-        if not self.gate.passes(score):
-            self._count(writes, "rejected")
+        passed = self.gate.passes(score)
+        amount = self.deposit_q / (path.cost_usd + self.epsilon) * (1.0 if passed else -self.penalty)
+        self._count(writes, "deposited" if passed else "rejected")
+        if not amount:
             return
-        amount = self.deposit_q / (path.cost_usd + self.epsilon)
         for intent, weight in record.intent_weights.items():
             if weight >= self.min_intent_weight:
                 writes.deposits.append((intent, {e: weight * amount for e in path.edges}))
-        self._count(writes, "deposited")
 
     def _count(self, writes: _Writes, name: str) -> None:
         writes.counts[name] += 1

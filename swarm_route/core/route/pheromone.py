@@ -2,10 +2,11 @@
 
 Only the updater (and warm-up) writes. Each graded event evaporates every stored edge of the specialist,
 τ ← (1−ρ)·τ, and deposits on the passing path's edges, τ += Δ (one Lua call per specialist for a batch of
-events, applied in order): the AMRO-S update,
-atomic, bounded to [τ_min, τ_max] (MAX-MIN ant system) so no path starves and none monopolises. At
-equilibrium an edge holds about (pass rate × Δ)/ρ, so trails rank paths by how often they pass, per unit
-cost. A scheduled evaporation also decays trails with time. An edge nothing has deposited on reads as
+events, applied in order): the AMRO-S update, atomic, bounded to [τ_min, τ_max] (MAX-MIN ant system) so no
+path starves and none monopolises. A failing path's event carries Δ < 0 (the updater's ``penalty``): the
+Best-Worst Ant System's punishment of the worst ant, so a path that breaks loses its lead. At equilibrium
+an edge holds about (pass rate − fail rate × penalty) × Δ/ρ, so trails rank paths by how often they pass,
+per unit cost. A scheduled evaporation also decays trails with time. An edge nothing has deposited on reads as
 τ_init, so a newly registered agent starts above agents whose trails have decayed and gets tried.
 """
 

@@ -11,10 +11,17 @@ from swarm_route.core.route.pheromone import PheromoneStore
 EDGES = ["source>a/m", "a/m>sink"]
 
 
-def updater(client, keys, sample_rate=1.0) -> PheromoneUpdater:
+def updater(client, keys, sample_rate=1.0, penalty=0.0) -> PheromoneUpdater:
     store = PheromoneStore(client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0)
     return PheromoneUpdater(
-        client, keys, store, QualityGate(0.7, sample_rate), deposit_q=0.01, epsilon=0.01, min_intent_weight=0.05
+        client,
+        keys,
+        store,
+        QualityGate(0.7, sample_rate),
+        deposit_q=0.01,
+        epsilon=0.01,
+        min_intent_weight=0.05,
+        penalty=penalty,
     )
 
 
@@ -43,6 +50,24 @@ async def test_passing_score_deposits_in_each_weighted_specialist(redis_client, 
     assert chat[EDGES[0]] == pytest.approx(0.9 + 0.1)
     assert noise == {}  # below min_intent_weight
     assert (await u.stats())["deposited"] == 1
+
+
+async def test_a_failing_score_takes_the_penalty_off_the_path_and_a_broken_leader_loses_its_lead(redis_client, keys):
+    """Without the penalty, a path that only ever fails keeps its lead over one nobody grades (every trail
+    evaporates alike); with it, the failing path falls below the other within a few events."""
+    other = "source>b/m"
+    for penalty, falls in ((0.0, False), (1.0, True)):
+        u = updater(redis_client, keys, penalty=penalty)
+        await u.store.deposit_many("qa", [{EDGES[0]: 4.0, EDGES[1]: 4.0, other: 2.0}])
+        for i in range(5):
+            await u.handle(finished(f"p{penalty}-{i}", score=0.0, weights={"qa": 1.0}))
+        qa = await u.store.trails("qa")
+        assert (qa[EDGES[0]] < qa[other]) is falls, (penalty, qa)
+        assert (await u.stats())["rejected"] == 5
+        await redis_client.delete(keys.pheromone("qa"), keys.updater_stats)
+    u = updater(redis_client, keys, penalty=1.0)
+    await u.handle(finished("fail", score=0.0, weights={"qa": 1.0}))
+    assert (await u.store.trails("qa"))[EDGES[0]] == pytest.approx(0.1), "bounded below by τ_min"
 
 
 async def test_failing_score_and_unsampled_requests_deposit_nothing(redis_client, keys):
