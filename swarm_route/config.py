@@ -101,9 +101,10 @@ class ReasoningSettings(Section):
 
 
 class CascadeSettings(Section):
-    """Cascades: two cheaper paths answer first and a stronger one only when their answers differ
-    (``core.dispatch.verify``). The router builds one when its expected quality per expected cost beats
-    both asking the cheaper path alone and asking the stronger one (see docs/routing.md)."""
+    """Cascades: two or three cheaper paths answer first and a stronger one only when their answers do not
+    all agree (``core.dispatch.verify``). The router builds one when its expected quality per expected cost
+    beats its pick's (see docs/routing.md). Off by default: before graded history holds the intent's
+    answers, the prior (members erring independently) flatters a panel."""
 
     enabled: bool = Field(False, description="let the router choose a cascade for a single-intent query")
     coincide: float = Field(

@@ -521,9 +521,10 @@ def _aiq_spread(result: dict[str, Any], resamples: int, seed: int) -> dict[str, 
     )
 
     frozen, online, rival = "swarm_route (frozen)", "swarm_route (online)", _best_baseline(scores)
-    short = {frozen: "frozen", online: "online", rival: rival}
+    cascades = "swarm_route (cascades, frozen)"
+    short = {frozen: "frozen", online: "online", cascades: "cascades", rival: rival}
     gaps = {}
-    for a, b in ((online, frozen), (frozen, rival), (online, rival)):
+    for a, b in ((online, frozen), (frozen, rival), (online, rival), (cascades, frozen), (cascades, rival)):
         diff = draws[a] - draws[b]
         gaps[f"{short[a]} − {short[b]}"] = {
             "aiq": round(scores[a] - scores[b], 4),

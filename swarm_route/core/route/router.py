@@ -39,6 +39,9 @@ from swarm_route.core.route.reasoning import LLMChoice
 CASCADE_SHORTLIST = 6  # cheaper paths a cascade's first stage is chosen from: 15 pairs, 20 triples
 CASCADE_SIZES = (2, 3)  # paths in a cascade's first stage: a pair, or a panel of three that must all agree
 CASCADE_EVIDENCE = 30  # graded queries of a panel (and its strong path) on the intent before its record is used
+# standard errors a panel's learned quality is taken below its record: the panel weighed is the best of up
+# to 35 measured on the same history, so its record flatters it (the winner's curse)
+CASCADE_DOUBT = 2.0
 EXPECTED_ANSWER_TOKENS = 300
 MIN_MATCH = 0.01  # below this share of the query's intent weight an agent does not serve the query
 PAUSED = "paused by an operator"  # why a path of a paused agent is left out
@@ -419,8 +422,13 @@ class ReasoningRouter:
         costs more and escalates more often, but when three agree they are wrong less often than two: on
         RouterBench's ARC-Challenge three cheap models all agreeing beat the best single model at 58% of its
         cost, where no pair did. The panel is the best of those drawn from the ``CASCADE_SHORTLIST`` most
-        probable cheaper paths; it is chosen when τ^α·η^β of the cascade (τ: the members' mean trail and the
-        strong path's, weighted by how often each one's answer stands) beats the pick's."""
+        probable cheaper paths, its learned quality taken ``CASCADE_DOUBT`` standard errors below its record;
+        it is chosen when its η beats the pick's (τ, which it has none of, is the pick's). On RouterBench's
+        split, weighing it on its members' and the strong path's trails instead (lower than the pick's:
+        they rank how often each passes alone) left cascades chosen for 10 of 658 prompts; on the pick's τ
+        with its record taken as it is, at λ = 0 it chose panels on ARC predicted 0.952 that scored 0.935
+        where gpt-4 scored 0.948 (AIQ 0.8241; 0.8303, 0.8317, 0.8303, 0.8306 at 1, 2, 3, 4 standard errors,
+        against 0.8294 for single paths)."""
         column = pool.intents.index(intent)
         serving = pool.per_path(pool.serves[:, column], "min")[eligible] > 0
         fits = eligible[serving]
@@ -454,15 +462,16 @@ class ReasoningRouter:
                 harder = np.nan_to_num(seen.strong_when_differ - seen.strong)
                 learnt = agree * np.nan_to_num(seen.right_when_agree) + (1 - agree) * np.clip(qs + harder, 0.0, 1.0)
                 known[of] = seen.queries >= CASCADE_EVIDENCE
+                error = np.sqrt(np.clip(learnt * (1 - learnt), 0.0, None) / np.maximum(seen.queries, 1))
                 escalate[of] = np.where(known[of], 1 - agree, escalate[of])
-                quality[of] = np.where(known[of], learnt, quality[of])
+                quality[of] = np.where(known[of], learnt - CASCADE_DOUBT * error, quality[of])
         members = [list(m) for m in panels]
         cost = np.array([e.cost[m].sum() for m in members]) + escalate * e.cost[strong]
         latency = np.array([e.latency[m].max() for m in members]) + escalate * e.latency[strong]
         eta = aco.heuristic(match * quality, cost, lam, latency, mean_cost=mean)
-        # a cascade has no trail of its own yet: the trails of the paths whose answers stand, as often as each does
-        tau = (1 - escalate) * np.array([e.tau[m].mean() for m in members]) + escalate * e.tau[strong]
-        ours = aco.log_weight(tau, eta, self.alpha, self.beta)
+        # a cascade has no trail of its own, so τ takes no side: the pick's. Its members' trails rank how
+        # often each passes alone, which says nothing of how often the panel does when they agree
+        ours = aco.log_weight(np.full(len(members), e.tau[pick]), eta, self.alpha, self.beta)
         if budget_usd is not None:
             ours[np.array([e.cost[m].sum() for m in members]) + e.cost[strong] > budget_usd] = -np.inf
         best = int(np.argmax(ours))

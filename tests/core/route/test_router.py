@@ -269,6 +269,30 @@ async def test_a_panel_of_three_is_chosen_where_its_agreement_is_right_and_any_p
     assert "predicted 38% of the time" in d.reasoning and ", math/cheap" in d.reasoning
 
 
+async def test_a_panel_s_record_is_doubted_by_its_standard_error(redis_client, keys):
+    """A pair that always agrees and is then right 90% of the time is worth more than the strong path at
+    this cost weight on a long record; on 40 queries the same record is too thin to bet on (the panel
+    weighed is the best of several measured on one history, so its record flatters it)."""
+    from swarm_route.core.route.agreement import AgreementMemory
+    from swarm_route.core.route.outcomes import Graded
+
+    def history(queries: int) -> AgreementMemory:
+        memory = AgreementMemory(max_queries=queries)
+        for i in range(queries):
+            right = float(i % 10 != 0)
+            said = {"math/cheap1": ("4", right), "math/cheap2": ("4", right), "math/strong": ("4", 1.0)}
+            memory.add([Graded(f"q{i}", node, score, None, "math", a) for node, (a, score) in said.items()])
+        return memory
+
+    request = RouteRequest(text="what is 2 plus 2", intent=intent(math=1.0), cost_weight=0.05)
+    router = cascading_router(redis_client, keys)
+    router.agreement = history(40)
+    assert not (await router.route(request, CASCADE_POOL)).escalation
+    router.agreement = history(1000)
+    d = await router.route(request, CASCADE_POOL)
+    assert d.escalation and "predicted 0% of the time" in d.reasoning
+
+
 async def test_a_pairs_record_on_the_intent_replaces_the_prior(redis_client, keys):
     """Graded history that shows the cheap pair never gives comparable answers on math (code, say) rules the
     cascade out, though the prior favoured it; history where they agree and are right keeps it."""
