@@ -109,6 +109,13 @@ def _bench_routing(args: argparse.Namespace) -> int:
     return 0
 
 
+def _split_args(p: argparse.ArgumentParser) -> None:
+    """What the benches on routing matrices learn from and route: ``--train``, ``--test``, ``--holdout``."""
+    p.add_argument("--train", nargs="+", required=True, help="routing-matrix CSVs to learn from")
+    p.add_argument("--test", nargs="*", help="CSVs to route; omitted or equal to --train: a held-out slice")
+    p.add_argument("--holdout", type=float, default=0.3, help="share of --train held out when no --test")
+
+
 def _bench_drift(args: argparse.Namespace) -> int:
     from swarm_route.bench import drift
 
@@ -268,9 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.set_defaults(func=_pheromones)
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
     p = bench.add_parser("routing", help="quality/cost frontier on routing matrices, against baselines")
-    p.add_argument("--train", nargs="+", required=True, help="routing-matrix CSVs to learn from")
-    p.add_argument("--test", nargs="*", help="CSVs to route; omitted or equal to --train: a held-out slice")
-    p.add_argument("--holdout", type=float, default=0.3, help="share of --train held out when no --test")
+    _split_args(p)
     p.add_argument("--lambdas", help="comma-separated cost weights λ to sweep")
     p.add_argument("--json")
     p.add_argument("--plot")
@@ -287,9 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.set_defaults(func=_bench_routing)
     p = bench.add_parser("drift", help="a model the router relies on breaks mid-stream: frozen against online")
-    p.add_argument("--train", nargs="+", required=True, help="routing-matrix CSVs to learn from")
-    p.add_argument("--test", nargs="*", help="CSVs to route; omitted or equal to --train: a held-out slice")
-    p.add_argument("--holdout", type=float, default=0.3, help="share of --train held out when no --test")
+    _split_args(p)
     p.add_argument("--at", type=float, default=0.5, help="share of the test stream before the model breaks")
     p.add_argument("--cost-weight", type=float, help="λ every prompt is routed at (default: aco.cost_weight)")
     p.add_argument("--json")
@@ -347,7 +350,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "keys" and args.action == "reset" and not args.target:
         parser.error("keys reset needs a key id")
     exit_on_sigterm()
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError) as exc:
+        if args.command != "bench":
+            raise
+        parser.exit(2, f"swarm-route bench {args.bench}: {exc}\n")  # a missing file or a bad value: no traceback
 
 
 if __name__ == "__main__":

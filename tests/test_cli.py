@@ -26,3 +26,19 @@ def test_agents_add_needs_a_file():
 def test_keys_reset_needs_a_key_id():
     with pytest.raises(SystemExit):
         main(["keys", "reset"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["bench", "drift", "--train", "nowhere.csv"], "no such routing matrix: nowhere.csv"),
+        (["bench", "routing", "--train", "nowhere.csv"], "no such routing matrix: nowhere.csv"),
+        (["bench", "intent", "--data", "nowhere.json"], "no such intent file"),
+    ],
+)
+def test_a_bench_given_a_missing_file_says_so_without_a_traceback(argv, says, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
