@@ -30,17 +30,17 @@ QUARTERS = 4
 
 
 class Breaks:
-    """A dispatch stage whose ``node`` answers wrong once ``after`` queries have been dispatched: its answers
-    keep their text and cost, with score 0 (a model that regressed, not one that is down: a failing call
-    would be retried and failed over, and the router would learn of it from the dispatch's own record)."""
+    """A dispatch stage whose ``node`` answers wrong while ``broken`` is set: its answers keep their text and
+    cost, with score 0 (a model that regressed, not one that is down: a failing call would be retried and
+    failed over, and the router would learn of it from the dispatch's own record). Set per prompt, not
+    counted per dispatch: a cascade dispatches twice for one prompt."""
 
-    def __init__(self, inner: Dispatch, node: str | None, after: int) -> None:
-        self.inner, self.node, self.after, self.dispatched = inner, node, after, 0
+    def __init__(self, inner: Dispatch, node: str | None) -> None:
+        self.inner, self.node, self.broken = inner, node, False
 
     async def run(self, query: str, decision: RouteDecision) -> DispatchResult:
         result = await self.inner.run(query, decision)
-        self.dispatched += 1
-        if self.node is None or self.dispatched <= self.after:
+        if self.node is None or not self.broken:
             return result
         answers = [a.model_copy(update={"score": 0.0}) if a.hops[-1].node == self.node else a for a in result.answers]
         return result.model_copy(update={"answers": answers})
@@ -54,14 +54,18 @@ async def stream(
     prompt, with exploration, as ``bench routing``'s online run."""
     router, updater, memory = await bench.warm(client, f"drift-{uuid.uuid4().hex[:8]}", online)
     node = next((n for n, m in bench.node_model.items() if m == broken), None)
+    wrapped: list[Breaks] = []
+
+    def breaking(stage: Dispatch) -> Breaks:
+        wrapped.append(Breaks(stage, node))
+        return wrapped[-1]
+
     pipeline = bench.pipeline(
-        router,
-        memory if online else None,
-        LearnInLine(updater) if online else None,
-        wrap=lambda stage: Breaks(stage, node, at),
+        router, memory if online else None, LearnInLine(updater) if online else None, wrap=breaking
     )
     out = []
     for i, row in enumerate(bench.test):
+        wrapped[-1].broken = i >= at
         walked = await pipeline.walk(Query(text=row.prompt, cost_weight=lam, explore=online), f"drift-{i}")
         model = bench.node_model[walked.decision.candidates[walked.response.trace.chosen[0]].path[0].node]
         score = 0.0 if model == broken and i >= at else row.records[model].score or 0.0
