@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,18 @@ def exit_on_sigterm() -> None:
 
 def _raise_exit(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
+
+
+@contextlib.asynccontextmanager
+async def client_on(url: str | None) -> AsyncIterator[aioredis.Redis]:
+    """A client on ``url``, or, without one, on an embedded Redis started for the block; the client is
+    closed and the embedded server stopped after it (the benchmarks' store when ``REDIS_URL`` is unset)."""
+    with contextlib.ExitStack() as owned:
+        client = connect(url or owned.enter_context(EmbeddedRedis()).url)
+        try:
+            yield client
+        finally:
+            await client.aclose()
 
 
 class EmbeddedRedis:

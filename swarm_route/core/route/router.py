@@ -444,8 +444,9 @@ class ReasoningRouter:
         mean = float(e.cost[eligible].mean())  # the scale the pick's η was weighed on
         match = float(e.ability[pick] / max(e.quality[pick], 1e-9))
         qs = float(np.clip(e.quality[strong], 0.0, 1.0))
-        size = np.array([len(m) for m in panels])
-        p = [np.clip(e.quality[list(m)], 0.0, 1.0) for m in panels]
+        members = [list(m) for m in panels]
+        size = np.array([len(m) for m in members])
+        p = [np.clip(e.quality[m], 0.0, 1.0) for m in members]
         right = np.array([float(np.prod(x)) for x in p])
         wrong_alike = np.array([float(np.prod(1 - x)) for x in p]) * coincide ** (size - 1)
         escalate = np.maximum(0.0, 1.0 - right - wrong_alike)
@@ -455,7 +456,7 @@ class ReasoningRouter:
             known = np.zeros(len(panels), dtype=bool)
             for k in set(size.tolist()):
                 of = np.flatnonzero(size == k)
-                seen = self.agreement.panels(intent, [[last[i] for i in panels[j]] for j in of], last[strong])
+                seen = self.agreement.panels(intent, [[last[i] for i in members[j]] for j in of], last[strong])
                 agree = np.nan_to_num(seen.agree)
                 # the prompts a panel disagrees on are harder than the intent's: the strong path's score there,
                 # relative to its mean, shifts this query's prediction
@@ -465,15 +466,15 @@ class ReasoningRouter:
                 error = np.sqrt(np.clip(learnt * (1 - learnt), 0.0, None) / np.maximum(seen.queries, 1))
                 escalate[of] = np.where(known[of], 1 - agree, escalate[of])
                 quality[of] = np.where(known[of], learnt - CASCADE_DOUBT * error, quality[of])
-        members = [list(m) for m in panels]
-        cost = np.array([e.cost[m].sum() for m in members]) + escalate * e.cost[strong]
+        first_cost = np.array([e.cost[m].sum() for m in members])
+        cost = first_cost + escalate * e.cost[strong]
         latency = np.array([e.latency[m].max() for m in members]) + escalate * e.latency[strong]
         eta = aco.heuristic(match * quality, cost, lam, latency, mean_cost=mean)
         # a cascade has no trail of its own, so τ takes no side: the pick's. Its members' trails rank how
         # often each passes alone, which says nothing of how often the panel does when they agree
         ours = aco.log_weight(np.full(len(members), e.tau[pick]), eta, self.alpha, self.beta)
         if budget_usd is not None:
-            ours[np.array([e.cost[m].sum() for m in members]) + e.cost[strong] > budget_usd] = -np.inf
+            ours[first_cost + e.cost[strong] > budget_usd] = -np.inf
         best = int(np.argmax(ours))
         if ours[best] <= aco.log_weight(e.tau[pick], e.eta[pick], self.alpha, self.beta):
             return None
