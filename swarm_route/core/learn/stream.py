@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import redis.asyncio as aioredis
 from pydantic import TypeAdapter
 from redis.asyncio.client import Pipeline
@@ -21,11 +23,16 @@ class EventStream:
 
     async def publish(self, event: Event, record_ttl_s: int | None = None) -> None:
         """Append an event; a finished request's record is kept beside it (one MULTI) for late feedback."""
-        payload = event.model_dump_json()
+        await self.publish_many([event], record_ttl_s)
+
+    async def publish_many(self, events: Sequence[Event], record_ttl_s: int | None = None) -> None:
+        """Append events in order, with each finished request's record, in one MULTI: all or none."""
         async with self._r.pipeline(transaction=True) as pipe:
-            if isinstance(event, FinishedRequest) and record_ttl_s:
-                pipe.set(self._k.request(event.request_id), payload, ex=record_ttl_s)
-            pipe.xadd(self._k.finished, {"data": payload}, maxlen=MAX_LEN, approximate=True)
+            for event in events:
+                payload = event.model_dump_json()
+                if isinstance(event, FinishedRequest) and record_ttl_s:
+                    pipe.set(self._k.request(event.request_id), payload, ex=record_ttl_s)
+                pipe.xadd(self._k.finished, {"data": payload}, maxlen=MAX_LEN, approximate=True)
             await pipe.execute()
 
     async def keep(self, event: FinishedRequest, record_ttl_s: int) -> bool:
