@@ -102,17 +102,10 @@ class ReasoningSettings(Section):
 
 class CascadeSettings(Section):
     """Cascades: two or three cheaper paths answer first and a stronger one only when their answers do not
-    all agree (``core.dispatch.verify``). The router builds one when its expected quality per expected cost
-    beats its pick's (see docs/routing.md). Off by default: before graded history holds the intent's
-    answers, the prior (members erring independently) flatters a panel."""
+    all agree (``core.dispatch.verify``). The router builds one where graded history holds the panel's
+    record on the intent and its expected quality per expected cost beats its pick's (see docs/routing.md)."""
 
     enabled: bool = Field(False, description="let the router choose a cascade for a single-intent query")
-    coincide: float = Field(
-        0.5,
-        ge=0,
-        le=1,
-        description="prior chance that two wrong answers agree (1/choices for multiple choice; low for free text)",
-    )
 
 
 class AggregatorSettings(Section):

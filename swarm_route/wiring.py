@@ -151,7 +151,7 @@ def reasoning_router(
         breaker=breaker,
         max_stale_s=settings.store.max_stale_s,
         trails_refresh_s=settings.store.trails_refresh_s,
-        cascade_coincide=settings.cascade.coincide if settings.cascade.enabled else None,
+        cascades=settings.cascade.enabled,
         explore_known=a.explore_known,
         agreement=agreement,
     )

@@ -375,7 +375,8 @@ class Bench:
         points, latencies = [], []
         shared = None if online else await self.warm(client, f"bench-{uuid.uuid4().hex[:8]}", cascades=cascades)
         for lam in lambdas:
-            router, updater, memory = shared or await self.warm(client, f"bench-{uuid.uuid4().hex[:8]}", online)
+            namespace = f"bench-{uuid.uuid4().hex[:8]}"
+            router, updater, memory = shared or await self.warm(client, namespace, online, cascades)
             pipeline = self.pipeline(router, memory if online else None, LearnInLine(updater) if online else None)
             out = Outcomes()
             tiers: list[str] = []

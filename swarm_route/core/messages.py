@@ -322,6 +322,9 @@ class FinishedRequest(BaseModel):
     intent_weights: dict[str, float]
     paths: list[PathOutcome]
     cost_usd: float = Field(ge=0, allow_inf_nan=False)
+    cascade: bool = Field(
+        False, description="a cascade's walk: its paths were asked on condition, so they teach no trail"
+    )
     caller: str | None = Field(None, description="id of the API key that made the request; None: no keys")
     trace_context: dict[str, str] = Field(default_factory=dict, description="W3C carrier of the query's span")
     created: float = Field(default_factory=time.time)

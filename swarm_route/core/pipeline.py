@@ -229,6 +229,7 @@ class Pipeline:
                     intent_weights=decision.intent_weights,
                     paths=[PathOutcome.of(a, short_answer(a.text)) for a in asked],
                     cost_usd=response.cost_usd,
+                    cascade=bool(decision.escalation),
                     caller=request.caller,
                     trace_context=carrier(),
                 )

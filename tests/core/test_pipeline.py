@@ -223,6 +223,7 @@ async def test_a_cascade_whose_first_stage_disagrees_goes_on_and_pays_for_every_
     assert [t.verdict for t in r.trace.tiers] == ["escalated", "final"]
     assert "«a» vs «b»" in r.trace.tiers[0].reason and r.trace.tiers[1].candidates == [2]
     assert len(stages.events[0].paths) == 3, "each stage's answer is evidence for learning"
+    assert stages.events[0].cascade, "asked on condition: the record says so, and teaches no trail"
 
 
 async def test_a_panel_of_three_stands_only_when_all_three_agree():

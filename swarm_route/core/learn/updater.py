@@ -11,6 +11,13 @@ stops earning deposits, but every other trail decays as fast as its own, so it k
 RouterBench (``bench drift``), with gpt-4 answering wrong from mid-stream, the online run went on sending it
 every prompt (quality 0.000 after the break); with the penalty it moved off within the first quarter of the
 rest (0.647 after the break, against 0.113 frozen), and the stationary online AIQ stayed 0.8283.
+
+A cascade's walk teaches no trail and no agreement: its paths were asked on condition (the panel instead of
+the colony's pick, the strong path only where the panel differed, on the prompts hard for both), so their
+grades rank paths on a biased sample. Its outcomes still teach the ability model, which predicts per query.
+On RouterBench (``bench routing``'s split, cascades on, every λ learning online) the online AIQ went from
+0.8207, with every asked path depositing and its answer recorded, to 0.8241 without the deposits and 0.8263
+without the answers too (the agreement record then held only the prompts the panel had split on).
 """
 
 from __future__ import annotations
@@ -164,10 +171,13 @@ class PheromoneUpdater:
                     score=score,
                     cost_usd=cost,
                     intent=intent,
-                    answer=path.answer if n == path.nodes[-1] else None,  # what the path said is its last's
+                    # what the path said is its last node's; a cascade's would bias the agreement record
+                    answer=path.answer if n == path.nodes[-1] and not record.cascade else None,
                 )
                 for n in path.nodes
             )
+        if record.cascade:  # asked on condition: see the module's docstring
+            return
         passed = self.gate.passes(score)
         amount = self.deposit_q / (path.cost_usd + self.epsilon) * (1.0 if passed else -self.penalty)
         self._count(writes, "deposited" if passed else "rejected")

@@ -143,19 +143,19 @@ class ReasoningRouter:
         breaker: Breaker | None = None,
         max_stale_s: float = 300.0,
         trails_refresh_s: float = 0.0,
-        cascade_coincide: float | None = None,
+        cascades: bool = False,
         explore_known: float | None = None,
         agreement: AgreementMemory | None = None,
     ) -> None:
         """``trails_refresh_s``: trails read less than this long ago are used without asking the store.
-        ``cascade_coincide``: consider cascades, with this prior chance that two wrong answers agree (None:
-        never build one). ``explore_known``: graded outcomes on the query's intent at which the least-graded
-        path serving it halves the exploration rate (None: explore at 1 − q0 whatever is known).
+        ``cascades``: consider a cascade where ``agreement`` holds its record. ``explore_known``: graded
+        outcomes on the query's intent at which the least-graded path serving it halves the exploration rate
+        (None: explore at 1 − q0 whatever is known).
         ``agreement``: what graded history says of pairs agreeing, per intent (a cascade's estimates)."""
         self.explore_known = explore_known
         self.agreement = agreement
         self.pheromones = pheromones
-        self.cascade_coincide = cascade_coincide
+        self.cascades = cascades
         self.trails_refresh_s = trails_refresh_s
         self.max_trace = max_trace
         self.alpha, self.beta, self.q0 = alpha, beta, q0
@@ -257,10 +257,8 @@ class ReasoningRouter:
         picks = self._pick(pool, agents, needed, eligible, probs, cost, budget_usd, graded if request.explore else None)
         chosen = [i for i, _, _ in picks]
         plan = None
-        if len(picks) == 1 and not intent.parts and request.max_agents >= 2 and self.cascade_coincide is not None:
-            plan = self._cascade(
-                pool, picks[0][1], picks[0][0], eligible, evaluation, lam, budget_usd, self.cascade_coincide
-            )
+        if len(picks) == 1 and not intent.parts and request.max_agents >= 2 and self.cascades:
+            plan = self._cascade(pool, picks[0][1], picks[0][0], eligible, evaluation, lam, budget_usd)
         escalation: list[int] = []
         if plan is not None:  # the panel replaces the pick; p of each among its intent's paths, as the pick's
             (pick, t, p) = picks[0]
@@ -409,26 +407,27 @@ class ReasoningRouter:
         e: _Evaluation,
         lam: float,
         budget_usd: float | None,
-        coincide: float,
     ) -> _Cascade | None:
         """A cascade instead of the colony's pick when one is worth more: two or three cheaper paths answer
         at once and the path the colony would take at λ = 0 (``strong``) only when they do not all agree.
-        With p_i the members' predicted scores and c the chance two wrong answers agree, the panel agrees
-        and is right with Πp_i, agrees wrongly with Π(1−p_i)·c^(k−1) and escalates otherwise (rate r):
-        expected quality Πp_i + r·q_strong at expected cost Σc_i + r·c_strong. That is a prior: once graded
-        history holds ``CASCADE_EVIDENCE`` queries of the intent where the panel and the strong path all
-        answered (``agreement``), r is the share where the panel differed and the quality what it showed
-        (the first member's score where they agreed, the strong path's where they did not). A third member
-        costs more and escalates more often, but when three agree they are wrong less often than two: on
-        RouterBench's ARC-Challenge three cheap models all agreeing beat the best single model at 58% of its
-        cost, where no pair did. The panel is the best of those drawn from the ``CASCADE_SHORTLIST`` most
-        probable cheaper paths, its learned quality taken ``CASCADE_DOUBT`` standard errors below its record;
-        it is chosen when its η beats the pick's (τ, which it has none of, is the pick's). On RouterBench's
-        split, weighing it on its members' and the strong path's trails instead (lower than the pick's:
-        they rank how often each passes alone) left cascades chosen for 10 of 658 prompts; on the pick's τ
-        with its record taken as it is, at λ = 0 it chose panels on ARC predicted 0.952 that scored 0.935
-        where gpt-4 scored 0.948 (AIQ 0.8241; 0.8303, 0.8317, 0.8303, 0.8306 at 1, 2, 3, 4 standard errors,
-        against 0.8294 for single paths)."""
+        Only a panel with a record is weighed: graded history (``agreement``) holding ``CASCADE_EVIDENCE``
+        queries of the intent where the panel and the strong path all answered. Its escalation rate r is the
+        share where the panel differed, its quality what it showed (the first member's score where they
+        agreed, the strong path's where they did not), its expected cost Σc_i + r·c_strong. A prior (members
+        erring independently, two wrong answers agreeing by chance) flattered panels, since members trained
+        alike err alike, and built cascades before anything was known of them; without a record there is
+        none. A third member costs more and escalates more often, but when three agree they are wrong less
+        often than two: on RouterBench's ARC-Challenge three cheap models all agreeing beat the best single
+        model at 58% of its cost, where no pair did. The panel is the best of those drawn from the
+        ``CASCADE_SHORTLIST`` most probable cheaper paths, its learned quality taken ``CASCADE_DOUBT``
+        standard errors below its record; it is chosen when its η beats the pick's (τ, which it has none of,
+        is the pick's). On RouterBench's split, weighing it on its members' and the strong path's trails
+        instead (lower than the pick's: they rank how often each passes alone) left cascades chosen for 10 of
+        658 prompts; on the pick's τ with its record taken as it is, at λ = 0 it chose panels on ARC
+        predicted 0.952 that scored 0.935 where gpt-4 scored 0.948 (AIQ 0.8241; 0.8303, 0.8317, 0.8303,
+        0.8306 at 1, 2, 3, 4 standard errors, against 0.8294 for single paths)."""
+        if self.agreement is None:
+            return None
         column = pool.intents.index(intent)
         serving = pool.per_path(pool.serves[:, column], "min")[eligible] > 0
         fits = eligible[serving]
@@ -439,37 +438,33 @@ class ReasoningRouter:
         cheaper = fits[e.cost[fits] < e.cost[strong]]
         cheaper = cheaper[np.argsort(-e.probs[cheaper], kind="stable")][:CASCADE_SHORTLIST]
         panels = [c for k in CASCADE_SIZES for c in combinations(cheaper.tolist(), k)]
-        if not panels:
+        last = pool.last_nodes
+        qs = float(np.clip(e.quality[strong], 0.0, 1.0))
+        members, escalate, quality = [], [], []
+        for k in CASCADE_SIZES:
+            of = [list(c) for c in panels if len(c) == k]
+            if not of:
+                continue
+            seen = self.agreement.panels(intent, [[last[i] for i in m] for m in of], last[strong])
+            agree = np.nan_to_num(seen.agree)
+            # the prompts a panel disagrees on are harder than the intent's: the strong path's score there,
+            # relative to its mean, shifts this query's prediction
+            harder = np.nan_to_num(seen.strong_when_differ - seen.strong)
+            learnt = agree * np.nan_to_num(seen.right_when_agree) + (1 - agree) * np.clip(qs + harder, 0.0, 1.0)
+            error = np.sqrt(np.clip(learnt * (1 - learnt), 0.0, None) / np.maximum(seen.queries, 1))
+            known = seen.queries >= CASCADE_EVIDENCE
+            members += [m for m, ok in zip(of, known, strict=True) if ok]
+            escalate.append((1 - agree)[known])
+            quality.append((learnt - CASCADE_DOUBT * error)[known])
+        if not members:
             return None
+        escalate_at, expected = np.concatenate(escalate), np.concatenate(quality)
         mean = float(e.cost[eligible].mean())  # the scale the pick's η was weighed on
         match = float(e.ability[pick] / max(e.quality[pick], 1e-9))
-        qs = float(np.clip(e.quality[strong], 0.0, 1.0))
-        members = [list(m) for m in panels]
-        size = np.array([len(m) for m in members])
-        p = [np.clip(e.quality[m], 0.0, 1.0) for m in members]
-        right = np.array([float(np.prod(x)) for x in p])
-        wrong_alike = np.array([float(np.prod(1 - x)) for x in p]) * coincide ** (size - 1)
-        escalate = np.maximum(0.0, 1.0 - right - wrong_alike)
-        quality = right + escalate * qs
-        if self.agreement is not None:  # where a panel has a record on the intent, it replaces the prior
-            last = pool.last_nodes
-            known = np.zeros(len(panels), dtype=bool)
-            for k in set(size.tolist()):
-                of = np.flatnonzero(size == k)
-                seen = self.agreement.panels(intent, [[last[i] for i in members[j]] for j in of], last[strong])
-                agree = np.nan_to_num(seen.agree)
-                # the prompts a panel disagrees on are harder than the intent's: the strong path's score there,
-                # relative to its mean, shifts this query's prediction
-                harder = np.nan_to_num(seen.strong_when_differ - seen.strong)
-                learnt = agree * np.nan_to_num(seen.right_when_agree) + (1 - agree) * np.clip(qs + harder, 0.0, 1.0)
-                known[of] = seen.queries >= CASCADE_EVIDENCE
-                error = np.sqrt(np.clip(learnt * (1 - learnt), 0.0, None) / np.maximum(seen.queries, 1))
-                escalate[of] = np.where(known[of], 1 - agree, escalate[of])
-                quality[of] = np.where(known[of], learnt - CASCADE_DOUBT * error, quality[of])
         first_cost = np.array([e.cost[m].sum() for m in members])
-        cost = first_cost + escalate * e.cost[strong]
-        latency = np.array([e.latency[m].max() for m in members]) + escalate * e.latency[strong]
-        eta = aco.heuristic(match * quality, cost, lam, latency, mean_cost=mean)
+        cost = first_cost + escalate_at * e.cost[strong]
+        latency = np.array([e.latency[m].max() for m in members]) + escalate_at * e.latency[strong]
+        eta = aco.heuristic(match * expected, cost, lam, latency, mean_cost=mean)
         # a cascade has no trail of its own, so τ takes no side: the pick's. Its members' trails rank how
         # often each passes alone, which says nothing of how often the panel does when they agree
         ours = aco.log_weight(np.full(len(members), e.tau[pick]), eta, self.alpha, self.beta)
@@ -479,10 +474,10 @@ class ReasoningRouter:
         if ours[best] <= aco.log_weight(e.tau[pick], e.eta[pick], self.alpha, self.beta):
             return None
         return _Cascade(
-            tuple(int(i) for i in panels[best]),
+            tuple(members[best]),
             strong,
-            float(escalate[best]),
-            float(quality[best]),
+            float(escalate_at[best]),
+            float(expected[best]),
             float(cost[best]),
             pick,
             float(e.quality[pick]),

@@ -83,6 +83,27 @@ async def test_failing_score_and_unsampled_requests_deposit_nothing(redis_client
     assert await u0.store.trails("qa") == {}
 
 
+async def test_a_cascade_s_grades_teach_the_ability_model_but_no_trail_and_no_agreement(redis_client, keys):
+    """A cascade's paths were asked on condition (its strong path only where the panel differed: the hard
+    prompts), so their grades would rank paths on a biased sample: the outcomes are logged for the ability
+    model, without the answers the agreement record reads, and no trail moves, on a pass or a failure."""
+    from swarm_route.core.route.outcomes import OutcomeLog
+
+    u = updater(redis_client, keys, penalty=1.0)
+    for i, score in enumerate((1.0, 0.0)):
+        event = finished(f"c{i}", score=score)
+        event.query, event.cascade, event.paths[0].answer = f"question {i}", True, "b"
+        await u.handle(event)
+    assert await u.store.read(["qa", "chat"]) == {"qa": {}, "chat": {}}
+    logged = await OutcomeLog(redis_client, keys).latest(10)
+    assert [(o.text, o.score, o.answer) for o in logged] == [("question 0", 1.0, None), ("question 1", 0.0, None)]
+    plain = finished("p", score=1.0)
+    plain.query, plain.paths[0].answer = "question 2", "b"
+    await u.handle(plain)
+    assert (await u.store.trails("qa"))[EDGES[0]] > 1.0
+    assert (await OutcomeLog(redis_client, keys).latest(1))[0].answer == "b"
+
+
 async def test_late_feedback_grades_the_recorded_path(redis_client, keys):
     u = updater(redis_client, keys)
     await u.stream.ensure_group()

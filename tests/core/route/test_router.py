@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 
 from swarm_route.core.messages import IntentResult, RouteRequest
+from swarm_route.core.route.agreement import AgreementMemory
+from swarm_route.core.route.outcomes import Graded
 from swarm_route.core.route.pheromone import PheromoneStore
 from swarm_route.core.route.reasoning import LLMChoice
-from swarm_route.core.route.router import ReasoningRouter
+from swarm_route.core.route.router import CASCADE_EVIDENCE, ReasoningRouter
 from tests.core.helpers import MATH, WEATHER, agent
 
 
@@ -170,24 +172,45 @@ async def test_an_explored_path_outside_the_listed_ones_is_still_in_the_trace(re
     assert len(seen) > 3, "sampling should reach paths beyond the three most probable"
 
 
-def cascading_router(client, keys, coincide: float | None = 0.5, cheap: int = 2) -> ReasoningRouter:
+def agreeing(queries: int = 1000, cheap: int = 2) -> AgreementMemory:
+    """Graded history of math queries: the ``cheap`` cheap models all give the right answer on 70% of them
+    and differ on the rest, where the strong one is right."""
+    memory = AgreementMemory()
+    for i in range(queries):
+        agree = i % 10 < 7
+        said = {f"math/cheap{c + 1}": "4" if agree or c else "5" for c in range(cheap)}
+        said["math/strong"] = "4"
+        memory.add([Graded(f"q{i}", node, float(a == "4"), None, "math", a) for node, a in said.items()])
+    return memory
+
+
+def cascading_router(client, keys, cheap: int = 2, cascades: bool = True) -> ReasoningRouter:
     """A router that knows, from graded history, that ``cheap`` cheap models get math right 70% of the time
-    and the dear one 95%."""
+    and the dear one 95%, and how often the cheap ones agree (``agreeing``)."""
     from swarm_route.core.route.ability import AbilityModel
 
     nodes = [*(f"math/cheap{i + 1}" for i in range(cheap)), "math/strong"]
     scores = np.array([[0.7] * cheap + [0.95]] * len(MATH))
     ability = AbilityModel(shrinkage=0.0, intent_shrinkage=0.0).fit(MATH, nodes, scores, intents=["math"] * len(MATH))
     store = PheromoneStore(client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0)
-    return ReasoningRouter(store, alpha=1, beta=2, q0=1.0, cost_weight=0.5, ability=ability, cascade_coincide=coincide)
+    return ReasoningRouter(
+        store,
+        alpha=1,
+        beta=2,
+        q0=1.0,
+        cost_weight=0.5,
+        ability=ability,
+        cascades=cascades,
+        agreement=agreeing(cheap=cheap),
+    )
 
 
 CASCADE_POOL = {"math": agent("math", "math", MATH, {"cheap1": 0.001, "cheap2": 0.0012, "strong": 0.01})}
 
 
 async def test_a_cascade_replaces_the_strong_pick_when_cheap_agreement_is_worth_more(redis_client, keys):
-    """At a small cost weight the colony would pay for the strong model; two cheap ones that agree are right
-    0.7² of the time, and escalating the rest keeps quality above the strong model's alone for less."""
+    """At a small cost weight the colony would pay for the strong model; two cheap ones agree 70% of the time
+    and are then right, and escalating the rest keeps quality above the strong model's alone for less."""
     request = RouteRequest(text="what is 2 plus 2", intent=intent(math=1.0), cost_weight=0.05)
     d = await cascading_router(redis_client, keys).route(request, CASCADE_POOL)
     model = lambda i: d.candidates[i].path[0].model  # noqa: E731
@@ -199,7 +222,7 @@ async def test_a_cascade_replaces_the_strong_pick_when_cheap_agreement_is_worth_
 
 async def test_no_cascade_when_disabled_too_dear_over_budget_or_for_a_query_of_several_parts(redis_client, keys):
     ask = lambda **kw: RouteRequest(text="what is 2 plus 2", intent=intent(math=1.0), cost_weight=0.05, **kw)  # noqa: E731
-    off = await cascading_router(redis_client, keys, coincide=None).route(ask(), CASCADE_POOL)
+    off = await cascading_router(redis_client, keys, cascades=False).route(ask(), CASCADE_POOL)
     assert len(off.chosen) == 1 and not off.escalation and "Cascade" not in off.reasoning
     cheap = await cascading_router(redis_client, keys).route(
         RouteRequest(text="what is 2 plus 2", intent=intent(math=1.0), cost_weight=0.5), CASCADE_POOL
@@ -248,9 +271,6 @@ async def test_a_panel_of_three_is_chosen_where_its_agreement_is_right_and_any_p
     """History where every pair of three cheap models sometimes agrees on a wrong answer, but all three agree
     only when right: a pair stands on a wrong answer a sixth of the time, the panel never; the router asks all
     three at once and escalates when they differ, and the reasoning names the three."""
-    from swarm_route.core.route.agreement import AgreementMemory
-    from swarm_route.core.route.outcomes import Graded
-
     memory = AgreementMemory()
     wrong_pairs = [None, ("1", "2"), ("1", "3"), ("2", "3")]  # the pair that agrees on a wrong answer, if any
     for i in range(40):
@@ -273,9 +293,6 @@ async def test_a_panel_s_record_is_doubted_by_its_standard_error(redis_client, k
     """A pair that always agrees and is then right 90% of the time is worth more than the strong path at
     this cost weight on a long record; on 40 queries the same record is too thin to bet on (the panel
     weighed is the best of several measured on one history, so its record flatters it)."""
-    from swarm_route.core.route.agreement import AgreementMemory
-    from swarm_route.core.route.outcomes import Graded
-
     def history(queries: int) -> AgreementMemory:
         memory = AgreementMemory(max_queries=queries)
         for i in range(queries):
@@ -293,21 +310,22 @@ async def test_a_panel_s_record_is_doubted_by_its_standard_error(redis_client, k
     assert d.escalation and "predicted 0% of the time" in d.reasoning
 
 
-async def test_a_pairs_record_on_the_intent_replaces_the_prior(redis_client, keys):
-    """Graded history that shows the cheap pair never gives comparable answers on math (code, say) rules the
-    cascade out, though the prior favoured it; history where they agree and are right keeps it."""
-    from swarm_route.core.route.agreement import AgreementMemory
-    from swarm_route.core.route.outcomes import Graded
-
-    def history(answer: str) -> AgreementMemory:
+async def test_a_panel_without_a_record_is_never_a_cascade_and_a_record_decides(redis_client, keys):
+    """No graded history of the pair answering together, or less than ``CASCADE_EVIDENCE`` queries of it: no
+    cascade, whatever a prior would say. History where the pair never gives comparable answers on math
+    (code, say) rules it out; history where they agree and are right makes it."""
+    def history(answer: str, queries: int = 40) -> AgreementMemory:
         memory = AgreementMemory()
-        for i in range(40):
+        for i in range(queries):
             said = {"math/cheap1": answer, "math/cheap2": answer, "math/strong": answer}
             memory.add([Graded(f"q{i}", node, 1.0, None, "math", a) for node, a in said.items()])
         return memory
 
     request = RouteRequest(text="what is 2 plus 2", intent=intent(math=1.0), cost_weight=0.05)
     router = cascading_router(redis_client, keys)
+    for unknown in (AgreementMemory(), history("4", queries=CASCADE_EVIDENCE - 1)):
+        router.agreement = unknown
+        assert not (await router.route(request, CASCADE_POOL)).escalation
     router.agreement = history("")  # answers too long to compare: every cascade would escalate
     assert not (await router.route(request, CASCADE_POOL)).escalation
     router.agreement = history("4")
