@@ -125,6 +125,7 @@ def _bench_drift(args: argparse.Namespace) -> int:
             args.test,
             holdout=args.holdout,
             at=args.at,
+            event=args.event,
             lam=args.cost_weight,
             json_path=args.json,
             seed=args.seed,
@@ -291,9 +292,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="bootstrap draws of the test prompts behind each AIQ's 95%% interval and the gaps (0: none)",
     )
     p.set_defaults(func=_bench_routing)
-    p = bench.add_parser("drift", help="a model the router relies on breaks mid-stream: frozen against online")
+    p = bench.add_parser(
+        "drift", help="a model the router relies on breaks, or joins, mid-stream: frozen against online"
+    )
     _split_args(p)
-    p.add_argument("--at", type=float, default=0.5, help="share of the test stream before the model breaks")
+    p.add_argument("--at", type=float, default=0.5, help="share of the test stream before the model changes")
+    p.add_argument(
+        "--event", choices=("break", "join"), default="break", help="it answers wrong from then on, or registers then"
+    )
     p.add_argument("--cost-weight", type=float, help="λ every prompt is routed at (default: aco.cost_weight)")
     p.add_argument("--json")
     p.add_argument("--seed", type=int, default=0)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from swarm_route.core.messages import AgentAnswer, AgentError, estimate_tokens
+from swarm_route.core.messages import AgentAnswer, AgentError, expected_tokens
 from swarm_route.core.reachability import Unreachable, replay_files
 from swarm_route.core.registry import AgentKind, AgentSpec, ModelOption, Skill, as_name
 
@@ -135,8 +135,11 @@ def replay_dirs(files: Sequence[str | Path]) -> list[str]:
 def replay_pool(matrix: RoutingMatrix, files: list[str | Path], examples_per_task: int = 5) -> list[AgentSpec]:
     """One replay agent per model of the matrix, priced from what it recorded.
 
-    The price per 1k tokens is the model's recorded spend over the estimated tokens of the prompts and
-    responses it answered: what a router may know before calling, unlike the cost of this very prompt.
+    The price per 1k tokens is the model's recorded spend over the tokens the router expects of those prompts
+    before a call (``expected_tokens``: the prompt and a typical answer), so that a router pricing a path it
+    has no cost history for expects what the model spent on average. Read over the recorded answers' own
+    lengths instead, a model answering in a letter (multiple choice) was priced as if every answer were a
+    letter, and a router that expects a typical answer saw it up to 26 times dearer than it was.
     Every agent serves every task of the files; the task names become its skills, with a few prompts each.
     """
     by_task: dict[str, list[str]] = {}
@@ -146,7 +149,7 @@ def replay_pool(matrix: RoutingMatrix, files: list[str | Path], examples_per_tas
     agents = []
     for model in matrix.models:
         spent = sum(r.records[model].cost_usd or 0.0 for r in matrix.rows)
-        tokens = sum(estimate_tokens(r.prompt) + estimate_tokens(r.records[model].response) for r in matrix.rows)
+        tokens = sum(expected_tokens(r.prompt) for r in matrix.rows)
         agents.append(
             AgentSpec(
                 name=as_name(model),

@@ -15,7 +15,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import combinations
 from pathlib import Path
@@ -42,6 +42,7 @@ from swarm_route.keys import Keys
 from swarm_route.store import client_on
 from swarm_route.warmup import warm_up
 from swarm_route.wiring import (
+    Agents,
     AggregateStage,
     DispatchStage,
     FixedAgents,
@@ -322,11 +323,12 @@ class Bench:
     # -------------------------------------------------------------- swarm_route
 
     async def warm(
-        self, client: Any, namespace: str, online: bool = False, cascades: bool = False
+        self, client: Any, namespace: str, online: bool = False, cascades: bool = False, without: str | None = None
     ) -> tuple[ReasoningRouter, PheromoneUpdater, AbilityMemory]:
         """``online``: trails read fresh for every prompt, since each answer is graded before the next
         prompt (the service's traffic spreads that over seconds, where its trails cache does not hide it).
-        ``cascades``: the router may build them (``cascade.enabled``), whatever the settings say."""
+        ``cascades``: the router may build them (``cascade.enabled``), whatever the settings say.
+        ``without``: a model the history never graded (one that joins later)."""
         s = self.settings.model_copy(update={"namespace": namespace})
         if cascades:
             s = s.model_copy(update={"cascade": s.cascade.model_copy(update={"enabled": True})})
@@ -334,9 +336,10 @@ class Bench:
             s = s.model_copy(update={"store": s.store.model_copy(update={"trails_refresh_s": 0.0})})
         store = pheromone_store(s, client)
         log = OutcomeLog(client, Keys(namespace))
-        await warm_up(
-            self.train, store, quality_gate(s), deposit_q=s.aco.deposit_q, epsilon=s.aco.epsilon, outcomes=log
-        )
+        rows = self.train
+        if without is not None:
+            rows = [replace(r, records={m: v for m, v in r.records.items() if m != without}) for r in rows]
+        await warm_up(rows, store, quality_gate(s), deposit_q=s.aco.deposit_q, epsilon=s.aco.epsilon, outcomes=log)
         memory = AbilityMemory(log, ability_model(s), interval_s=0.0)  # online: every graded answer is seen next
         await memory.refresh(force=True)
         # exploration is repeatable
@@ -349,11 +352,13 @@ class Bench:
         memory: AbilityMemory | None,
         sink: EventSink | None,
         wrap: Callable[[DispatchStage], Dispatch] | None = None,
+        agents: Agents | None = None,
     ) -> Pipeline:
         """The service's walk, in process: replay agents answer; no retries or fallbacks, so the path scored
         is the path chosen (a prompt a model has no recorded answer for scores 0, for every router alike).
-        ``wrap``: what the dispatch stage is put inside (``bench drift`` breaks an agent there)."""
-        pool = FixedAgents(self.agents)
+        ``wrap``: what the dispatch stage is put inside (``bench drift`` breaks an agent there). ``agents``:
+        the registry the router reads (default: every model's replay agent, never changing)."""
+        pool = agents or FixedAgents(self.agents)
         settings = self.settings.model_copy(
             update={"dispatch": self.settings.dispatch.model_copy(update={"retries": 0, "fallbacks": 0})}
         )

@@ -179,6 +179,15 @@ def estimate_tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
+EXPECTED_ANSWER_TOKENS = 300  # an answer's length, guessed before the call
+
+
+def expected_tokens(query: str) -> int:
+    """The tokens a call on ``query`` is expected to bill before it is made: its prompt and a typical answer
+    (what the router prices a path without cost history at)."""
+    return estimate_tokens(query) + EXPECTED_ANSWER_TOKENS
+
+
 class Attempt(BaseModel):
     agent: str
     model: str

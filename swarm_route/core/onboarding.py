@@ -141,7 +141,12 @@ async def onboard(
             except Unreachable as exc:
                 raise PolicyViolation(str(exc)) from None
     await registry.register(spec)
+    await seed_trails(pheromones, spec)
+    return spec
+
+
+async def seed_trails(pheromones: PheromoneStore, spec: AgentSpec) -> None:
+    """A newcomer's edges start at each of its intents' mean trail (``PheromoneStore.seed``)."""
     edges = [e for p in PathGraph.single_stage([spec]).paths() for e in p.edges]
     for intent in spec.intents():
         await pheromones.seed(intent, edges)
-    return spec

@@ -52,10 +52,13 @@ def probabilities(tau: np.ndarray, eta: np.ndarray, alpha: float, beta: float) -
     return w / w.sum()
 
 
-def choose(probs: np.ndarray, q0: float, rng: random.Random) -> int:
-    """ACS rule: exploit the argmax with probability q0, else sample proportionally."""
+def choose(probs: np.ndarray, q0: float, rng: random.Random, trial: int | None = None) -> int:
+    """ACS rule: exploit the argmax with probability q0, else sample proportionally; ``trial``: the candidate
+    an exploring choice takes instead of sampling (a path on trial)."""
     if len(probs) == 0:
         raise ValueError("no candidate to choose from")
     if rng.random() < q0:
         return int(np.argmax(probs))
+    if trial is not None:
+        return trial
     return rng.choices(range(len(probs)), weights=list(probs), k=1)[0]

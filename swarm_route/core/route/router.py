@@ -25,7 +25,7 @@ from swarm_route.core.messages import (
     RouteDecision,
     RouteRequest,
     Selected,
-    estimate_tokens,
+    expected_tokens,
     top_intent,
 )
 from swarm_route.core.registry import AgentSpec
@@ -42,7 +42,6 @@ CASCADE_EVIDENCE = 30  # graded queries of a panel (and its strong path) on the 
 # standard errors a panel's learned quality is taken below its record: the panel weighed is the best of up
 # to 35 measured on the same history, so its record flatters it (the winner's curse)
 CASCADE_DOUBT = 2.0
-EXPECTED_ANSWER_TOKENS = 300
 MIN_MATCH = 0.01  # below this share of the query's intent weight an agent does not serve the query
 PAUSED = "paused by an operator"  # why a path of a paused agent is left out
 
@@ -207,7 +206,7 @@ class ReasoningRouter:
         specialists, store_note = await self._trails(weights)
         base["store"] = store_note
         estimate = self.ability.predict(query, pool.nodes, top_intent(weights))
-        tokens = estimate_tokens(query) + EXPECTED_ANSWER_TOKENS
+        tokens = expected_tokens(query)
         node_cost = np.where(np.isnan(estimate.cost), pool.node_price * tokens / 1000, estimate.cost)
         latency_s = latency_s or {}
         node_latency = np.array([latency_s.get(n, 0.0) for n in pool.nodes])
@@ -378,13 +377,24 @@ class ReasoningRouter:
             if not fits:
                 continue
             p = probs[fits] / probs[fits].sum()
-            k = aco.choose(p, 1.0 if graded is None else self._q0(graded[fits]), self._rng)
+            k = aco.choose(p, 1.0 if graded is None else self._q0(graded[fits]), self._rng, self._trial(graded, fits))
             i = fits[k]
             picks.append((i, t, float(p[k])))
             used |= pool.path_agents[i]
             covered |= {s for a in pool.path_agents[i] for s in agents[a].intents()}
             spent += cost[i]
         return picks
+
+    def _trial(self, graded: np.ndarray | None, fits: list[int]) -> int | None:
+        """The position in ``fits`` of the least-graded path with fewer than ``explore_known`` graded outcomes
+        on the query's intent (a newcomer), which an exploring choice takes rather than sampling by p; one
+        of them at random where several are as little graded (every path, on a new intent)."""
+        if graded is None or self.explore_known is None:
+            return None
+        counts = graded[fits]
+        if counts.min() >= self.explore_known:
+            return None
+        return self._rng.choice(np.flatnonzero(counts == counts.min()).tolist())
 
     def _q0(self, graded: np.ndarray) -> float:
         """ACS's exploitation probability for one choice: 1 − (1 − q0)·s/(s + n), n the graded outcomes of

@@ -331,3 +331,28 @@ async def test_a_panel_without_a_record_is_never_a_cascade_and_a_record_decides(
     router.agreement = history("4")
     d = await router.route(request, CASCADE_POOL)
     assert d.escalation and "predicted 0% of the time" in d.reasoning
+
+
+async def test_an_exploring_choice_tries_the_path_that_has_no_record_yet(redis_client, keys):
+    """A newcomer that looks worse than an incumbent with a long record (dearer, never graded) would be sampled
+    by its small p and stay unknown; while it has fewer than ``explore_known`` graded outcomes on the intent,
+    every exploring choice takes it, and once it has them exploration samples by p again."""
+    from swarm_route.core.route.ability import AbilityModel
+
+    pool = {"math": agent("math", "math", MATH, {"old": 0.001, "new": 0.01})}
+    request = RouteRequest(text="what is 2 plus 2", intent=intent(math=1.0))
+
+    def router(new_graded: int) -> ReasoningRouter:
+        texts = [MATH[i % len(MATH)] for i in range(2000)]
+        scores = np.column_stack([np.full(2000, 0.8), np.where(np.arange(2000) < new_graded, 0.8, np.nan)])
+        ability = AbilityModel().fit(texts, ["math/old", "math/new"], scores, intents=["math"] * 2000)
+        store = PheromoneStore(redis_client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0)
+        return ReasoningRouter(
+            store, alpha=1, beta=1, q0=0.7, cost_weight=1.0, ability=ability, rng=random.Random(5), explore_known=20
+        )
+
+    for new_graded, (low, high) in ((0, (0.2, 0.4)), (40, (0.0, 0.08))):
+        r = router(new_graded)
+        chosen = [await r.route(request, pool) for _ in range(300)]
+        share = sum(d.candidates[d.chosen[0]].path[0].model == "new" for d in chosen) / len(chosen)
+        assert low <= share <= high, (new_graded, share)
