@@ -444,7 +444,12 @@ def _plot(path: str, result: dict[str, Any]) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 5))
     scores = result["aiq"]["routers"]
-    labels = {"frontier": "frozen", "online": "online", "cascades": "cascades, frozen"}
+    labels = {
+        "frontier": "frozen",
+        "online": "online",
+        "cascades": "cascades, frozen",
+        "cascades_online": "cascades, online",
+    }
     for name, label in labels.items():
         pts = result["swarm_route"][name]
         label = f"swarm_route ({label})"
@@ -501,12 +506,19 @@ def _routers(result: dict[str, Any]) -> dict[str, list[Point]]:
         "swarm_route (frozen)": result["swarm_route"]["frontier"],
         "swarm_route (online)": result["swarm_route"]["online"],
         "swarm_route (cascades, frozen)": result["swarm_route"]["cascades"],
+        "swarm_route (cascades, online)": result["swarm_route"]["cascades_online"],
         **result["curves"],
         "oracle": [result["baselines"]["oracle"]],  # the ceiling: right and cheapest on every prompt
     }
 
 
-OURS = ("swarm_route (frozen)", "swarm_route (online)", "swarm_route (cascades, frozen)", "oracle")
+OURS = (
+    "swarm_route (frozen)",
+    "swarm_route (online)",
+    "swarm_route (cascades, frozen)",
+    "swarm_route (cascades, online)",
+    "oracle",
+)
 
 
 def _best_baseline(scores: dict[str, float]) -> str:
@@ -527,10 +539,17 @@ def _aiq_spread(result: dict[str, Any], resamples: int, seed: int) -> dict[str, 
     )
 
     frozen, online, rival = "swarm_route (frozen)", "swarm_route (online)", _best_baseline(scores)
-    cascades = "swarm_route (cascades, frozen)"
-    short = {frozen: "frozen", online: "online", cascades: "cascades", rival: rival}
+    cascades, learning = "swarm_route (cascades, frozen)", "swarm_route (cascades, online)"
+    short = {frozen: "frozen", online: "online", cascades: "cascades", learning: "cascades online", rival: rival}
     gaps = {}
-    for a, b in ((online, frozen), (frozen, rival), (online, rival), (cascades, frozen), (cascades, rival)):
+    for a, b in (
+        (online, frozen),
+        (frozen, rival),
+        (online, rival),
+        (cascades, frozen),
+        (cascades, rival),
+        (learning, online),
+    ):
         diff = draws[a] - draws[b]
         gaps[f"{short[a]} − {short[b]}"] = {
             "aiq": round(scores[a] - scores[b], 4),
@@ -619,6 +638,7 @@ async def run(
         frontier, lat11 = await bench.frontier(client, lambdas, online=False)
         online, _ = await bench.frontier(client, lambdas, online=True)
         cascaded, _ = await bench.frontier(client, lambdas, online=False, cascades=True)
+        learning, _ = await bench.frontier(client, lambdas, online=True, cascades=True)
         latency = {f"{len(models)}": percentiles(lat11), "1000": await bench.latency_at_scale(client, 1000, 200)}
     result: dict[str, Any] = {
         "train_prompts": len(train),
@@ -628,7 +648,7 @@ async def run(
         "baselines": baselines,
         "best_single": baselines["best_single"],
         "oracle": baselines["oracle"],
-        "swarm_route": {"frontier": frontier, "online": online, "cascades": cascaded},
+        "swarm_route": {"frontier": frontier, "online": online, "cascades": cascaded, "cascades_online": learning},
         "curves": curves,
         "decision_latency_ms": latency,
         "settings": {
@@ -656,7 +676,12 @@ async def run(
             p["cost"],
             p["cost"] / best["cost"] if best["cost"] else 0.0,
         )
-        for mode, points in (("frozen", frontier), ("online", online), ("cascades", cascaded))
+        for mode, points in (
+            ("frozen", frontier),
+            ("online", online),
+            ("cascades", cascaded),
+            ("cascades, online", learning),
+        )
         for p in points
     ]
     table(

@@ -54,13 +54,14 @@ async def test_frontier_beats_the_best_single_model_on_a_matrix_with_experts(mat
     cascaded = result["swarm_route"]["cascades"]
     plain = [(p["quality"], p["cost"], 0) for p in frontier]
     assert [(p["quality"], p["cost"], p["cascades"]) for p in cascaded] == plain
-    assert "swarm_route (cascades, frozen)" in scores
+    assert not any(p["cascades"] for p in result["swarm_route"]["cascades_online"]), "nor when learning"
+    assert {"swarm_route (cascades, frozen)", "swarm_route (cascades, online)"} <= scores.keys()
     # each AIQ with its interval over bootstrap draws of the test prompts, and the gaps the targets compare
     spread = result["aiq"]["spread"]
     assert spread["ci95"].keys() == scores.keys() and all(lo <= hi for lo, hi in spread["ci95"].values())
     assert spread["ci95"]["oracle"] == [1.0, 1.0], "right and cheapest on every prompt, whichever are drawn"
     gaps = spread["gaps"]
-    assert len(gaps) == 5 and {"online − frozen", "cascades − frozen"} <= gaps.keys()
+    assert len(gaps) == 6 and {"online − frozen", "cascades − frozen", "cascades online − online"} <= gaps.keys()
     for gap in gaps.values():
         assert gap["ci95"][0] <= gap["ci95"][1] and 0 <= gap["share_above_0"] <= 1
     assert "outcomes" not in json.dumps(json.loads(out.read_text())["swarm_route"]), "per-prompt data not written"
