@@ -11,7 +11,9 @@ dispatch, no classification, routing or merging), ``routed`` (``POST /v1/query``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 
 from swarm_route.bench.report import ci95, console, interval_text, table, write_json
 from swarm_route.config import Settings
@@ -67,6 +70,64 @@ def _p50_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _p99_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.percentile(a, 99, axis=1) / np.percentile(b, 99, axis=1)
+
+
+class ProcessCpu:
+    """CPU time (user + system) each process of a local service spends per request of each mode: which process
+    a routed query's extra time lands in, and what bounds the throughput (the machine, when the processes'
+    busy cores add up to all of them; the ingress, one GIL, when it alone is near one core). Processes are
+    found by their command line: Serve replicas by deployment (replicas summed), the proxy, Redis, Ray's
+    own daemons, and this process (the clients)."""
+
+    NAMES = (
+        (re.compile(r"ray::ServeReplica:[^:]+:(\w+)"), None),
+        (re.compile(r"ray::ProxyActor"), "proxy"),
+        (re.compile(r"redis-server"), "redis"),
+        (re.compile(r"raylet|gcs_server"), "ray daemons"),
+    )
+
+    def __init__(self, processes: Sequence[tuple[str, psutil.Process]]) -> None:
+        self.processes = list(processes)
+        self.spent: dict[str, dict[str, float]] = {}  # mode → process → CPU seconds
+        self.requests: dict[str, int] = {}
+        self.wall: dict[str, float] = {}
+
+    @classmethod
+    def of_local_service(cls) -> ProcessCpu:
+        found = [("clients (this process)", psutil.Process())]
+        for process in psutil.process_iter(["cmdline"]):
+            line = " ".join(process.info["cmdline"] or [])
+            for pattern, name in cls.NAMES:
+                if match := pattern.search(line):
+                    found.append((name or match.group(1), process))
+                    break
+        return cls(found)
+
+    def snapshot(self) -> dict[str, float]:
+        seconds: dict[str, float] = {}
+        for name, process in self.processes:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):  # a replica restarted meanwhile
+                times = process.cpu_times()
+                seconds[name] = seconds.get(name, 0.0) + times.user + times.system
+        return seconds
+
+    def add(self, mode: str, before: dict[str, float], after: dict[str, float], requests: int, wall_s: float) -> None:
+        spent = self.spent.setdefault(mode, {})
+        for name, seconds in after.items():
+            spent[name] = spent.get(name, 0.0) + max(0.0, seconds - before.get(name, seconds))
+        self.requests[mode] = self.requests.get(mode, 0) + requests
+        self.wall[mode] = self.wall.get(mode, 0.0) + wall_s
+
+    def per_request(self) -> dict[str, dict[str, float]]:
+        """Per mode: each process's CPU ms per request, their total, and the cores they kept busy."""
+        out = {}
+        for mode, spent in self.spent.items():
+            n = max(self.requests[mode], 1)
+            figures = {name: round(1000 * seconds / n, 3) for name, seconds in sorted(spent.items())}
+            figures["total"] = round(sum(figures.values()), 3)
+            figures["cores_busy"] = round(sum(spent.values()) / self.wall[mode], 2) if self.wall[mode] else 0.0
+            out[mode] = figures
+        return out
 
 
 class Driver:
@@ -134,8 +195,16 @@ async def stage_medians(
 
 
 async def measure(
-    url: str, key: str | None, prompts: list[str], agent: str, model: str | None, concurrency: int, requests: int
+    url: str,
+    key: str | None,
+    prompts: list[str],
+    agent: str,
+    model: str | None,
+    concurrency: int,
+    requests: int,
+    cpu: ProcessCpu | None = None,
 ) -> dict[str, Any]:
+    """``cpu``: the local service's processes, whose CPU time per request is measured in the timed rounds."""
     driver = Driver(url, key, concurrency)
     rng = random.Random(0)
     bodies = {
@@ -154,7 +223,10 @@ async def measure(
             for mode in MODES[r % 3 :] + MODES[: r % 3]:
                 await driver.set_learning(mode != "routed_updates_off")
                 await asyncio.sleep(1.1)  # ingress replicas re-read the switch within a second
+                before = cpu.snapshot() if cpu else {}
                 lat, err, wall = await driver.run([bodies[mode](rng.choice(prompts)) for _ in range(per_round)])
+                if cpu:
+                    cpu.add(mode, before, cpu.snapshot(), per_round, wall)
                 old = samples[mode]
                 samples[mode] = (old[0] + lat, old[1] + err, old[2] + wall)
                 rounds[-1][mode] = per_round / wall if wall else 0.0
@@ -168,6 +240,7 @@ async def measure(
         await driver.client.aclose()
     result: dict[str, Any] = {m: summary(*samples[m]) for m in MODES}
     result["routed_stages_p50_ms"] = stages
+    result["cpu_ms_per_request"] = cpu.per_request() if cpu else None
     result["direct_ingress_p50_ms"] = direct_ingress
     routed, direct, off = result["routed"], result["direct"], result["routed_updates_off"]
     result |= {
@@ -238,7 +311,8 @@ def run(
         prompts, agent_name, model = [r.prompt for r in matrix.rows], agent, ""
     try:
         console.print(f"bench load: {url}, {concurrency} clients, {requests} requests per mode")
-        result = asyncio.run(measure(url, key, prompts, agent_name, model or None, concurrency, requests))
+        cpu = ProcessCpu.of_local_service() if service is not None else None
+        result = asyncio.run(measure(url, key, prompts, agent_name, model or None, concurrency, requests, cpu))
         result["topology"] = service.settings.serve.topology if service is not None else "as deployed at --url"
     finally:
         if service is not None:
@@ -264,5 +338,13 @@ def run(
             ("direct ingress p50_ms", result["direct_ingress_p50_ms"]),
         ],
     )
+    if result["cpu_ms_per_request"]:
+        cpu_figures = result["cpu_ms_per_request"]
+        names = sorted({name for figures in cpu_figures.values() for name in figures} - {"total", "cores_busy"})
+        table(
+            "CPU ms per request, by process (psutil, the timed rounds)",
+            ["process", *MODES],
+            [(name, *(cpu_figures.get(m, {}).get(name) for m in MODES)) for name in [*names, "total", "cores_busy"]],
+        )
     write_json(json_path, result)
     return result
