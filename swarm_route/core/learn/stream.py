@@ -21,12 +21,9 @@ class EventStream:
         self._r = client
         self._k = keys
 
-    async def publish(self, event: Event, record_ttl_s: int | None = None) -> None:
-        """Append an event; a finished request's record is kept beside it (one MULTI) for late feedback."""
-        await self.publish_many([event], record_ttl_s)
-
     async def publish_many(self, events: Sequence[Event], record_ttl_s: int | None = None) -> None:
-        """Append events in order, with each finished request's record, in one MULTI: all or none."""
+        """Append events in order, in one MULTI (all or none); each finished request's record is kept beside
+        it for late feedback."""
         async with self._r.pipeline(transaction=True) as pipe:
             for event in events:
                 payload = event.model_dump_json()

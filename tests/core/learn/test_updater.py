@@ -43,7 +43,7 @@ async def test_passing_score_deposits_in_each_weighted_specialist(redis_client, 
     u = updater(redis_client, keys)
     stream = EventStream(redis_client, keys)
     await stream.ensure_group()
-    await stream.publish(finished("r1", score=1.0), record_ttl_s=60)
+    await stream.publish_many([finished("r1", score=1.0)], record_ttl_s=60)
     await drain(u)
     qa, chat, noise = (await u.store.read(["qa", "chat", "noise"])).values()
     assert qa[EDGES[0]] == pytest.approx(0.9 * 1.0 + 0.9)  # (1-ρ)·τ_init + w·Q/(0+ε)
@@ -73,12 +73,12 @@ async def test_a_failing_score_takes_the_penalty_off_the_path_and_a_broken_leade
 async def test_failing_score_and_unsampled_requests_deposit_nothing(redis_client, keys):
     u = updater(redis_client, keys)
     await u.stream.ensure_group()
-    await u.stream.publish(finished("r1", score=0.2), record_ttl_s=60)
+    await u.stream.publish_many([finished("r1", score=0.2)], record_ttl_s=60)
     await drain(u)
     assert await u.store.trails("qa") == {}
     assert (await u.stats())["rejected"] == 1
     u0 = updater(redis_client, keys, sample_rate=0.0)
-    await u0.stream.publish(finished("r2", score=1.0), record_ttl_s=60)
+    await u0.stream.publish_many([finished("r2", score=1.0)], record_ttl_s=60)
     await drain(u0)
     assert await u0.store.trails("qa") == {}
 
@@ -107,11 +107,11 @@ async def test_a_cascade_s_grades_teach_the_ability_model_but_no_trail_and_no_ag
 async def test_late_feedback_grades_the_recorded_path(redis_client, keys):
     u = updater(redis_client, keys)
     await u.stream.ensure_group()
-    await u.stream.publish(finished("r1"), record_ttl_s=60)  # no score known at answer time
+    await u.stream.publish_many([finished("r1")], record_ttl_s=60)  # no score known at answer time
     await drain(u)
     assert await u.store.trails("qa") == {}
-    await u.stream.publish(Feedback(request_id="r1", score=0.9))
-    await u.stream.publish(Feedback(request_id="gone", score=0.9))
+    await u.stream.publish_many([Feedback(request_id="r1", score=0.9)])
+    await u.stream.publish_many([Feedback(request_id="gone", score=0.9)])
     await drain(u)
     assert (await u.store.trails("qa"))[EDGES[1]] > 1.0
     stats = await u.stats()
@@ -121,7 +121,7 @@ async def test_late_feedback_grades_the_recorded_path(redis_client, keys):
 async def test_latency_is_tracked_per_node(redis_client, keys):
     u = updater(redis_client, keys)
     await u.stream.ensure_group()
-    await u.stream.publish(finished("r1"), record_ttl_s=60)
+    await u.stream.publish_many([finished("r1")], record_ttl_s=60)
     await drain(u)
     assert float(await redis_client.hget(keys.latency, "a/m")) == pytest.approx(0.2)
 
@@ -148,8 +148,8 @@ async def test_an_event_that_cannot_be_handled_is_dead_lettered_and_learning_goe
         grade(writes, record, path, score)
 
     monkeypatch.setattr(u, "_grade", poisoned)
-    await u.stream.publish(finished("poison", score=1.0), record_ttl_s=60)
-    await u.stream.publish(finished("after", score=1.0), record_ttl_s=60)
+    await u.stream.publish_many([finished("poison", score=1.0)], record_ttl_s=60)
+    await u.stream.publish_many([finished("after", score=1.0)], record_ttl_s=60)
     await drain(u)
     stats = await u.stats()
     assert stats["dead_lettered"] == 1 and stats["deposited"] == 1, "the entry after the poison was learnt"
@@ -198,7 +198,7 @@ async def test_a_batch_learns_what_its_events_teach_one_by_one_in_a_few_round_tr
     batched = updater(redis_client, keys)
     await batched.stream.ensure_group()
     for event in events():
-        await batched.stream.publish(event, record_ttl_s=60)
+        await batched.stream.publish_many([event], record_ttl_s=60)
     trips = 0
     send, execute = redis_client.execute_command, Pipeline.execute
 
@@ -245,7 +245,7 @@ async def test_a_batch_the_store_fails_to_write_is_neither_acknowledged_nor_half
     u = updater(redis_client, keys)
     await u.stream.ensure_group()
     for i in range(3):
-        await u.stream.publish(finished(f"r{i}", score=1.0), record_ttl_s=60)
+        await u.stream.publish_many([finished(f"r{i}", score=1.0)], record_ttl_s=60)
     execute = Pipeline.execute
 
     async def store_down(self, *args, **kwargs):
