@@ -8,6 +8,7 @@ candidates, so a decision over a thousand paths stays in the low milliseconds.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -52,13 +53,13 @@ def probabilities(tau: np.ndarray, eta: np.ndarray, alpha: float, beta: float) -
     return w / w.sum()
 
 
-def choose(probs: np.ndarray, q0: float, rng: random.Random, trial: int | None = None) -> int:
-    """ACS rule: exploit the argmax with probability q0, else sample proportionally; ``trial``: the candidate
-    an exploring choice takes instead of sampling (a path on trial)."""
+def choose(probs: np.ndarray, q0: float, rng: random.Random, trial: Sequence[int] = ()) -> int:
+    """ACS rule: exploit the argmax with probability q0, else sample proportionally; ``trial``: candidates an
+    exploring choice takes one of at random instead of sampling (paths on trial)."""
     if len(probs) == 0:
         raise ValueError("no candidate to choose from")
     if rng.random() < q0:
         return int(np.argmax(probs))
-    if trial is not None:
-        return trial
+    if trial:
+        return rng.choice(trial)
     return rng.choices(range(len(probs)), weights=list(probs), k=1)[0]

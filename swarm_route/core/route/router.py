@@ -377,7 +377,11 @@ class ReasoningRouter:
             if not fits:
                 continue
             p = probs[fits] / probs[fits].sum()
-            k = aco.choose(p, 1.0 if graded is None else self._q0(graded[fits]), self._rng, self._trial(graded, fits))
+            if graded is None:
+                k = aco.choose(p, 1.0, self._rng)
+            else:
+                counts = graded[fits]
+                k = aco.choose(p, self._q0(counts), self._rng, self._on_trial(counts))
             i = fits[k]
             picks.append((i, t, float(p[k])))
             used |= pool.path_agents[i]
@@ -385,16 +389,13 @@ class ReasoningRouter:
             spent += cost[i]
         return picks
 
-    def _trial(self, graded: np.ndarray | None, fits: list[int]) -> int | None:
-        """The position in ``fits`` of the least-graded path with fewer than ``explore_known`` graded outcomes
-        on the query's intent (a newcomer), which an exploring choice takes rather than sampling by p; one
-        of them at random where several are as little graded (every path, on a new intent)."""
-        if graded is None or self.explore_known is None:
-            return None
-        counts = graded[fits]
-        if counts.min() >= self.explore_known:
-            return None
-        return self._rng.choice(np.flatnonzero(counts == counts.min()).tolist())
+    def _on_trial(self, counts: np.ndarray) -> list[int]:
+        """Positions of the least-graded paths on offer while they have fewer than ``explore_known`` graded
+        outcomes on the query's intent (a newcomer; every path, on a new intent): an exploring choice takes
+        one of them rather than sampling by p."""
+        if self.explore_known is None or not counts.size or counts.min() >= self.explore_known:
+            return []
+        return np.flatnonzero(counts == counts.min()).tolist()
 
     def _q0(self, graded: np.ndarray) -> float:
         """ACS's exploitation probability for one choice: 1 − (1 − q0)·s/(s + n), n the graded outcomes of
