@@ -63,6 +63,12 @@ class AcoSettings(Section):
         "(null: always 1 − q0)",
     )
     rho: float = Field(0.02, gt=0, lt=1, description="evaporation per graded event (and per scheduled tick)")
+    trial_events: int = Field(
+        20,
+        ge=0,
+        description="graded events a newly registered agent's trails take before they evaporate; they start at "
+        "the intent's best trail, so what its trials show decides whether it is asked (0: they evaporate at once)",
+    )
     deposit_q: float = Field(0.01, gt=0, description="Q in Δτ = w·Q/(cost+ε)")
     epsilon: float = Field(
         0.1,

@@ -15,6 +15,7 @@ does): at its cap, writes fail and the service fails open, instead of Redis evic
 | ``{ns}:agents:version`` | string (int) | bumped with every registry change, in the same MULTI |
 | ``{ns}:pheromone:{intent}`` | hash | edge id (``u>v``) → τ of that intent's specialist |
 | ``{ns}:pheromone:intents`` | set | intents that have a specialist |
+| ``{ns}:trial:{intent}`` | hash | a newcomer's seeded edge → graded events left before its trail evaporates |
 | ``{ns}:finished`` | stream | finished requests and feedback, consumed by the updater group |
 | ``{ns}:request:{id}`` | hash | a finished request's record, kept ``record_ttl_s`` for late feedback |
 | ``{ns}:updater:stats`` | hash | counters of the updater (graded, rejected, deposited, …) |
@@ -59,6 +60,9 @@ class Keys:
     @property
     def pheromone_intents(self) -> str:
         return f"{self.namespace}:pheromone:intents"
+
+    def trial(self, intent: str) -> str:
+        return f"{self.namespace}:trial:{intent}"
 
     @property
     def finished(self) -> str:

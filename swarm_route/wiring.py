@@ -72,6 +72,7 @@ def pheromone_store(settings: Settings, client: Any) -> PheromoneStore:
         tau_init=aco.tau_init,
         tau_min=aco.tau_min,
         tau_max=aco.tau_max,
+        trial_events=aco.trial_events,
     )
 
 

@@ -146,7 +146,7 @@ async def onboard(
 
 
 async def seed_trails(pheromones: PheromoneStore, spec: AgentSpec) -> None:
-    """A newcomer's edges start at each of its intents' mean trail (``PheromoneStore.seed``)."""
+    """A newcomer's edges start at each of its intents' best trail, on trial (``PheromoneStore.seed``)."""
     edges = [e for p in PathGraph.single_stage([spec]).paths() for e in p.edges]
     for intent in spec.intents():
         await pheromones.seed(intent, edges)

@@ -7,7 +7,10 @@ path starves and none monopolises. A failing path's event carries Δ < 0 (the up
 Best-Worst Ant System's punishment of the worst ant, so a path that breaks loses its lead. At equilibrium
 an edge holds about (pass rate − fail rate × penalty) × Δ/ρ, so trails rank paths by how often they pass,
 per unit cost. A scheduled evaporation also decays trails with time. An edge nothing has deposited on reads as
-τ_init, so a newly registered agent starts above agents whose trails have decayed and gets tried.
+τ_init. A newly registered agent's edges are seeded at the intent's best trail and are on trial: they do not
+evaporate until ``trial_events`` graded events have touched them. Evaporating every edge on every event keeps
+each trail near its path's share of the traffic times its pass rate, so a newcomer asked only by exploration
+sank to τ_min before its record could speak for it, and was never adopted however well it answered.
 """
 
 from __future__ import annotations
@@ -22,24 +25,30 @@ from swarm_route.keys import Keys
 
 Trails = dict[str, float]
 
-# Graded events in order, read once and written once: each evaporates every stored edge, τ ← max(τ_min, (1−ρ)·τ),
-# then τ += Δ on its edges (an edge never stored starts at (1−ρ)·τ_init), clamped to [τ_min, τ_max]. Every value
-# is rounded to 6 digits after each step, as storing it after each event would. HSET in chunks: Lua's unpack
-# takes a few thousand values.
+# Graded events in order, read once and written once: each evaporates every stored edge not on trial (KEYS[3]),
+# τ ← max(τ_min, (1−ρ)·τ), then τ += Δ on its edges (an edge never stored starts at (1−ρ)·τ_init), clamped to
+# [τ_min, τ_max], and counts one event off each of its edges on trial. Every value is rounded to 6 digits after
+# each step, as storing it after each event would. HSET in chunks: Lua's unpack takes a few thousand values.
 _DEPOSIT = """
 local rho, tmin, tmax, tinit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local tau, order = {}, {}
+local tau, order, trial, ended = {}, {}, {}, {}
 local flat = redis.call('HGETALL', KEYS[1])
 for i = 1, #flat, 2 do
   tau[flat[i]] = tonumber(flat[i + 1])
   order[#order + 1] = flat[i]
 end
+local trials = redis.call('HGETALL', KEYS[3])
+for i = 1, #trials, 2 do
+  trial[trials[i]] = tonumber(trials[i + 1])
+end
 local pos = 7
 for _ = 1, tonumber(ARGV[6]) do
   for _, edge in ipairs(order) do
-    local t = (1 - rho) * tau[edge]
-    if t < tmin then t = tmin end
-    tau[edge] = tonumber(string.format('%.6g', t))
+    if trial[edge] == nil then
+      local t = (1 - rho) * tau[edge]
+      if t < tmin then t = tmin end
+      tau[edge] = tonumber(string.format('%.6g', t))
+    end
   end
   local n = tonumber(ARGV[pos])
   for i = 1, n do
@@ -53,8 +62,21 @@ for _ = 1, tonumber(ARGV[6]) do
     if t < tmin then t = tmin end
     if t > tmax then t = tmax end
     tau[edge] = tonumber(string.format('%.6g', t))
+    if trial[edge] ~= nil then
+      trial[edge] = trial[edge] - 1
+      if trial[edge] <= 0 then
+        trial[edge] = nil
+        ended[#ended + 1] = edge
+      end
+    end
   end
   pos = pos + 1 + 2 * n
+end
+for _, edge in ipairs(ended) do
+  redis.call('HDEL', KEYS[3], edge)
+end
+for edge, left in pairs(trial) do
+  redis.call('HSET', KEYS[3], edge, left)
 end
 for i = 1, #order, 1000 do
   local fields = {}
@@ -68,16 +90,20 @@ redis.call('SADD', KEYS[2], ARGV[5])
 return #order
 """
 
-# τ ← max(τ_min, (1−ρ)·τ) on every stored edge of KEYS[1]: the scheduled decay
+# τ ← max(τ_min, (1−ρ)·τ) on every stored edge of KEYS[1] not on trial (KEYS[2]): the scheduled decay
 _EVAPORATE = """
 local rho, tmin = tonumber(ARGV[1]), tonumber(ARGV[2])
 local flat = redis.call('HGETALL', KEYS[1])
+local touched = 0
 for i = 1, #flat, 2 do
-  local tau = (1 - rho) * tonumber(flat[i + 1])
-  if tau < tmin then tau = tmin end
-  redis.call('HSET', KEYS[1], flat[i], string.format('%.6g', tau))
+  if redis.call('HEXISTS', KEYS[2], flat[i]) == 0 then
+    local tau = (1 - rho) * tonumber(flat[i + 1])
+    if tau < tmin then tau = tmin end
+    redis.call('HSET', KEYS[1], flat[i], string.format('%.6g', tau))
+    touched = touched + 1
+  end
 end
-return #flat / 2
+return touched
 """
 
 
@@ -91,12 +117,15 @@ class PheromoneStore:
         tau_init: float,
         tau_min: float,
         tau_max: float,
+        trial_events: int = 0,
     ) -> None:
+        """``trial_events``: graded events a newcomer's seeded edge takes before it evaporates (0: none)."""
         if not tau_min <= tau_init <= tau_max:
             raise ValueError("pheromone bounds need tau_min <= tau_init <= tau_max")
         self._r = client
         self._k = keys
         self.rho, self.tau_init, self.tau_min, self.tau_max = rho, tau_init, tau_min, tau_max
+        self.trial_events = trial_events
         self._deposit = client.register_script(_DEPOSIT)
         self._evaporate = client.register_script(_EVAPORATE)
 
@@ -132,20 +161,27 @@ class PheromoneStore:
         for deltas in events:
             edges = list(deltas)
             args += [len(edges), *edges, *(deltas[e] for e in edges)]
-        await self._deposit(keys=[self._k.pheromone(intent), self._k.pheromone_intents], args=args, client=pipe)
+        keys = [self._k.pheromone(intent), self._k.pheromone_intents, self._k.trial(intent)]
+        await self._deposit(keys=keys, args=args, client=pipe)
 
     async def seed(self, intent: str, edges: Iterable[str]) -> float | None:
-        """A newcomer's prior: its edges start at the intent's mean stored trail (where the colony stands,
-        neither the incumbents' best nor their worst), so it is tried without starving anyone. Edges that
+        """A newcomer's prior: its edges start at the intent's best stored trail and are on trial for
+        ``trial_events`` graded events (they do not evaporate meanwhile), so what decides whether it is asked
+        is what its trials show of it (η), not how little it has been asked so far. Seeded at the intent's
+        mean and evaporating with the rest, a model that joined mid-stream and answered better than every
+        incumbent on its trials still got ~5% of the traffic (``bench drift --event join``). Edges that
         already have a trail keep it. Returns the prior, or None when the intent has no trails yet (new
         edges then read τ_init like everyone else's)."""
         trails = await self.trails(intent)
         if not trails:
             return None
-        prior = min(self.tau_max, max(self.tau_min, sum(trails.values()) / len(trails)))
+        prior = min(self.tau_max, max(self.tau_min, max(trails.values())))
         async with self._r.pipeline(transaction=True) as pipe:
-            for edge in edges:
-                pipe.hsetnx(self._k.pheromone(intent), edge, prior)
+            for edge in dict.fromkeys(edges):
+                if edge not in trails:  # HSETNX: nor one deposited meanwhile
+                    pipe.hsetnx(self._k.pheromone(intent), edge, prior)
+                    if self.trial_events > 0:
+                        pipe.hsetnx(self._k.trial(intent), edge, self.trial_events)
             await pipe.execute()
         return prior
 
@@ -154,7 +190,9 @@ class PheromoneStore:
         touched = 0
         for intent in await self.intents():
             touched += int(
-                await self._evaporate(keys=[self._k.pheromone(intent)], args=[rho or self.rho, self.tau_min])
+                await self._evaporate(
+                    keys=[self._k.pheromone(intent), self._k.trial(intent)], args=[rho or self.rho, self.tau_min]
+                )
             )
         return touched
 

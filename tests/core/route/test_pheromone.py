@@ -66,3 +66,52 @@ async def test_specialists_are_fused_by_intent_weight(redis_client, keys):
 async def test_bounds_must_contain_the_initial_trail(redis_client, keys):
     with pytest.raises(ValueError):
         store(redis_client, keys, tau_init=5.0)
+
+
+async def test_a_newcomer_starts_at_the_best_trail_and_keeps_it_through_its_trial(redis_client, keys):
+    """Seeded at the intent's best trail, a newcomer's edge does not evaporate while other paths' events
+    come in, only its own graded events count down its trial; then it evaporates like every edge."""
+    s = store(redis_client, keys, rho=0.5, tau_max=10.0, trial_events=2)
+    await s.deposit("qa", {"old": 3.0, "weak": 0.0})  # old 0.5 + 3 = 3.5, weak 0.5
+    assert await s.seed("qa", ["new", "old"]) == pytest.approx(3.5)
+    assert await s.trails("qa") == {"old": 3.5, "weak": 0.5, "new": 3.5}  # a stored edge keeps its trail
+    for _ in range(3):
+        await s.deposit("qa", {"old": 0.0})  # others' events: evaporate every edge but the one on trial
+    trails = await s.trails("qa")
+    assert trails["new"] == pytest.approx(3.5) and trails["old"] == pytest.approx(0.4375)
+    await s.deposit("qa", {"new": 1.0})  # its first graded event: no evaporation, the deposit counts
+    await s.deposit("qa", {"new": -1.0})  # its second: the trial is over
+    assert (await s.trails("qa"))["new"] == pytest.approx(3.5)
+    await s.deposit("qa", {"old": 0.0})
+    assert (await s.trails("qa"))["new"] == pytest.approx(1.75)
+    assert await redis_client.hgetall(keys.trial("qa")) == {}
+
+
+async def test_a_trial_spans_batches_and_scheduled_decay(redis_client, keys):
+    """The same trails whether events come one by one or in a batch; the scheduled decay spares the trial."""
+    events = [{"old": 1.0}, {"new": 0.5}, {"old": 0.0}, {"new": 0.0}, {"old": 2.0}]
+    one = store(redis_client, Keys(f"{keys.namespace}-one"), trial_events=2)
+    batch = store(redis_client, Keys(f"{keys.namespace}-batch"), trial_events=2)
+    for s in (one, batch):
+        await s.deposit("qa", {"old": 1.0})
+        await s.seed("qa", ["new"])
+    for deltas in events:
+        await one.deposit("qa", deltas)
+    await batch.deposit_many("qa", events)
+    assert await batch.trails("qa") == await one.trails("qa")
+    fresh = store(redis_client, Keys(f"{keys.namespace}-tick"), trial_events=5)
+    await fresh.deposit("qa", {"old": 1.0})
+    await fresh.seed("qa", ["new"])
+    assert await fresh.evaporate() == 1  # only "old" decays
+    assert await fresh.trails("qa") == {"old": pytest.approx(0.75), "new": pytest.approx(1.5)}
+
+
+async def test_no_trails_yet_means_no_seed_and_no_trial(redis_client, keys):
+    s = store(redis_client, keys, trial_events=3)
+    assert await s.seed("qa", ["new"]) is None
+    assert await s.trails("qa") == {} and await redis_client.hgetall(keys.trial("qa")) == {}
+    off = store(redis_client, Keys(f"{keys.namespace}-off"), trial_events=0)
+    await off.deposit("qa", {"old": 1.0})
+    await off.seed("qa", ["new"])
+    await off.deposit("qa", {"old": 0.0})  # without trials a seeded edge evaporates at once
+    assert (await off.trails("qa"))["new"] == pytest.approx(0.75)
