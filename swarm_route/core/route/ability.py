@@ -84,6 +84,7 @@ class AbilityModel:
         self._scores = np.zeros((0, 0))
         self._costs = np.zeros((0, 0))
         self._tables: _Tables | None = None  # derived from the grades; dropped whenever history changes
+        self._columns_of: tuple[tuple[str, ...], dict[str, int], int, np.ndarray] | None = None
 
     def blank(self) -> AbilityModel:
         """A model with these settings and no history (the store it learnt from was reset)."""
@@ -265,10 +266,22 @@ class AbilityModel:
                 self._index = (featurise, _stacked(matrix, rows))
             return self._index
 
+    def _columns(self, nodes: Sequence[str]) -> np.ndarray:
+        """Each node's column in the grade tables (-1: never graded). A router asks for the same nodes (its
+        pool's) on every query, and a thousand names looked up took ~0.3 ms: the last answer is kept while
+        the nodes asked for are the same and the model's nodes are the same mapping, grown by none."""
+        key = tuple(nodes)
+        kept = self._columns_of
+        if kept is not None and kept[1] is self._nodes and kept[2] == len(self._nodes) and kept[0] == key:
+            return kept[3]
+        cols = np.array([self._nodes.get(node, -1) for node in nodes], dtype=int)
+        self._columns_of = (key, self._nodes, len(self._nodes), cols)
+        return cols
+
     def predict(self, query: str, nodes: Sequence[str], intent: str | None = None) -> AbilityEstimate:
         """``intent``: the query's (top) intent; the neighbours are shrunk toward each node's record on it."""
         n = len(nodes)
-        cols = np.array([self._nodes.get(node, -1) for node in nodes])
+        cols = self._columns(nodes)
         known = cols >= 0
         score = np.full(n, self.prior)
         cost = np.full(n, np.nan)
@@ -292,9 +305,9 @@ class AbilityModel:
         support_k, cost_support, scored, priced = _weighed(t, first, c, near[:k])
         # served traffic grades only the nodes a query went to: a node with fewer than k graded among the
         # k nearest finds its own k nearest graded in the wider pool, instead of falling back on its record
-        short = np.flatnonzero(t.graded[first][:, c].sum(axis=0) < np.minimum(k, t.count[c]))
+        short = np.flatnonzero(t.graded[first].sum(axis=0)[c] < np.minimum(k, t.count[c]))
         if short.size:
-            graded_wide = t.graded[top][:, c[short]]
+            graded_wide = t.graded[np.ix_(top, c[short])]
             mine = graded_wide * (np.cumsum(graded_wide, axis=0) <= self.k)
             support_k[short], cost_support[short], scored[short], priced[short] = _weighed(
                 t, top, c[short], near, mine
@@ -328,11 +341,13 @@ def _weighed(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Similarity-weighted sums over ``rows`` for the nodes ``cols``: graded neighbours, neighbours with a
     cost, their grades and their costs (grades and costs are 0 where there are none); ``within``: only
-    these cells count."""
-    cells = [table[rows][:, cols] for table in (t.graded, t.has_cost, t.scores, t.costs)]
-    if within is not None:
-        cells = [cell * within for cell in cells]
-    graded, has_cost, scores, costs = (near @ cell for cell in cells)
+    these cells count. Unmasked, each table's rows are summed over every node and the nodes picked after:
+    gathering the (rows × nodes) block first took ~0.7 ms a query with a thousand nodes."""
+    tables = (t.graded, t.has_cost, t.scores, t.costs)
+    if within is None:
+        graded, has_cost, scores, costs = ((near @ table[rows])[cols] for table in tables)
+    else:
+        graded, has_cost, scores, costs = (near @ (table[np.ix_(rows, cols)] * within) for table in tables)
     return graded, has_cost, scores, costs
 
 

@@ -118,6 +118,17 @@ class _Pool:
         self.edges = [list(p.edges) for p in self.paths]
         self.path_agents = [set(p.agents) for p in self.paths]
         self.path_agents_ordered = [list(dict.fromkeys(p.agents)) for p in self.paths]
+        paused = {name for name, spec in agents.items() if spec.paused}
+        self.paused = np.array([bool(paused & a) for a in self.path_agents], dtype=bool)
+        self.node_index = node_index
+
+    def node_values(self, values: Mapping[str, float]) -> np.ndarray:
+        """A per-node array of ``values`` (0 where a node has none), visiting only the nodes given."""
+        out = np.zeros(len(self.nodes))
+        for node, value in values.items():
+            if (i := self.node_index.get(node)) is not None:
+                out[i] = value
+        return out
 
     def per_path(self, node_values: np.ndarray, reduce: str) -> np.ndarray:
         """Combine a per-node value along each path: ``min``, ``max`` or ``sum`` over its hops."""
@@ -208,8 +219,7 @@ class ReasoningRouter:
         estimate = self.ability.predict(query, pool.nodes, top_intent(weights))
         tokens = expected_tokens(query)
         node_cost = np.where(np.isnan(estimate.cost), pool.node_price * tokens / 1000, estimate.cost)
-        latency_s = latency_s or {}
-        node_latency = np.array([latency_s.get(n, 0.0) for n in pool.nodes])
+        node_latency = pool.node_values(latency_s or {})
 
         n = len(pool.paths)
         total = sum(weights.values())
@@ -222,16 +232,17 @@ class ReasoningRouter:
         fused = self.pheromones.fused(weights, specialists, pool.edge_index)
         tau = np.append(fused, 0.0)[pool.path_edges].sum(axis=1) / pool.edge_counts  # each path's mean τ
 
+        unmatched = match < MIN_MATCH
+        dear = np.zeros(n, dtype=bool) if budget_usd is None else cost > budget_usd
         excluded: list[str | None] = [None] * n
-        paused = {name for name, spec in agents.items() if spec.paused}
-        for i in range(n):
-            if match[i] < MIN_MATCH:
+        for i in np.flatnonzero(unmatched | pool.paused | dear).tolist():  # a thousand paths: only those left out
+            if unmatched[i]:
                 excluded[i] = "serves none of the query's intents"
-            elif paused & pool.path_agents[i]:
+            elif pool.paused[i]:
                 excluded[i] = PAUSED
-            elif budget_usd is not None and cost[i] > budget_usd:
+            else:
                 excluded[i] = f"expected cost ${cost[i]:.6f} exceeds budget ${budget_usd:.6f}"
-        eligible = np.array([i for i in range(n) if excluded[i] is None], dtype=int)
+        eligible = np.flatnonzero(~(unmatched | pool.paused | dear))
         ability = match * quality
         eta = np.zeros(n)
         probs = np.zeros(n)
@@ -366,12 +377,12 @@ class ReasoningRouter:
         for t in needed:
             if t in covered or t not in column:
                 continue
-            serves = pool.per_path(pool.serves[:, column[t]], "min")[eligible] > 0
-            fits = [
-                int(i)
-                for i, ok in zip(eligible, serves, strict=True)
-                if ok and not used & pool.path_agents[i] and (budget_usd is None or spent + cost[i] <= budget_usd)
-            ]
+            fit = pool.per_path(pool.serves[:, column[t]], "min")[eligible] > 0
+            if budget_usd is not None:
+                fit &= spent + cost[eligible] <= budget_usd
+            if used:  # a second need: paths of agents not asked yet (the first, of a thousand, needs no loop)
+                fit &= np.array([not used & pool.path_agents[i] for i in eligible.tolist()], dtype=bool)
+            fits = eligible[fit].tolist()
             if not fits and not picks:  # the top intent's agents are all out: any eligible path beats none
                 fits = [int(i) for i in eligible]
             if not fits:

@@ -58,6 +58,19 @@ def test_unknown_nodes_get_the_prior_and_empty_history_predicts_the_prior():
     assert AbilityModel(prior=0.4).predict("anything", NODES).score.tolist() == [0.4, 0.4]
 
 
+def test_a_node_graded_for_the_first_time_is_seen_by_the_next_prediction_over_the_same_nodes():
+    """The router asks for the same node list on every query; a node's first grade must still count."""
+    model = AbilityModel(k=2, shrinkage=0.5, prior=0.6).fit(TEXTS, NODES, SCORES)
+    nodes = [*NODES, "newcomer/m"]
+    assert model.predict("python code", nodes).score[2] == 0.6
+    model.add([Graded("python code to sort numbers", "newcomer/m", 0.0)])
+    assert model.predict("python code", nodes).score[2] < 0.6
+    fresh = AbilityModel(k=2, shrinkage=0.5, prior=0.6).fit(TEXTS, ["newcomer/m", "coder/m"], SCORES)
+    assert fresh.predict("python code", nodes).score.tolist() == pytest.approx(
+        fresh.predict("python code", list(nodes)).score.tolist()
+    )
+
+
 def test_online_outcomes_move_predictions_and_add_nodes():
     model = AbilityModel(k=3, shrinkage=1.0).fit(TEXTS, NODES, SCORES)
     before = model.predict("python code to merge two lists", NODES).score[1]

@@ -115,3 +115,12 @@ async def test_no_trails_yet_means_no_seed_and_no_trial(redis_client, keys):
     await off.seed("qa", ["new"])
     await off.deposit("qa", {"old": 0.0})  # without trials a seeded edge evaporates at once
     assert (await off.trails("qa"))["new"] == pytest.approx(0.75)
+
+
+def test_fusing_a_newer_read_of_a_specialist_uses_its_trails(redis_client, keys):
+    """The router fuses the same pool's edges against each read of the trails: a new read must count."""
+    s = store(redis_client, keys)
+    index = {"e1": 0, "e2": 1}
+    assert s.fused({"a": 1.0}, {"a": {"e1": 2.0}}, index).tolist() == [2.0, 1.0]
+    assert s.fused({"a": 1.0}, {"a": {"e1": 0.5, "e2": 3.0, "gone": 9.0}}, index).tolist() == [0.5, 3.0]
+    assert s.fused({"a": 0.5, "b": 0.5}, {"a": {"e2": 3.0}}, {"e2": 0}).tolist() == [2.0]
