@@ -27,7 +27,6 @@ from swarm_route.core.messages import (
     RouteRequest,
 )
 from swarm_route.core.registry import AgentSpec
-from swarm_route.serve import heap
 from swarm_route.serve.telemetry import Metrics, replica_logging, trail_entropy
 from swarm_route.tracing import configure as configure_tracing
 from swarm_route.tracing import context_from, tracer
@@ -117,7 +116,6 @@ class DispatchDeployment:
         breaker = store_breaker(settings, counted(Metrics()))
         self._stage = dispatch_stage(settings, ServeBuiltinBackend(builtin), breaker=breaker)
         self._tracer = tracer()
-        heap.settle()
 
     async def run(
         self, query: str, decision: RouteDecision, trace_carrier: dict[str, str] | None = None
@@ -168,7 +166,6 @@ class UpdaterDeployment:
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self._updater.run(self._stop, u.evaporate_interval_s, u.block_ms))
         self._entropy = asyncio.create_task(self._watch_entropy())
-        heap.settle()
 
     async def _watch_entropy(self, every_s: float = 10.0) -> None:
         """Trail entropy per intent, for the dashboard: falling entropy means the colony has converged."""

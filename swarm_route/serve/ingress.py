@@ -15,7 +15,6 @@ from swarm_route.api.service import Service
 from swarm_route.config import Settings
 from swarm_route.core.pipeline import Pipeline, Walked
 from swarm_route.core.spend import ANONYMOUS
-from swarm_route.serve import heap
 from swarm_route.serve.adapters import RemoteAggregator, RemoteClassifier, RemoteDispatch, RemoteRouter, call
 from swarm_route.serve.deployments import counted
 from swarm_route.serve.telemetry import Metrics, replica_logging
@@ -72,7 +71,6 @@ class Ingress:
             count=counted(self._metrics),
         )
         await self._service.start()
-        heap.settle()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_app(self._service)
