@@ -8,7 +8,7 @@ in ``bench routing``; the held-out prompts arrive shuffled (tasks interleaved, a
 - ``break``: its answers still arrive, but wrong (score 0, in what the learning loop grades and in what the
   bench scores). The frozen run goes on asking it; learning online should notice.
 - ``join``: it was not registered before and its history was never graded; it registers at ``--at``, as a
-  newcomer does (its trails seeded at each intent's mean). Frozen routing knows nothing of it but its price;
+  newcomer does (its trails seeded at each intent's best, on trial). Frozen routing knows nothing of it but its price;
   learning online should find out what it is worth.
 
 Reported for each run: quality and cost before and after the change (and in each quarter of the rest of the
