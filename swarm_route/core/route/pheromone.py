@@ -4,13 +4,14 @@ Only the updater (and warm-up) writes. Each graded event evaporates every stored
 τ ← (1−ρ)·τ, and deposits on the passing path's edges, τ += Δ (one Lua call per specialist for a batch of
 events, applied in order): the AMRO-S update, atomic, bounded to [τ_min, τ_max] (MAX-MIN ant system) so no
 path starves and none monopolises. A failing path's event carries Δ < 0 (the updater's ``penalty``): the
-Best-Worst Ant System's punishment of the worst ant, so a path that breaks loses its lead. At equilibrium
-an edge holds about (pass rate − fail rate × penalty) × Δ/ρ, so trails rank paths by how often they pass,
-per unit cost. A scheduled evaporation also decays trails with time. An edge nothing has deposited on reads as
-τ_init. A newly registered agent's edges are seeded at the intent's best trail and are on trial: they do not
-evaporate until ``trial_events`` graded events have touched them. Evaporating every edge on every event keeps
-each trail near its path's share of the traffic times its pass rate, so a newcomer asked only by exploration
-sank to τ_min before its record could speak for it, and was never adopted however well it answered.
+Best-Worst Ant System's punishment of the worst ant, so a path that breaks loses its lead. Where every path
+is graded on every query (the warm-up's history) an edge settles near (pass rate − fail rate × penalty) × Δ/ρ,
+so trails rank paths by how often they pass, per unit cost; on served traffic, which grades only the path
+taken, near its share of the traffic times that. A scheduled evaporation also decays trails with time. An
+edge nothing has deposited on reads as τ_init. A newly registered agent's edges are seeded at the intent's
+best trail and are on trial: they do not evaporate until ``trial_events`` graded events have touched them.
+Asked only by exploration, a newcomer's trail otherwise sank to τ_min before its record could speak for it,
+and it was never adopted however well it answered.
 """
 
 from __future__ import annotations

@@ -234,15 +234,16 @@ class ReasoningRouter:
 
         unmatched = match < MIN_MATCH
         dear = np.zeros(n, dtype=bool) if budget_usd is None else cost > budget_usd
+        left_out = unmatched | pool.paused | dear
         excluded: list[str | None] = [None] * n
-        for i in np.flatnonzero(unmatched | pool.paused | dear).tolist():  # a thousand paths: only those left out
+        for i in np.flatnonzero(left_out).tolist():  # of a thousand paths, a reason only for those left out
             if unmatched[i]:
                 excluded[i] = "serves none of the query's intents"
             elif pool.paused[i]:
                 excluded[i] = PAUSED
             else:
                 excluded[i] = f"expected cost ${cost[i]:.6f} exceeds budget ${budget_usd:.6f}"
-        eligible = np.flatnonzero(~(unmatched | pool.paused | dear))
+        eligible = np.flatnonzero(~left_out)
         ability = match * quality
         eta = np.zeros(n)
         probs = np.zeros(n)
