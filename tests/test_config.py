@@ -23,6 +23,8 @@ def test_environment_and_yaml_file_drive_the_settings(tmp_path, monkeypatch):
 def test_bad_settings_are_refused(tmp_path):
     with pytest.raises(ValidationError):
         Settings(namespace="has space")
+    with pytest.raises(ValidationError, match="trial_events"):
+        Settings(aco={"trial_events": -1})
     f = tmp_path / "list.yaml"
     f.write_text("- 1\n")
     with pytest.raises(ValueError, match="mapping"):
