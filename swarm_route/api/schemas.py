@@ -43,6 +43,10 @@ class Trails(BaseModel):
     tau_min: float
     tau_max: float
     trails: dict[str, float] = Field(description="edge 'u>v' → τ; edges not listed read as tau_init")
+    on_trial: dict[str, int] = Field(
+        default_factory=dict,
+        description="a newcomer's seeded edge → graded events left before its trail evaporates like the rest",
+    )
 
 
 class ErrorBody(BaseModel):

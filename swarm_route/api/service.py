@@ -35,6 +35,7 @@ from swarm_route.core.messages import (
     Query,
     QueryResponse,
     RouteDecision,
+    node_agent,
     node_id,
 )
 from swarm_route.core.pipeline import Pipeline, StageUnavailable, Walked
@@ -177,7 +178,7 @@ class Service:
         latency = await latencies(self.redis, self.keys)
         scores: dict[str, list[float]] = {}
         for outcome in await OutcomeLog(self.redis, self.keys).latest(RECENT_OUTCOMES):
-            scores.setdefault(outcome.node.partition("/")[0], []).append(outcome.score)
+            scores.setdefault(node_agent(outcome.node), []).append(outcome.score)
         now = time.time()
         chosen = (await self.activity.overview(15)).per_agent
         return [

@@ -25,9 +25,19 @@ def node_id(agent: str, model: str) -> str:
     return f"{agent}/{model}"
 
 
+def node_agent(node: str) -> str:
+    """The agent of a node (a model's name may hold '/', an agent's may not)."""
+    return node.partition("/")[0]
+
+
 def edge_id(u: str, v: str) -> str:
     """An edge of the path graph: what pheromone is laid on."""
     return f"{u}>{v}"
+
+
+def edge_agents(edge: str) -> set[str]:
+    """The agents whose nodes an edge joins (none for source and sink)."""
+    return {node_agent(n) for n in edge.split(">") if n not in (SOURCE, SINK)}
 
 
 def path_edges(nodes: tuple[str, ...] | list[str]) -> list[str]:

@@ -1,5 +1,5 @@
 """How an agent joins: an A2A agent card or our own spec, checked against policy, registered, and given a
-pheromone prior, so it is routable on the next query with no retraining and no restart.
+pheromone prior, so it is routable on the next query with no retraining and no restart; and how it leaves.
 
 The classifier refits from the registry on its own (it watches the registry version), so joining is only
 this: validate, store, seed.
@@ -150,3 +150,10 @@ async def seed_trails(pheromones: PheromoneStore, spec: AgentSpec) -> None:
     edges = [e for p in PathGraph.single_stage([spec]).paths() for e in p.edges]
     for intent in spec.intents():
         await pheromones.seed(intent, edges)
+
+
+async def offboard(registry: AgentRegistry, pheromones: PheromoneStore, name: str) -> None:
+    """Removed from the registry (``AgentNotFound`` when it is not there), then its trails forgotten
+    (``PheromoneStore.forget``): registered again, it joins as a newcomer."""
+    await registry.remove(name)
+    await pheromones.forget(name)

@@ -91,9 +91,21 @@ def test_register_query_feedback_and_the_trail_moves(http, openai_server):
     assert trails[f"source>{node}"] > 1.0 and trails[f"{node}>sink"] > 1.0
     assert http.get("/v1/updater/stats").json()["deposited"] >= 1
 
+    rival = llm_agent(openai_server, f"rival-{skill}", skill, ["a haiku about the moon", "an ode to the sea"])
+    assert http.post("/v1/agents", json=rival).status_code == 201
+    seen = http.get(f"/v1/pheromones/{skill}").json()  # a newcomer: at the best trail, on trial
+    assert seen["on_trial"] and all(rival["name"] in e for e in seen["on_trial"])
+    assert all(seen["trails"][e] == max(trails.values()) for e in seen["on_trial"])
+
     assert http.delete(f"/v1/agents/{spec['name']}").status_code == 204
     after = http.post("/v1/query", json={"query": "write a haiku about autumn leaves"}).json()
     assert spec["name"] not in after["agents"]
+    assert not any(spec["name"] in e for e in http.get(f"/v1/pheromones/{skill}").json()["trails"])
+    assert http.delete(f"/v1/agents/{rival['name']}").status_code == 204  # its trial goes with it
+    assert http.get(f"/v1/pheromones/{skill}").json() | {"tau_init": 0} == {
+        "intent": skill, "tau_init": 0, "tau_min": seen["tau_min"], "tau_max": seen["tau_max"], "trails": {},
+        "on_trial": {},
+    }
 
 
 def test_low_feedback_takes_trail_away(http, openai_server):

@@ -1,8 +1,8 @@
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from swarm_route.core.onboarding import AgentCard, AgentPolicy, PolicyViolation, Registration, onboard
-from swarm_route.core.registry import AgentExists, AgentKind, AgentRegistry, AgentSpec, as_name
+from swarm_route.core.onboarding import AgentCard, AgentPolicy, PolicyViolation, Registration, offboard, onboard
+from swarm_route.core.registry import AgentExists, AgentKind, AgentNotFound, AgentRegistry, AgentSpec, as_name
 from swarm_route.core.route.pheromone import PheromoneStore
 from tests.core.helpers import MATH, agent
 
@@ -41,26 +41,43 @@ def test_a_registration_body_is_either_our_spec_or_an_a2a_card():
 LOOPBACK = AgentPolicy(allow_networks=["127.0.0.0/8"])  # the tests' agents live on this machine
 
 
-async def test_a_newcomer_starts_at_the_colony_mean_and_incumbents_keep_theirs(redis_client, keys):
+async def test_a_newcomer_starts_at_the_best_trail_and_incumbents_keep_theirs(redis_client, keys):
     registry = AgentRegistry(redis_client, keys)
-    store = PheromoneStore(redis_client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0)
+    store = PheromoneStore(redis_client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0, trial_events=4)
     await onboard(registry, store, agent("old", "math", MATH), LOOPBACK)
     old = await store.trails("math")
     assert old == {}, "a first agent on a fresh intent has no colony to start from: τ_init"
-    await store.deposit("math", {"source>old/m": 4.0})
+    await store.deposit("math", {"source>old/m": 4.0, "old/m>sink": 0.5})
     before = await store.trails("math")
     newcomer = agent("new", "math", MATH)
     await onboard(registry, store, newcomer, LOOPBACK)
     after = await store.trails("math")
-    mean = sum(before.values()) / len(before)
     new_edges = {e: t for e, t in after.items() if "new/" in e}
-    assert new_edges and all(t == pytest.approx(mean) for t in new_edges.values())
+    assert new_edges and all(t == pytest.approx(max(before.values())) for t in new_edges.values())
+    assert await store.on_trial("math") == dict.fromkeys(new_edges, 4)
     assert {e: after[e] for e in before} == before
     assert "new" in (await registry.snapshot())[1]
     with pytest.raises(AgentExists):
         await onboard(registry, store, newcomer, LOOPBACK)
     with pytest.raises(PolicyViolation, match="not allowed"):
         await onboard(registry, store, AgentCard.model_validate(CARD), AgentPolicy(hosts=["*.internal"]))
+
+
+async def test_an_agent_that_leaves_and_joins_again_is_a_newcomer(redis_client, keys):
+    """Its trail goes with it: back under the same name it is seeded and on trial, not on what it earned."""
+    registry = AgentRegistry(redis_client, keys)
+    store = PheromoneStore(redis_client, keys, rho=0.5, tau_init=1.0, tau_min=0.1, tau_max=5.0, trial_events=2)
+    await onboard(registry, store, agent("calc", "math", MATH), LOOPBACK)
+    await onboard(registry, store, agent("abacus", "math", MATH), LOOPBACK)
+    await store.deposit("math", {"source>calc/m": 0.0, "source>abacus/m": 2.0})  # calc 0.5, abacus 2.5
+    await offboard(registry, store, "abacus")
+    assert "abacus" not in (await registry.snapshot())[1]
+    assert await store.trails("math") == {"source>calc/m": 0.5}
+    await onboard(registry, store, agent("abacus", "math", MATH), LOOPBACK)
+    assert (await store.trails("math"))["source>abacus/m"] == 0.5  # the best trail now, not its old 2.5
+    assert set(await store.on_trial("math")) == {"source>abacus/m", "abacus/m>sink"}
+    with pytest.raises(AgentNotFound):
+        await offboard(registry, store, "nobody")
 
 
 @pytest.mark.parametrize(

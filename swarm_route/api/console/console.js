@@ -189,14 +189,16 @@ async function trails(page) {
       const v = tau[`${from}>${to}`];
       if (v === undefined) return h("td", { class: "cell muted" }, "");
       const moved = v - (first[`${from}>${to}`] ?? t.tau_init);
+      const trial = (t.on_trial || {})[`${from}>${to}`];
       const td = h("td", { class: "cell",
-        title: `τ ${v.toFixed(4)}; moved ${moved >= 0 ? "+" : ""}${moved.toFixed(4)} since this page opened` },
-        `${v.toFixed(3)}${Math.abs(moved) > 1e-6 ? (moved > 0 ? " ▲" : " ▼") : ""}`);
+        title: `τ ${v.toFixed(4)}; moved ${moved >= 0 ? "+" : ""}${moved.toFixed(4)} since this page opened` +
+          (trial ? `; on trial: it does not evaporate for ${trial} more graded events` : "") },
+        `${v.toFixed(3)}${Math.abs(moved) > 1e-6 ? (moved > 0 ? " ▲" : " ▼") : ""}${trial ? " ◇" : ""}`);
       td.style.background = heat(v, t.tau_min, t.tau_max);  // through the CSSOM: the CSP forbids style attributes
       return td;
     })))));
   page.replaceChildren(h("h2", {}, "Pheromone specialist of an intent"), select,
-    h("p", { class: "muted" }, `τ between ${t.tau_min} and ${t.tau_max} (new edges start at ${t.tau_init}); ▲▼: moved since this page opened (${history.length} readings, every 3 s)`),
+    h("p", { class: "muted" }, `τ between ${t.tau_min} and ${t.tau_max} (new edges start at ${t.tau_init}); ▲▼: moved since this page opened (${history.length} readings, every 3 s); ◇: a newcomer's edge on trial`),
     edges.length ? grid : h("p", { class: "muted" }, "no trails yet: nothing graded on this intent"));
 }
 

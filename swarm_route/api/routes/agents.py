@@ -10,7 +10,7 @@ from swarm_route.api.errors import ApiError, field_error
 from swarm_route.api.routes import AuthHeader, Replica
 from swarm_route.api.schemas import AgentState, ErrorBody, InvokeRequest, InvokeResponse
 from swarm_route.core.messages import IntentStatus
-from swarm_route.core.onboarding import PolicyViolation, Registration, RegistryFull, onboard
+from swarm_route.core.onboarding import PolicyViolation, Registration, RegistryFull, offboard, onboard
 from swarm_route.core.registry import AgentExists, AgentNotFound, AgentSpec
 from swarm_route.timing import ms_since
 
@@ -109,6 +109,6 @@ async def set_agent_state(name: str, body: AgentState, service: Replica, authori
 async def delete_agent(name: str, service: Replica, authorization: AuthHeader = None) -> None:
     await service.access.check(authorization, Scope.admin)
     try:
-        await service.registry.remove(name)
+        await offboard(service.registry, service.pheromones, name)
     except AgentNotFound:
         raise ApiError(404, f"no agent named {name!r}; GET /v1/agents lists them") from None

@@ -40,8 +40,10 @@ async def pheromones(intent: str, service: Replica, authorization: AuthHeader = 
     known = await _known(service)
     if intent not in known:
         raise ApiError(404, f"no intent {intent!r}; known: {', '.join(sorted(known)) or 'none'}")
-    trails = await p.trails(intent)
-    return Trails(intent=intent, tau_init=p.tau_init, tau_min=p.tau_min, tau_max=p.tau_max, trails=trails)
+    trails, on_trial = await p.trails(intent), await p.on_trial(intent)
+    return Trails(
+        intent=intent, tau_init=p.tau_init, tau_min=p.tau_min, tau_max=p.tau_max, trails=trails, on_trial=on_trial
+    )
 
 
 @router.get("/v1/updater/state", response_model=UpdaterState)

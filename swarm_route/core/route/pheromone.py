@@ -22,6 +22,7 @@ import numpy as np
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
+from swarm_route.core.messages import edge_agents
 from swarm_route.keys import Keys
 
 Trails = dict[str, float]
@@ -189,6 +190,29 @@ class PheromoneStore:
                         pipe.hsetnx(self._k.trial(intent), edge, self.trial_events)
             await pipe.execute()
         return prior
+
+    async def on_trial(self, intent: str) -> dict[str, int]:
+        """The intent's edges on trial → graded events left before they evaporate."""
+        return {e: int(n) for e, n in (await self._r.hgetall(self._k.trial(intent))).items()}
+
+    async def forget(self, agent: str) -> int:
+        """Every stored edge joining one of ``agent``'s nodes, off every specialist's trails and trial; returns
+        how many trails went. An agent removed and registered again under its name is a newcomer (seeded, on
+        trial), not the holder of a trail something else under that name earned; and a removed agent's edges
+        on trial, never graded again, would otherwise never leave."""
+        keys = [k for i in await self.intents() for k in (self._k.pheromone(i), self._k.trial(i))]
+        async with self._r.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hkeys(key)
+            stored = await pipe.execute()
+        doomed = [[e for e in edges if agent in edge_agents(e)] for edges in stored]
+        if any(doomed):
+            async with self._r.pipeline(transaction=True) as pipe:
+                for key, edges in zip(keys, doomed, strict=True):
+                    if edges:
+                        pipe.hdel(key, *edges)
+                await pipe.execute()
+        return sum(len(edges) for edges in doomed[0::2])
 
     async def evaporate(self, rho: float | None = None) -> int:
         """τ ← max(τ_min, (1−ρ)·τ) on every stored edge of every specialist; returns edges touched."""

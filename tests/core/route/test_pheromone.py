@@ -117,6 +117,21 @@ async def test_no_trails_yet_means_no_seed_and_no_trial(redis_client, keys):
     assert (await off.trails("qa"))["new"] == pytest.approx(0.75)
 
 
+async def test_forgetting_an_agent_takes_its_edges_off_every_specialist_and_trial(redis_client, keys):
+    """Edges through any of its nodes go (a model's name may hold '/'); an agent whose name starts the
+    same, and every other edge, stay."""
+    s = store(redis_client, keys, rho=0.0, tau_max=10.0, trial_events=3)
+    assert await s.forget("gone") == 0  # no specialist yet
+    await s.deposit("qa", {"source>gone/org/m": 1.0, "gone/org/m>sink": 1.0, "source>gone2/m": 2.0})
+    await s.deposit("math", {"source>calc/m": 1.0, "calc/m>gone/m": 1.0})
+    await s.seed("math", ["source>gone/x", "source>fresh/m"])
+    assert await s.forget("gone") == 4
+    assert await s.trails("qa") == {"source>gone2/m": 3.0}
+    assert await s.trails("math") == {"source>calc/m": 2.0, "source>fresh/m": 2.0}
+    assert await s.on_trial("math") == {"source>fresh/m": 3}
+    assert await s.forget("gone") == 0
+
+
 def test_fusing_a_newer_read_of_a_specialist_uses_its_trails(redis_client, keys):
     """The router fuses the same pool's edges against each read of the trails: a new read must count."""
     s = store(redis_client, keys)
