@@ -34,7 +34,7 @@ from swarm_route.core.dispatch.dispatcher import AgentBackend, Dispatcher
 from swarm_route.core.dispatch.replicas import Replicas
 from swarm_route.core.failopen import STORE_ERRORS, Breaker, Watched
 from swarm_route.core.learn.quality import QualityGate
-from swarm_route.core.learn.updater import PheromoneUpdater, latencies
+from swarm_route.core.learn.updater import PheromoneUpdater, Registered, latencies
 from swarm_route.core.llm import ChatModel, LLMSettings, LLMUnavailable
 from swarm_route.core.messages import (
     Aggregate,
@@ -94,8 +94,10 @@ def pheromone_updater(
     *,
     consumer: str = "updater-0",
     on_event: Callable[[str], None] | None = None,
+    registry: Registered | None = None,
 ) -> PheromoneUpdater:
-    """The updater as the settings describe it: the service and the benchmark build it here alike."""
+    """The updater as the settings describe it: the service (with its registry) and the benchmark (without:
+    a fixed pool) build it here alike."""
     return PheromoneUpdater(
         client,
         Keys(settings.namespace),
@@ -107,6 +109,7 @@ def pheromone_updater(
         min_intent_weight=settings.updater.min_intent_weight,
         consumer=consumer,
         on_event=on_event,
+        registry=registry,
     )
 
 

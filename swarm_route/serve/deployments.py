@@ -33,6 +33,7 @@ from swarm_route.tracing import context_from, tracer
 from swarm_route.wiring import (
     AggregateStage,
     IntentStage,
+    agent_registry,
     dispatch_stage,
     pheromone_store,
     pheromone_updater,
@@ -162,6 +163,7 @@ class UpdaterDeployment:
             self._store,
             consumer=f"updater-{replica}",
             on_event=lambda event: self._metrics.inc("updater_events_total", event=event),
+            registry=agent_registry(settings, client, store_breaker(settings, counted(self._metrics))),
         )
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self._updater.run(self._stop, u.evaporate_interval_s, u.block_ms))

@@ -12,6 +12,12 @@ RouterBench (``bench drift``), with gpt-4 answering wrong from mid-stream, the o
 every prompt (quality 0.000 after the break); with the penalty it moved off within the first quarter of the
 rest (0.647 after the break, against 0.113 frozen), and the stationary online AIQ stayed 0.8283.
 
+A grade that reaches the updater after its agent was removed (late feedback, a batch in flight) lays no
+trail: removal took the agent's trails away (``PheromoneStore.forget``), and laying them again would hand an
+agent registered later under that name a trail it never earned, outside the trial a newcomer gets. What a
+removal does not catch is a grade handled within ``store.registry_refresh_s`` of it (the updater's view of
+the registry may still hold the agent).
+
 A cascade's walk teaches no trail and no agreement: its paths were asked on condition (the panel instead of
 the colony's pick, the strong path only where the panel differed, on the prompts hard for both), so their
 grades rank paths on a biased sample. Its outcomes still teach the ability model, which predicts per query.
@@ -28,8 +34,9 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from opentelemetry import propagate, trace
@@ -39,7 +46,7 @@ from redis.exceptions import RedisError
 from swarm_route.core.failopen import STORE_ERRORS
 from swarm_route.core.learn.quality import QualityGate
 from swarm_route.core.learn.stream import EventStream
-from swarm_route.core.messages import Event, Feedback, FinishedRequest, PathOutcome, top_intent
+from swarm_route.core.messages import Event, Feedback, FinishedRequest, PathOutcome, edge_agents, top_intent
 from swarm_route.core.route.outcomes import Outcome, OutcomeLog
 from swarm_route.core.route.pheromone import PheromoneStore
 from swarm_route.keys import Keys
@@ -61,6 +68,12 @@ async def latencies(client: aioredis.Redis, keys: Keys) -> dict[str, float]:
     return {node: float(v) for node, v in (await client.hgetall(keys.latency)).items()}
 
 
+class Registered(Protocol):
+    """Which agents are registered now (``AgentRegistry``), read again when one asked about is missing."""
+
+    async def snapshot(self, needing: Iterable[str] = ()) -> tuple[int, Mapping[str, Any]]: ...
+
+
 class PheromoneUpdater:
     def __init__(
         self,
@@ -75,8 +88,12 @@ class PheromoneUpdater:
         penalty: float = 0.0,
         consumer: str = "updater-0",
         on_event: Callable[[str], None] | None = None,
+        registry: Registered | None = None,
     ) -> None:
+        """``registry``: deposit only on paths whose agents are all registered (none: on every path, as a
+        benchmark's fixed pool needs)."""
         self._r = client
+        self._registry = registry
         self._k = keys
         self.store = store
         self.gate = gate
@@ -196,6 +213,7 @@ class PheromoneUpdater:
         """Write it all, and acknowledge the stream entries it came from in the same transaction."""
         if writes.empty and not acknowledge:
             return
+        deposits = await self._registered_only(writes)
         smoothed = {}
         if writes.latency:
             nodes = list(writes.latency)
@@ -211,12 +229,24 @@ class PheromoneUpdater:
                 pipe.hset(self._k.latency, mapping=smoothed)
             self.outcomes.queue(pipe, writes.outcomes)
             by_intent: dict[str, list[dict[str, float]]] = {}  # specialists are apart: only each one's order counts
-            for intent, deltas in writes.deposits:
+            for intent, deltas in deposits:
                 by_intent.setdefault(intent, []).append(deltas)
             for intent, events in by_intent.items():
                 await self.store.deposit_many(intent, events, pipe=pipe)
             self.stream.queue_ack(pipe, *acknowledge)
             await pipe.execute()
+
+    async def _registered_only(self, writes: _Writes) -> list[tuple[str, dict[str, float]]]:
+        """The batch's deposits without those on paths of agents no longer registered (counted as
+        ``unregistered``; see the module's docstring)."""
+        if self._registry is None or not writes.deposits:
+            return writes.deposits
+        agents = {a for _, deltas in writes.deposits for edge in deltas for a in edge_agents(edge)}
+        _, registered = await self._registry.snapshot(needing=agents)
+        kept = [(i, d) for i, d in writes.deposits if all(edge_agents(e) <= registered.keys() for e in d)]
+        for _ in range(len(writes.deposits) - len(kept)):
+            self._count(writes, "unregistered")
+        return kept
 
     async def run(self, stop: asyncio.Event, evaporate_interval_s: float, block_ms: int = 500) -> None:
         """Until ``stop`` is set: consume, and evaporate on schedule. Store errors are logged and retried."""

@@ -6,12 +6,15 @@ from swarm_route.core.learn.quality import QualityGate
 from swarm_route.core.learn.stream import EventStream
 from swarm_route.core.learn.updater import PheromoneUpdater
 from swarm_route.core.messages import Feedback, FinishedRequest, PathOutcome
+from swarm_route.core.onboarding import offboard
+from swarm_route.core.registry import AgentRegistry
 from swarm_route.core.route.pheromone import PheromoneStore
+from tests.core.helpers import MATH, agent
 
 EDGES = ["source>a/m", "a/m>sink"]
 
 
-def updater(client, keys, sample_rate=1.0, penalty=0.0) -> PheromoneUpdater:
+def updater(client, keys, sample_rate=1.0, penalty=0.0, registry=None) -> PheromoneUpdater:
     store = PheromoneStore(client, keys, rho=0.1, tau_init=1.0, tau_min=0.1, tau_max=5.0)
     return PheromoneUpdater(
         client,
@@ -22,6 +25,7 @@ def updater(client, keys, sample_rate=1.0, penalty=0.0) -> PheromoneUpdater:
         epsilon=0.01,
         min_intent_weight=0.05,
         penalty=penalty,
+        registry=registry,
     )
 
 
@@ -116,6 +120,28 @@ async def test_late_feedback_grades_the_recorded_path(redis_client, keys):
     assert (await u.store.trails("qa"))[EDGES[1]] > 1.0
     stats = await u.stats()
     assert stats["feedback"] == 1 and stats["feedback_orphaned"] == 1
+
+
+async def test_a_grade_for_an_agent_removed_meanwhile_lays_no_trail(redis_client, keys):
+    """Late feedback for an agent that was removed after it answered deposits nothing (its trails went with
+    it), while grades of registered agents in the same batch do; an agent registered after the updater's
+    last look at the registry still earns its trail."""
+    registry = AgentRegistry(redis_client, keys, refresh_s=60.0)  # a view that will not refresh by itself
+    u = updater(redis_client, keys, registry=registry)
+    await registry.register(agent("a", "qa", MATH))
+    await u.stream.ensure_group()
+    await u.stream.publish_many([finished("r1")], record_ttl_s=60)
+    await drain(u)
+    assert (await registry.snapshot())[1].keys() == {"a"}
+    await offboard(registry, u.store, "a")
+    await AgentRegistry(redis_client, keys).register(agent("b", "qa", MATH))  # another replica registers b
+    b = PathOutcome(edges=["source>b/m", "b/m>sink"], nodes=["b/m"], cost_usd=0.0, latency_ms=100, score=1.0)
+    late, fresh = Feedback(request_id="r1", score=0.9), finished("r2").model_copy(update={"paths": [b]})
+    await u.stream.publish_many([late, fresh])
+    await drain(u)
+    assert set(await u.store.trails("qa")) == {"source>b/m", "b/m>sink"}
+    stats = await u.stats()
+    assert stats["feedback"] == 1 and stats["unregistered"] == 2  # a's two specialists (qa, chat)
 
 
 async def test_latency_is_tracked_per_node(redis_client, keys):
