@@ -108,10 +108,17 @@ class ReasoningSettings(Section):
 
 class CascadeSettings(Section):
     """Cascades: two or three cheaper paths answer first and a stronger one only when their answers do not
-    all agree (``core.dispatch.verify``). The router builds one where graded history holds the panel's
-    record on the intent and its expected quality per expected cost beats its pick's (see docs/routing.md)."""
+    all agree, or a configured judge scores none high enough (``core.dispatch.verify``). The router builds
+    one where graded history holds the panel's agreement record on the intent and its expected quality per
+    expected cost beats its pick's (see docs/routing.md)."""
 
     enabled: bool = Field(False, description="let the router choose a cascade for a single-intent query")
+    judge: LLMSettings | None = Field(
+        None,
+        description="an OpenAI-compatible model that scores the first stage's answers (0-1) instead of their "
+        "agreement; where it gives no score, agreement decides",
+    )
+    judge_accept: float = Field(0.7, ge=0, le=1, description="the judge's score from which an answer stands")
 
 
 class AggregatorSettings(Section):

@@ -32,6 +32,7 @@ from swarm_route.core.classify.intent import (
 from swarm_route.core.dispatch.aggregate import RefiningAggregator
 from swarm_route.core.dispatch.dispatcher import AgentBackend, Dispatcher
 from swarm_route.core.dispatch.replicas import Replicas
+from swarm_route.core.dispatch.verify import AgreementVerifier, JudgeVerifier, Verifier
 from swarm_route.core.failopen import STORE_ERRORS, Breaker, Watched
 from swarm_route.core.learn.quality import QualityGate
 from swarm_route.core.learn.updater import PheromoneUpdater, Registered, latencies
@@ -438,6 +439,12 @@ def _chosen(decision: RouteDecision) -> set[str]:
     """The agents a decision asks: a dispatch replica's registry view must hold them (the router may have
     decided on a registry newer than that view)."""
     return {agent for i in decision.chosen for agent in decision.candidates[i].agents}
+
+
+def cascade_verifier(settings: Settings) -> Verifier:
+    """What judges a cascade's first stage: the configured judge model, else agreement."""
+    c = settings.cascade
+    return JudgeVerifier(ChatModel(c.judge), c.judge_accept) if c.judge else AgreementVerifier()
 
 
 def dispatch_stage(

@@ -262,7 +262,7 @@ class Pipeline:
             return first, [], first.answers
         asked = [a.candidate for a in first.answers] or list(decision.chosen)
         verdict = (
-            self.verifier.judge(query, first.answers)
+            await self.verifier.judge(query, first.answers)
             if first.answers
             else Verdict(False, 0.0, 0, "every path of the first stage failed")
         )

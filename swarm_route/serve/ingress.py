@@ -19,7 +19,7 @@ from swarm_route.serve.adapters import RemoteAggregator, RemoteClassifier, Remot
 from swarm_route.serve.deployments import counted
 from swarm_route.serve.telemetry import Metrics, replica_logging
 from swarm_route.tracing import configure as configure_tracing
-from swarm_route.wiring import IntentStage, redis_client, route_stage, store_breaker
+from swarm_route.wiring import IntentStage, cascade_verifier, redis_client, route_stage, store_breaker
 
 
 @serve.deployment
@@ -53,6 +53,7 @@ class Ingress:
                 RemoteAggregator(aggregator),
                 sink=service,
                 spend=service.ledger,
+                verifier=cascade_verifier(settings),
             )
 
         async def updater_stats() -> dict[str, int]:

@@ -2,6 +2,8 @@
 
 import pytest
 
+from swarm_route.config import Settings
+from swarm_route.core.dispatch.verify import AgreementVerifier, JudgeVerifier, Verifier
 from swarm_route.core.messages import (
     Aggregate,
     Candidate,
@@ -15,6 +17,7 @@ from swarm_route.core.messages import (
 )
 from swarm_route.core.pipeline import BudgetTooLow, Pipeline, StageUnavailable
 from swarm_route.core.spend import Budget, Ledger, OverBudget
+from swarm_route.wiring import cascade_verifier
 
 INTENT = IntentResult({"math": 1.0}, {"math": 0.9}, 0.1, False)
 
@@ -60,8 +63,8 @@ class Stages:
         self.events.append(event)
         return "queued"
 
-    def pipeline(self, spend: Ledger | None = None) -> Pipeline:
-        return Pipeline(self, self, self, self, self, spend=spend)
+    def pipeline(self, spend: Ledger | None = None, verifier: Verifier | None = None) -> Pipeline:
+        return Pipeline(self, self, self, self, self, spend=spend, verifier=verifier)
 
 
 def decision(*agents: str, chosen=(0,), declined=None, cost=0.001) -> RouteDecision:
@@ -224,6 +227,18 @@ async def test_a_cascade_whose_first_stage_disagrees_goes_on_and_pays_for_every_
     assert "«a» vs «b»" in r.trace.tiers[0].reason and r.trace.tiers[1].candidates == [2]
     assert len(stages.events[0].paths) == 3, "each stage's answer is evidence for learning"
     assert stages.events[0].cascade, "asked on condition: the record says so, and teaches no trail"
+
+
+async def test_a_configured_judge_decides_in_place_of_agreement(openai_server):
+    """Two cheap answers that agree, scored low by the judge: the walk goes on, and the trace says why."""
+    settings = Settings(cascade={"judge": {"base_url": openai_server.base_url, "model": "scripted"}})
+    judge = cascade_verifier(settings)
+    assert isinstance(judge, JudgeVerifier) and isinstance(cascade_verifier(Settings()), AgreementVerifier)
+    openai_server.app.state.scripts[:] = ["0.2", "0.3"]
+    stages = Cascade(cascade(), {"cheap1": "B", "cheap2": "B", "strong": "C", "spare": "D"})
+    r = (await stages.pipeline(verifier=judge).walk(Query(text="A or B?"), "c5")).response
+    assert r.answer == "C" and [t.verdict for t in r.trace.tiers] == ["escalated", "final"]
+    assert r.trace.tiers[0].score == 0.3 and "the judge scored answer" in r.trace.tiers[0].reason
 
 
 async def test_a_panel_of_three_stands_only_when_all_three_agree():

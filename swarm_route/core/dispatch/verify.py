@@ -6,16 +6,23 @@ agreement as the scorer: answers that independent models reach alike are right f
 alone). Agreement is judged on short answers only (a choice, a number, a name): two long answers, code or
 prose, almost never match as text, so they count as unverified and the walk goes on, which costs money
 but never passes off an unchecked answer as checked.
+
+Where an operator configures a judge (``cascade.judge``, an OpenAI-compatible model), it scores each answer
+of the first stage instead, long ones included, and the best stands when its score reaches
+``cascade.judge_accept``. A judge that fails, times out or answers without a score in [0, 1] leaves the
+decision to agreement (the trace says so): the check falls back to the cheaper one, never to acceptance.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
+from swarm_route.core.llm import LLMUnavailable
 from swarm_route.core.messages import SHORT_ANSWER_CHARS, PathAnswer
 
 _ENDS = " .,:;!?\"'()[]`*"
@@ -40,13 +47,21 @@ def short_answer(text: str) -> str:
 @dataclass(frozen=True)
 class Verdict:
     accepted: bool
-    score: float  # the share of the panel that gave the winning answer (0: nothing comparable)
+    # the estimate that the standing answer is right: the share of the panel that gave it (agreement; 0:
+    # nothing comparable), or the judge's score
+    score: float
     answer: int  # index into the judged answers of the one that stands when accepted
     reason: str
 
 
 class Verifier(Protocol):
-    def judge(self, query: str, answers: Sequence[PathAnswer]) -> Verdict: ...
+    async def judge(self, query: str, answers: Sequence[PathAnswer]) -> Verdict: ...
+
+
+class Completer(Protocol):
+    """A chat model (``core.llm.ChatModel``): raises ``LLMUnavailable`` when it gives no usable answer."""
+
+    async def complete(self, system: str, user: str) -> str: ...
 
 
 class AgreementVerifier:
@@ -56,7 +71,7 @@ class AgreementVerifier:
     def __init__(self, quorum: float = 1.0) -> None:
         self.quorum = quorum
 
-    def judge(self, query: str, answers: Sequence[PathAnswer]) -> Verdict:
+    async def judge(self, query: str, answers: Sequence[PathAnswer]) -> Verdict:
         shorts = [short_answer(a.text) for a in answers]
         votes = Counter(s for s in shorts if s)
         if not votes:
@@ -68,3 +83,49 @@ class AgreementVerifier:
             return Verdict(True, round(share, 4), shorts.index(top), agreed)
         seen = " vs ".join(f"«{s}»" if s else "(long)" for s in shorts)
         return Verdict(False, round(share, 4), shorts.index(top), f"answers differ: {seen}")
+
+
+JUDGE_SYSTEM = (
+    "You check answers. You are given a question and one answer to it. Reply with a single number between 0 and 1: "
+    "how likely the answer is correct and complete. Reply with the number only."
+)
+JUDGE_CHARS = 4000  # of the question, and of each answer, sent to the judge
+_NUMBER = re.compile(r"(?<![\w.])\d*\.?\d+")
+
+
+def judge_score(reply: str) -> float | None:
+    """The first number of a judge's reply when it lies in [0, 1]; None when there is none or it does not
+    (a "7" on some other scale is not a probability, and guessing the scale would pass answers unchecked)."""
+    found = _NUMBER.search(reply)
+    if found is None:
+        return None
+    value = float(found.group())
+    return value if 0.0 <= value <= 1.0 else None
+
+
+class JudgeVerifier:
+    """An LLM judge scores every answer of the first stage (concurrently); the best stands when its score
+    reaches ``accept``. Where the judge gives no score for any answer, ``fallback`` (agreement) decides."""
+
+    def __init__(self, model: Completer, accept: float, fallback: Verifier | None = None) -> None:
+        self.model, self.accept = model, accept
+        self.fallback = fallback or AgreementVerifier()
+
+    async def judge(self, query: str, answers: Sequence[PathAnswer]) -> Verdict:
+        scores = await asyncio.gather(*(self._score(query, a.text) for a in answers))
+        scored = [(s, i) for i, s in enumerate(scores) if s is not None]
+        if not scored:
+            verdict = await self.fallback.judge(query, answers)
+            return replace(verdict, reason=f"the judge gave no score; by agreement: {verdict.reason}")
+        best, i = max(scored, key=lambda si: (si[0], -si[1]))  # the router's more probable path on a tie
+        of = f"answer {i + 1} of {len(answers)}" if len(answers) > 1 else "the answer"
+        if best >= self.accept:
+            return Verdict(True, best, i, f"the judge scored {of} {best:g} (accepts from {self.accept:g})")
+        return Verdict(False, best, i, f"the judge scored {of} {best:g}, below {self.accept:g}")
+
+    async def _score(self, query: str, text: str) -> float | None:
+        user = f"Question:\n{query[:JUDGE_CHARS]}\n\nAnswer:\n{text[:JUDGE_CHARS]}"
+        try:
+            return judge_score(await self.model.complete(JUDGE_SYSTEM, user))
+        except LLMUnavailable:
+            return None
