@@ -225,18 +225,20 @@ def _pheromones(args: argparse.Namespace) -> int:
 
     settings = _store_settings(args)
 
-    async def go() -> dict[str, float]:
+    async def go() -> tuple[dict[str, float], dict[str, int]]:
         client = connect(settings.redis_url or "")
-        trails = await pheromone_store(settings, client).trails(args.intent)
+        store = pheromone_store(settings, client)
+        trails, on_trial = await store.trails(args.intent), await store.on_trial(args.intent)
         await client.aclose()
-        return trails
+        return trails, on_trial
 
-    trails = asyncio.run(go())
+    trails, on_trial = asyncio.run(go())
     if not trails:
         print(f"no trails for intent {args.intent!r}")
         return 1
     for edge, tau in sorted(trails.items(), key=lambda kv: -kv[1]):
-        print(f"{tau:8.4f}  {edge}")
+        trial = f"  (on trial: {on_trial[edge]} graded events left)" if edge in on_trial else ""
+        print(f"{tau:8.4f}  {edge}{trial}")
     if args.png:
         heatmap(trails, args.intent, args.png)
         print(f"wrote {args.png}")

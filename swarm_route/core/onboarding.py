@@ -7,12 +7,14 @@ this: validate, store, seed.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from swarm_route.core.reachability import Reachability, Unreachable, networks
 from swarm_route.core.registry import (
+    NAME_PATTERN,
     URL_KINDS,
     AgentKind,
     AgentRegistry,
@@ -153,7 +155,12 @@ async def seed_trails(pheromones: PheromoneStore, spec: AgentSpec) -> None:
 
 
 async def offboard(registry: AgentRegistry, pheromones: PheromoneStore, name: str) -> None:
-    """Removed from the registry (``AgentNotFound`` when it is not there), then its trails forgotten
-    (``PheromoneStore.forget``): registered again, it joins as a newcomer."""
-    await registry.remove(name)
-    await pheromones.forget(name)
+    """Removed from the registry (``AgentNotFound`` when it is not there), and its trails forgotten
+    (``PheromoneStore.forget``): registered again, it joins as a newcomer. The trails are forgotten also when
+    the name is not registered, so a removal whose second step failed (the store went away between them) is
+    finished by asking again."""
+    try:
+        await registry.remove(name)
+    finally:
+        if re.match(NAME_PATTERN, name):  # no other name is any agent's
+            await pheromones.forget(name)

@@ -78,6 +78,10 @@ async def test_an_agent_that_leaves_and_joins_again_is_a_newcomer(redis_client, 
     assert set(await store.on_trial("math")) == {"source>abacus/m", "abacus/m>sink"}
     with pytest.raises(AgentNotFound):
         await offboard(registry, store, "nobody")
+    await store.deposit("math", {"source>gone/m": 1.0})  # a removal whose forgetting failed, asked again
+    with pytest.raises(AgentNotFound):
+        await offboard(registry, store, "gone")
+    assert "source>gone/m" not in await store.trails("math")
 
 
 @pytest.mark.parametrize(
