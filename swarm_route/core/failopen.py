@@ -21,9 +21,13 @@ STORE_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 class Breaker:
-    def __init__(self, open_s: float = 1.0, on_error: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, open_s: float = 1.0, on_error: Callable[[str], None] | None = None, what: str = "store"
+    ) -> None:
+        """``what`` fails: the store, or another dependency kept behind a breaker (a judge model)."""
         self.open_s = open_s
         self.on_error = on_error
+        self.what = what
         self._open_until = 0.0
         self.last_error: str | None = None
 
@@ -44,7 +48,7 @@ class Breaker:
     def trip(self, operation: str, exc: BaseException) -> None:
         self._open_until = time.monotonic() + self.open_s
         self.last_error = f"{type(exc).__name__}: {exc}"
-        log.warning("store unavailable for %s, failing open: %s", operation, self.last_error)
+        log.warning("%s unavailable for %s, failing open: %s", self.what, operation, self.last_error)
         if self.on_error:
             self.on_error(operation)
 

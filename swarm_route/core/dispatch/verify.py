@@ -11,6 +11,8 @@ Where an operator configures a judge (``cascade.judge``, an OpenAI-compatible mo
 of the first stage instead, long ones included, and the best stands when its score reaches
 ``cascade.judge_accept``. A judge that fails, times out or answers without a score in [0, 1] leaves the
 decision to agreement (the trace says so): the check falls back to the cheaper one, never to acceptance.
+A judge that failed or timed out is not asked again for ``JUDGE_REST_S``: a hung judge would otherwise add
+its whole timeout to every cascade's answer.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from swarm_route.core.failopen import Breaker
 from swarm_route.core.llm import LLMUnavailable
 from swarm_route.core.messages import SHORT_ANSWER_CHARS, PathAnswer
 
@@ -90,6 +93,7 @@ JUDGE_SYSTEM = (
     "how likely the answer is correct and complete. Reply with the number only."
 )
 JUDGE_CHARS = 4000  # of the question, and of each answer, sent to the judge
+JUDGE_REST_S = 30.0  # after a call that failed or timed out, agreement decides alone this long
 _NUMBER = re.compile(r"(?<![\w.])\d*\.?\d+")
 
 
@@ -107,25 +111,35 @@ class JudgeVerifier:
     """An LLM judge scores every answer of the first stage (concurrently); the best stands when its score
     reaches ``accept``. Where the judge gives no score for any answer, ``fallback`` (agreement) decides."""
 
-    def __init__(self, model: Completer, accept: float, fallback: Verifier | None = None) -> None:
+    def __init__(
+        self, model: Completer, accept: float, fallback: Verifier | None = None, rest_s: float = JUDGE_REST_S
+    ) -> None:
         self.model, self.accept = model, accept
         self.fallback = fallback or AgreementVerifier()
+        self.breaker = Breaker(rest_s, what="the judge")
 
     async def judge(self, query: str, answers: Sequence[PathAnswer]) -> Verdict:
+        if self.breaker.is_open:
+            why = f"the judge failed a moment ago ({self.breaker.last_error})"
+            return await self._by_agreement(query, answers, why)
         scores = await asyncio.gather(*(self._score(query, a.text) for a in answers))
         scored = [(s, i) for i, s in enumerate(scores) if s is not None]
         if not scored:
-            verdict = await self.fallback.judge(query, answers)
-            return replace(verdict, reason=f"the judge gave no score; by agreement: {verdict.reason}")
+            return await self._by_agreement(query, answers, "the judge gave no score")
         best, i = max(scored, key=lambda si: (si[0], -si[1]))  # the router's more probable path on a tie
         of = f"answer {i + 1} of {len(answers)}" if len(answers) > 1 else "the answer"
         if best >= self.accept:
             return Verdict(True, best, i, f"the judge scored {of} {best:g} (accepts from {self.accept:g})")
         return Verdict(False, best, i, f"the judge scored {of} {best:g}, below {self.accept:g}")
 
+    async def _by_agreement(self, query: str, answers: Sequence[PathAnswer], why: str) -> Verdict:
+        verdict = await self.fallback.judge(query, answers)
+        return replace(verdict, reason=f"{why}; by agreement: {verdict.reason}")
+
     async def _score(self, query: str, text: str) -> float | None:
         user = f"Question:\n{query[:JUDGE_CHARS]}\n\nAnswer:\n{text[:JUDGE_CHARS]}"
         try:
             return judge_score(await self.model.complete(JUDGE_SYSTEM, user))
-        except LLMUnavailable:
+        except LLMUnavailable as exc:
+            self.breaker.trip("a cascade's verdict", exc)
             return None

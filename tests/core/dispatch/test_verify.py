@@ -91,5 +91,19 @@ async def test_a_judge_without_a_score_leaves_it_to_agreement(openai_server, mod
     j = judge(openai_server, model, timeout_s=0.5)
     agreed = await j.judge("q", [answer("B.", 0), answer("b", 1)])
     assert agreed.accepted and agreed.reason.startswith("the judge gave no score; by agreement: 2 of 2")
-    openai_server.app.state.scripts[:] = [script] if script else []
+    openai_server.app.state.scripts[:] = [script] if script else []  # resting or asked again: agreement
     assert not (await j.judge("q", [answer("a long answer in prose, not comparable")])).accepted
+
+
+async def test_a_judge_that_failed_rests_while_agreement_decides_alone(openai_server):
+    """A hung or failing judge is not asked again for a while: each cascade would wait out its timeout."""
+    j = judge(openai_server, "slow", timeout_s=0.3)
+    await j.judge("q", [answer("B", 0), answer("b", 1)])
+    asked = len(openai_server.app.state.requests)
+    verdict = await j.judge("q", [answer("C", 0), answer("c", 1)])
+    assert len(openai_server.app.state.requests) == asked, "not asked while it rests"
+    assert verdict.accepted and verdict.reason.startswith("the judge failed a moment ago (LLMUnavailable")
+    wordless = judge(openai_server)  # a reply without a score is no outage: the judge is asked again
+    openai_server.app.state.scripts[:] = ["fine", "0.9"]
+    await wordless.judge("q", [answer("A")])
+    assert (await wordless.judge("q", [answer("A")])).score == 0.9
