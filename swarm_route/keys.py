@@ -32,7 +32,7 @@ does): at its cap, writes fail and the service fails open, instead of Redis evic
 | ``{ns}:activity:{minute}`` | hash | a minute's requests, declines, cost, latency buckets, choices per intent, agent |
 | ``{ns}:updates:paused`` | string | present while an operator has paused learning (nothing is published) |
 | ``{ns}:cooldown`` | sorted set | replica endpoint → time (epoch s) its cooldown ends; shared by dispatch replicas |
-| ``{ns}:latency`` | hash | node (``agent/model``) → recent latency in seconds (EWMA), written by the updater |
+| ``{ns}:latency`` | hash | node (``agent/model``) → recent latency (s, EWMA) from the updater; gone with its agent |
 """
 
 from __future__ import annotations

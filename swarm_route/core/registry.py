@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from swarm_route.core.failopen import UNREAD, Breaker, Watched
+from swarm_route.core.messages import node_agent
 from swarm_route.core.reachability import Unreachable, replay_files
 from swarm_route.keys import Keys
 
@@ -176,10 +177,16 @@ class AgentRegistry:
         return bool(added)
 
     async def remove(self, name: str) -> None:
+        """The agent, and its nodes' latencies (kept per node by the updater): with agents coming and going
+        under new names, the latency hash would otherwise grow without bound."""
+        field = _safe_field(name)
+        nodes = [n for n in await self._r.hkeys(self._k.latency) if node_agent(n) == name]
         async with self._r.pipeline(transaction=True) as pipe:
-            pipe.hdel(self._k.agents, _safe_field(name))
+            pipe.hdel(self._k.agents, field)
             pipe.incr(self._k.agents_version)
-            removed, _ = await pipe.execute()
+            if nodes:
+                pipe.hdel(self._k.latency, *nodes)
+            removed, *_ = await pipe.execute()
         self._view.invalidate()
         if not removed:
             raise AgentNotFound(name)

@@ -24,6 +24,14 @@ async def test_register_get_remove_and_version(redis_client, keys):
         await registry.remove("math")
 
 
+async def test_removing_an_agent_drops_its_nodes_latencies_and_no_others(redis_client, keys):
+    registry = AgentRegistry(redis_client, keys)
+    await registry.register(agent("math", "math", MATH))
+    await redis_client.hset(keys.latency, mapping={"math/m": 1, "math/org/big": 2, "mathematics/m": 3, "weather/m": 4})
+    await registry.remove("math")
+    assert await redis_client.hgetall(keys.latency) == {"mathematics/m": "3", "weather/m": "4"}
+
+
 async def test_duplicate_name_is_refused_unless_replacing(redis_client, keys):
     registry = AgentRegistry(redis_client, keys)
     await registry.register(agent("weather", "weather", WEATHER))

@@ -13,8 +13,9 @@ every prompt (quality 0.000 after the break); with the penalty it moved off with
 rest (0.647 after the break, against 0.113 frozen), and the stationary online AIQ stayed 0.8283.
 
 A grade that reaches the updater after its agent was removed (late feedback, a batch in flight) lays no
-trail: removal took the agent's trails away (``PheromoneStore.forget``), and laying them again would hand an
-agent registered later under that name a trail it never earned, outside the trial a newcomer gets. What a
+trail, nor does its answer's latency stay: removal took the agent's trails and latencies away
+(``PheromoneStore.forget``, ``AgentRegistry.remove``), and laying them again would hand an agent registered
+later under that name a trail it never earned, outside the trial a newcomer gets. What a
 removal does not catch is a grade handled within ``store.registry_refresh_s`` of it (the updater's view of
 the registry may still hold the agent).
 
@@ -46,7 +47,15 @@ from redis.exceptions import RedisError
 from swarm_route.core.failopen import STORE_ERRORS
 from swarm_route.core.learn.quality import QualityGate
 from swarm_route.core.learn.stream import EventStream
-from swarm_route.core.messages import Event, Feedback, FinishedRequest, PathOutcome, edge_agents, top_intent
+from swarm_route.core.messages import (
+    Event,
+    Feedback,
+    FinishedRequest,
+    PathOutcome,
+    edge_agents,
+    node_agent,
+    top_intent,
+)
 from swarm_route.core.route.outcomes import Outcome, OutcomeLog
 from swarm_route.core.route.pheromone import PheromoneStore
 from swarm_route.keys import Keys
@@ -213,7 +222,7 @@ class PheromoneUpdater:
         """Write it all, and acknowledge the stream entries it came from in the same transaction."""
         if writes.empty and not acknowledge:
             return
-        deposits = await self._registered_only(writes)
+        await self._registered_only(writes)
         smoothed = {}
         if writes.latency:
             nodes = list(writes.latency)
@@ -229,24 +238,26 @@ class PheromoneUpdater:
                 pipe.hset(self._k.latency, mapping=smoothed)
             self.outcomes.queue(pipe, writes.outcomes)
             by_intent: dict[str, list[dict[str, float]]] = {}  # specialists are apart: only each one's order counts
-            for intent, deltas in deposits:
+            for intent, deltas in writes.deposits:
                 by_intent.setdefault(intent, []).append(deltas)
             for intent, events in by_intent.items():
                 await self.store.deposit_many(intent, events, pipe=pipe)
             self.stream.queue_ack(pipe, *acknowledge)
             await pipe.execute()
 
-    async def _registered_only(self, writes: _Writes) -> list[tuple[str, dict[str, float]]]:
-        """The batch's deposits without those on paths of agents no longer registered (counted as
-        ``unregistered``; see the module's docstring)."""
-        if self._registry is None or not writes.deposits:
-            return writes.deposits
-        agents = {a for _, deltas in writes.deposits for edge in deltas for a in edge_agents(edge)}
+    async def _registered_only(self, writes: _Writes) -> None:
+        """Drops the batch's deposits on paths of agents no longer registered (counted as ``unregistered``;
+        see the module's docstring), and their nodes' latency samples (a removal took those too)."""
+        if self._registry is None or not (writes.deposits or writes.latency):
+            return
+        agents = {node_agent(n) for n in writes.latency}
+        agents |= {a for _, deltas in writes.deposits for edge in deltas for a in edge_agents(edge)}
         _, registered = await self._registry.snapshot(needing=agents)
         kept = [(i, d) for i, d in writes.deposits if all(edge_agents(e) <= registered.keys() for e in d)]
         for _ in range(len(writes.deposits) - len(kept)):
             self._count(writes, "unregistered")
-        return kept
+        writes.deposits = kept
+        writes.latency = {n: samples for n, samples in writes.latency.items() if node_agent(n) in registered}
 
     async def run(self, stop: asyncio.Event, evaporate_interval_s: float, block_ms: int = 500) -> None:
         """Until ``stop`` is set: consume, and evaporate on schedule. Store errors are logged and retried."""

@@ -142,6 +142,10 @@ async def test_a_grade_for_an_agent_removed_meanwhile_lays_no_trail(redis_client
     assert set(await u.store.trails("qa")) == {"source>b/m", "b/m>sink"}
     stats = await u.stats()
     assert stats["feedback"] == 1 and stats["unregistered"] == 2  # a's two specialists (qa, chat)
+    late = finished("r3").model_copy(update={"paths": [*finished("r3").paths, b]})  # a's answer, in flight
+    await u.stream.publish_many([late])
+    await drain(u)
+    assert set(await redis_client.hgetall(keys.latency)) == {"b/m"}, "the removed agent's latency stays gone"
 
 
 async def test_latency_is_tracked_per_node(redis_client, keys):
