@@ -14,6 +14,7 @@ from swarm_route.keys import UPDATER_GROUP, Keys
 
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)
 MAX_LEN = 100_000  # approximate cap; graded entries are acknowledged long before they age out
+CLAIM_IDLE_MS = 30_000  # an entry read and not acknowledged this long is read again (its batch failed to write)
 
 
 class EventStream:
@@ -52,7 +53,7 @@ class EventStream:
     async def read(self, consumer: str, count: int, block_ms: int) -> list[tuple[str, Event | None]]:
         """New entries for this consumer, plus entries another consumer took and never acknowledged."""
         reply = await self._r.xautoclaim(
-            self._k.finished, UPDATER_GROUP, consumer, min_idle_time=30_000, start_id="0-0", count=count
+            self._k.finished, UPDATER_GROUP, consumer, min_idle_time=CLAIM_IDLE_MS, start_id="0-0", count=count
         )
         entries = [e for e in reply[1] if e[1] is not None]  # Redis 7 adds a third element: deleted ids
         if len(entries) < count:

@@ -288,3 +288,34 @@ async def test_a_batch_the_store_fails_to_write_is_neither_acknowledged_nor_half
     assert await u.stream.backlog() == 3
     assert await u.stats() == {} and await u.store.trails("qa") == {}
     assert await redis_client.hgetall(keys.latency) == {}
+
+
+async def test_a_grade_whose_batch_failed_to_write_is_applied_when_read_again(redis_client, keys, monkeypatch):
+    """The first-grade marker is set before the batch's transaction: when the transaction fails, the same
+    entry read again finds its own mark and is applied; a second grade of the request stays a duplicate."""
+    from redis.asyncio.client import Pipeline
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from swarm_route.core.learn import stream
+
+    u = updater(redis_client, keys)
+    await u.stream.ensure_group()
+    await u.stream.publish_many([finished("r1")], record_ttl_s=60)
+    await drain(u)
+    await u.stream.publish_many([Feedback(request_id="r1", score=0.9)])
+    execute = Pipeline.execute
+
+    async def store_down(self, *args, **kwargs):
+        raise RedisConnectionError("store down")
+
+    monkeypatch.setattr(Pipeline, "execute", store_down)
+    with pytest.raises(RedisConnectionError):
+        await u.step(block_ms=20)
+    monkeypatch.setattr(Pipeline, "execute", execute)
+    monkeypatch.setattr(stream, "CLAIM_IDLE_MS", 0)  # read the unacknowledged entry again at once
+    await u.stream.publish_many([Feedback(request_id="r1", score=0.1)])
+    await drain(u)
+    stats = await u.stats()
+    assert stats["feedback"] == 1 and stats["feedback_duplicate"] == 1
+    assert (await u.store.trails("qa"))[EDGES[0]] > 1.0, "the first grade (0.9, passing) was applied"
+    assert await u.stream.backlog() == 0
