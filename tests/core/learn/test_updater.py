@@ -43,6 +43,20 @@ async def drain(u: PheromoneUpdater) -> None:
         pass
 
 
+async def step_failing_to_write(u: PheromoneUpdater, monkeypatch) -> None:
+    """One batch read and handled while the store refuses the batch's transaction."""
+    from redis.asyncio.client import Pipeline
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    async def store_down(self, *args, **kwargs):
+        raise RedisConnectionError("store down")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Pipeline, "execute", store_down)
+        with pytest.raises(RedisConnectionError):
+            await u.step(block_ms=20)
+
+
 async def test_passing_score_deposits_in_each_weighted_specialist(redis_client, keys):
     u = updater(redis_client, keys)
     stream = EventStream(redis_client, keys)
@@ -269,22 +283,11 @@ async def test_a_batch_the_store_fails_to_write_is_neither_acknowledged_nor_half
 ):
     """The acknowledgement travels in the batch's transaction: a failed write leaves every entry pending (to be
     claimed again) and nothing of the batch written, so its redelivery is not learnt twice."""
-    from redis.asyncio.client import Pipeline
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
     u = updater(redis_client, keys)
     await u.stream.ensure_group()
     for i in range(3):
         await u.stream.publish_many([finished(f"r{i}", score=1.0)], record_ttl_s=60)
-    execute = Pipeline.execute
-
-    async def store_down(self, *args, **kwargs):
-        raise RedisConnectionError("store down")
-
-    monkeypatch.setattr(Pipeline, "execute", store_down)
-    with pytest.raises(RedisConnectionError):
-        await u.step(block_ms=20)
-    monkeypatch.setattr(Pipeline, "execute", execute)
+    await step_failing_to_write(u, monkeypatch)
     assert await u.stream.backlog() == 3
     assert await u.stats() == {} and await u.store.trails("qa") == {}
     assert await redis_client.hgetall(keys.latency) == {}
@@ -293,9 +296,6 @@ async def test_a_batch_the_store_fails_to_write_is_neither_acknowledged_nor_half
 async def test_a_grade_whose_batch_failed_to_write_is_applied_when_read_again(redis_client, keys, monkeypatch):
     """The first-grade marker is set before the batch's transaction: when the transaction fails, the same
     entry read again finds its own mark and is applied; a second grade of the request stays a duplicate."""
-    from redis.asyncio.client import Pipeline
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
     from swarm_route.core.learn import stream
 
     u = updater(redis_client, keys)
@@ -303,15 +303,7 @@ async def test_a_grade_whose_batch_failed_to_write_is_applied_when_read_again(re
     await u.stream.publish_many([finished("r1")], record_ttl_s=60)
     await drain(u)
     await u.stream.publish_many([Feedback(request_id="r1", score=0.9)])
-    execute = Pipeline.execute
-
-    async def store_down(self, *args, **kwargs):
-        raise RedisConnectionError("store down")
-
-    monkeypatch.setattr(Pipeline, "execute", store_down)
-    with pytest.raises(RedisConnectionError):
-        await u.step(block_ms=20)
-    monkeypatch.setattr(Pipeline, "execute", execute)
+    await step_failing_to_write(u, monkeypatch)
     monkeypatch.setattr(stream, "CLAIM_IDLE_MS", 0)  # read the unacknowledged entry again at once
     await u.stream.publish_many([Feedback(request_id="r1", score=0.1)])
     await drain(u)
