@@ -7,14 +7,12 @@ this: validate, store, seed.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from swarm_route.core.reachability import Reachability, Unreachable, networks
 from swarm_route.core.registry import (
-    NAME_PATTERN,
     URL_KINDS,
     AgentKind,
     AgentRegistry,
@@ -22,6 +20,7 @@ from swarm_route.core.registry import (
     ModelOption,
     Skill,
     as_name,
+    is_agent_name,
     policy_violation,
 )
 from swarm_route.core.route.graph import PathGraph
@@ -162,5 +161,5 @@ async def offboard(registry: AgentRegistry, pheromones: PheromoneStore, name: st
     try:
         await registry.remove(name)
     finally:
-        if re.match(NAME_PATTERN, name):  # no other name is any agent's
+        if is_agent_name(name):
             await pheromones.forget(name)

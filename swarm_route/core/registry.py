@@ -135,8 +135,13 @@ class AgentNotFound(Exception):
     pass
 
 
+def is_agent_name(name: str) -> bool:
+    """Whether ``name`` could be an agent's (``NAME_PATTERN``): any other names nothing in the store."""
+    return re.match(NAME_PATTERN, name) is not None
+
+
 def _safe_field(name: str) -> str:
-    if not re.match(NAME_PATTERN, name):
+    if not is_agent_name(name):
         raise AgentNotFound(name)
     return name
 
