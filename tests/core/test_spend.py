@@ -89,7 +89,7 @@ async def test_store_down_fails_open_and_charges_later(keys):
         assert (await ledger.report("team")).spent_usd["daily"] == pytest.approx(0.25)
     finally:
         await client.aclose()
-        server.stop()
+        server.close()
 
 
 async def test_store_down_fails_closed_when_told_to(keys):
