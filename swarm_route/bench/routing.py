@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from swarm_route.agents.replay import RoutingMatrix, Row, replay_dirs, replay_pool
@@ -60,6 +61,8 @@ from swarm_route.wiring import (
 DEFAULT_LAMBDAS = (0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.07, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 KNN_BASELINE = {"k": 50, "shrinkage": 5.0}  # neighbours shrunk toward each node's overall mean (no intent)
 CASCADE_CHEAP = 4  # the agreement cascade baseline draws its pairs and triples from the cheapest models, these many
+SCORER_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))  # the scorer cascade's bars: 0.05 … 0.95
+SCORER_ANSWER_CHARS = 2000  # of each recorded answer the scorer reads
 EMBEDDED_BLOCK = 1024  # test prompts whose cosines to every training prompt the embedding kNN holds at once
 
 
@@ -250,6 +253,7 @@ class Bench:
             "per_model_lr": swept(self._per_model_lr(*tfidf)),
             "per_task": swept(per_task),
             "agreement_cascade": self._cascades(),
+            "scorer_cascade": self._scorer_cascades(*tfidf),
         }
         embedded = self._embeddings()
         if embedded is not None:
@@ -318,6 +322,39 @@ class Bench:
                     escalated += 1
                     out.record(r, last.score or 0.0, cost + (last.cost_usd or 0.0))
             points.append(out.point(models=[*panel, strong], escalated=round(escalated / max(len(self.test), 1), 4)))
+        return points
+
+    def _scorer_cascades(self, train: Any, test: Any) -> list[dict[str, Any]]:
+        """FrugalGPT's cascade with its scorer learnt: a model cheaper than the strongest (best training
+        score) answers; a logistic regression on the prompt's TF-IDF (``train``, ``test``), the answer's
+        character n-grams and its length, trained on ``--train``'s recorded answers to tell a score ≥ 0.5,
+        accepts the answer when its predicted chance reaches a bar (``SCORER_THRESHOLDS``), else the
+        strongest model is asked too and its answer stands. One point per cheaper model and bar."""
+        from sklearn.linear_model import LogisticRegression
+
+        strong = max(self.models, key=lambda m: mean_score(self.train, m))
+        dear = mean_cost(self.train, strong)
+        points = []
+        for m in (m for m in self.models if m != strong and mean_cost(self.train, m) < dear):
+            y = np.array([(r.records[m].score or 0.0) >= 0.5 for r in self.train])
+            if y.all() or not y.any():  # nothing to learn: a constant scorer is the model alone or never asked
+                continue
+            (seen, seen_shape), (asked, asked_shape) = _answer_features(self.train, m), _answer_features(self.test, m)
+            answers = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True, min_df=2)
+            fitted = hstack([train, answers.fit_transform(seen), seen_shape]).tocsr()
+            scored = hstack([test, answers.transform(asked), asked_shape]).tocsr()
+            chance = LogisticRegression(max_iter=2000).fit(fitted, y).predict_proba(scored)[:, 1]
+            for bar in SCORER_THRESHOLDS:
+                out, escalated = Outcomes(), 0
+                for r, p in zip(self.test, chance, strict=True):
+                    first, last = r.records[m], r.records[strong]
+                    if p >= bar:
+                        out.record(r, first.score or 0.0, first.cost_usd or 0.0)
+                    else:
+                        escalated += 1
+                        out.record(r, last.score or 0.0, (first.cost_usd or 0.0) + (last.cost_usd or 0.0))
+                escalation = round(escalated / max(len(self.test), 1), 4)
+                points.append(out.point(models=[m, strong], threshold=bar, escalated=escalation))
         return points
 
     # -------------------------------------------------------------- swarm_route
@@ -401,6 +438,10 @@ class Bench:
                 else {}
             )
             points.append(out.point(**{"lambda": lam}, **counts))
+            console.print(  # a sweep takes minutes: one line a λ, on a terminal or in a log
+                f"  {'online' if online else 'frozen'}{', cascades' if cascades else ''} λ {lam}: quality "
+                f"{points[-1]['quality']:.4f} at ${points[-1]['cost']:.3f} ({len(points)}/{len(lambdas)})"
+            )
         return points, latencies
 
     async def latency_at_scale(self, client: Any, n_candidates: int, samples: int) -> dict[str, float]:
@@ -434,6 +475,14 @@ class Bench:
             await router.route(RouteRequest(text=row.prompt, intent=intent, explore=False), agents)
             times.append((time.perf_counter() - t0) * 1000)
         return percentiles(times[5:] or times)
+
+
+def _answer_features(rows: Sequence[Row], model: str) -> tuple[list[str], csr_matrix]:
+    """``model``'s recorded answers (their first ``SCORER_ANSWER_CHARS``) and their shape: log length, lines,
+    whether empty (a refusal or a malformed answer is often told by its shape alone)."""
+    texts = [recorded[:SCORER_ANSWER_CHARS] for recorded in (r.records[model].response for r in rows)]
+    shape = [[np.log1p(len(t)), t.count("\n") / 10, float(not t.strip())] for t in texts]
+    return texts, csr_matrix(np.array(shape, dtype=float).reshape(len(texts), 3))
 
 
 def _plot(path: str, result: dict[str, Any]) -> None:

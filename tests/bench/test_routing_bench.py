@@ -44,6 +44,13 @@ async def test_frontier_beats_the_best_single_model_on_a_matrix_with_experts(mat
     (cascade,) = result["curves"]["agreement_cascade"]
     assert cascade["models"] == ["math-expert", "history-expert", "generalist"] and cascade["escalated"] == 1.0
     assert cascade["quality"] == best["quality"] and cascade["cost"] > best["cost"]
+    # a learnt scorer reads the prompt beside the answer: an expert's answers are kept on its own topic and the
+    # generalist asked on the other, above the generalist's quality at a fraction of its cost
+    scored = result["curves"]["scorer_cascade"]
+    assert {tuple(p["models"]) for p in scored} == {("math-expert", "generalist"), ("history-expert", "generalist")}
+    assert any(p["quality"] > best["quality"] and p["cost"] < 0.75 * best["cost"] for p in scored)
+    assert any(p["escalated"] == 0 for p in scored) and any(p["escalated"] == 1 for p in scored), "bars span both ends"
+    assert "scorer_cascade" in result["aiq"]["routers"]
     scores = result["aiq"]["routers"]
     assert result["aiq"]["cost_range"] == [min(p["cost"] for p in result["curves"]["zero_router"]), best["cost"]]
     # experts cheap and right on their own topic: routing reaches what mixing fixed models cannot
