@@ -318,9 +318,14 @@ class PathOutcome(BaseModel):
     answer: str | None = Field(
         None, max_length=SHORT_ANSWER_CHARS, description="the answer's short form, '' when too long to compare"
     )
+    stood: bool = Field(
+        True,
+        description="its answer is what the caller got (or says the same): a caller's grade is about it. A "
+        "cascade's other answers were asked and paid for but not shown, and the grade says nothing of them",
+    )
 
     @classmethod
-    def of(cls, answer: PathAnswer, short: str | None = None) -> PathOutcome:
+    def of(cls, answer: PathAnswer, short: str | None = None, stood: bool = True) -> PathOutcome:
         """``short``: the answer's short form (``verify.short_answer``), kept to learn when paths agree."""
         return cls(
             edges=answer.edges,
@@ -329,6 +334,7 @@ class PathOutcome(BaseModel):
             latency_ms=answer.latency_ms,
             score=answer.score,
             answer=short,
+            stood=stood,
         )
 
 

@@ -227,7 +227,7 @@ class Pipeline:
                     request_id=request_id,
                     query=query,
                     intent_weights=decision.intent_weights,
-                    paths=[PathOutcome.of(a, short_answer(a.text)) for a in asked],
+                    paths=_outcomes(asked, answers),
                     cost_usd=response.cost_usd,
                     cascade=bool(decision.escalation),
                     caller=request.caller,
@@ -310,3 +310,13 @@ class Pipeline:
         if result is None:
             raise StageUnavailable("dispatch", "its stream ended without a result")
         return result
+
+
+def _outcomes(asked: Sequence[PathAnswer], shown: Sequence[PathAnswer]) -> list[PathOutcome]:
+    """Every asked path's outcome, each marked whether its answer stood: one the caller got, or one giving the
+    same short answer (a panel that agreed). A caller's grade is about those; an escalated cascade's first
+    answers, which differed and were set aside, would otherwise take the strong path's grade as their own."""
+    stood = {id(a) for a in shown}
+    said = {short_answer(a.text) for a in shown} - {""}
+    shorts = [short_answer(a.text) for a in asked]
+    return [PathOutcome.of(a, s, id(a) in stood or s in said) for a, s in zip(asked, shorts, strict=True)]

@@ -215,6 +215,7 @@ async def test_a_cascade_whose_first_stage_agrees_stops_there():
     (tier,) = r.trace.tiers
     assert tier.verdict == "accepted" and tier.candidates == [0, 1] and "agree on «b»" in tier.reason
     assert [p.nodes for p in stages.events[0].paths] == [["cheap1/m"], ["cheap2/m"]]
+    assert [p.stood for p in stages.events[0].paths] == [True, True], "both said what the caller got"
 
 
 async def test_a_cascade_whose_first_stage_disagrees_goes_on_and_pays_for_every_stage():
@@ -226,6 +227,7 @@ async def test_a_cascade_whose_first_stage_disagrees_goes_on_and_pays_for_every_
     assert [t.verdict for t in r.trace.tiers] == ["escalated", "final"]
     assert "«a» vs «b»" in r.trace.tiers[0].reason and r.trace.tiers[1].candidates == [2]
     assert len(stages.events[0].paths) == 3, "each stage's answer is evidence for learning"
+    assert [p.stood for p in stages.events[0].paths] == [False, False, True], "a caller's grade is the strong one's"
     assert stages.events[0].cascade, "asked on condition: the record says so, and teaches no trail"
 
 
@@ -248,6 +250,7 @@ async def test_a_panel_of_three_stands_only_when_all_three_agree():
     split = Cascade(panel, {"cheap1": "B", "cheap2": "b.", "cheap3": "A", "strong": "B"})
     r = (await split.pipeline().walk(Query(text="A or B?"), "p1")).response
     assert split.dispatched == [([0, 1, 2], [3]), ([3], [])] and r.trace.chosen == [3]
+    assert [p.stood for p in split.events[0].paths] == [True, True, False, True], "two said what the strong one did"
     assert r.trace.tiers[0].score == round(2 / 3, 4) and r.cost_usd == pytest.approx(0.04)
     agreed = Cascade(panel, {"cheap1": "A", "cheap2": "a", "cheap3": "A.", "strong": "B"})
     r = (await agreed.pipeline().walk(Query(text="A or B?"), "p2")).response

@@ -25,6 +25,8 @@ grades rank paths on a biased sample. Its outcomes still teach the ability model
 On RouterBench (``bench routing``'s split, cascades on, every λ learning online) the online AIQ went from
 0.8207, with every asked path depositing and its answer recorded, to 0.8241 without the deposits and 0.8263
 without the answers too (the agreement record then held only the prompts the panel had split on).
+A caller's feedback grades only the paths whose answer stood (``PathOutcome.stood``): an escalated
+cascade's first answers differed from the one the caller got, and the grade is not theirs.
 """
 
 from __future__ import annotations
@@ -189,7 +191,8 @@ class PheromoneUpdater:
             return
         self._count(writes, "feedback")
         for path in record.paths:
-            self._grade(writes, record, path, event.score)
+            if path.stood:  # the grade is of the answer the caller got, not of a cascade's set-aside ones
+                self._grade(writes, record, path, event.score)
 
     def _grade(self, writes: _Writes, record: FinishedRequest, path: PathOutcome, score: float) -> None:
         self._count(writes, "graded")

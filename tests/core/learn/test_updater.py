@@ -136,6 +136,29 @@ async def test_late_feedback_grades_the_recorded_path(redis_client, keys):
     assert stats["feedback"] == 1 and stats["feedback_orphaned"] == 1
 
 
+async def test_feedback_grades_only_the_answers_the_caller_got(redis_client, keys):
+    """An escalated cascade: two cheap answers that differed were set aside and the strong path's stood. The
+    caller's grade is about that one; giving it to the cheap paths would teach the ability model that they
+    answer such queries as well as the strong path did."""
+    from swarm_route.core.route.outcomes import OutcomeLog
+
+    u = updater(redis_client, keys)
+    await u.stream.ensure_group()
+    record = finished("esc")
+    record.query, record.cascade = "a hard question", True
+    set_aside = [
+        PathOutcome(edges=[f"source>{n}", f"{n}>sink"], nodes=[n], cost_usd=0.0, latency_ms=1, stood=False)
+        for n in ("cheap1/m", "cheap2/m")
+    ]
+    record.paths = [*set_aside, *record.paths]
+    await u.stream.publish_many([record], record_ttl_s=60)
+    await u.stream.publish_many([Feedback(request_id="esc", score=0.9)])
+    await drain(u)
+    logged = await OutcomeLog(redis_client, keys).latest(10)
+    assert [(o.node, o.score) for o in logged] == [("a/m", 0.9)]
+    assert (await u.stats())["graded"] == 1
+
+
 async def test_a_grade_for_an_agent_removed_meanwhile_lays_no_trail(redis_client, keys):
     """Late feedback for an agent that was removed after it answered deposits nothing (its trails went with
     it), while grades of registered agents in the same batch do; an agent registered after the updater's
