@@ -316,7 +316,7 @@ def _outcomes(asked: Sequence[PathAnswer], shown: Sequence[PathAnswer]) -> list[
     """Every asked path's outcome, each marked whether its answer stood: one the caller got, or one giving the
     same short answer (a panel that agreed). A caller's grade is about those; an escalated cascade's first
     answers, which differed and were set aside, would otherwise take the strong path's grade as their own."""
-    stood = {id(a) for a in shown}
-    said = {short_answer(a.text) for a in shown} - {""}
+    stood = {id(a) for a in shown}  # the answers shown are among those asked
     shorts = [short_answer(a.text) for a in asked]
+    said = {s for a, s in zip(asked, shorts, strict=True) if id(a) in stood} - {""}
     return [PathOutcome.of(a, s, id(a) in stood or s in said) for a, s in zip(asked, shorts, strict=True)]
