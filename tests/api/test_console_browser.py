@@ -24,7 +24,7 @@ WAIT_S = 30
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(tmp_path_factory):
     if not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)):
         if os.environ.get("REQUIRE_BROWSER"):
             pytest.fail("chromium and chromium-driver are required (apt-get install chromium chromium-driver)")
@@ -38,7 +38,12 @@ def browser():
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", size):
         options.add_argument(arg)  # --no-sandbox: CI runs as root
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
+    # its profile and the singleton socket it keeps in TMPDIR: in pytest's temporary folders, which pytest
+    # prunes, not one more directory in /tmp per run
+    own = tmp_path_factory.mktemp("chromium")
+    options.add_argument(f"--user-data-dir={own / 'profile'}")
+    service = Service(executable_path=DRIVER, env={**os.environ, "TMPDIR": str(own)})
+    driver = webdriver.Chrome(service=service, options=options)
     yield driver
     driver.quit()
 
