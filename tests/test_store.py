@@ -1,4 +1,5 @@
-"""The embedded store a laptop run starts: stopping it keeps what it held and leaves no server running."""
+"""The embedded store a laptop run starts: stopped, it keeps what it held where it was told to keep it, and leaves
+no server behind (nor, in a temporary directory of its own, any data)."""
 
 from pathlib import Path
 
