@@ -14,7 +14,7 @@ import random
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import combinations
@@ -301,27 +301,36 @@ class Bench:
                 out[:, j] = LogisticRegression(max_iter=2000).fit(train, y).predict_proba(test)[:, 1]
         return out
 
+    @cached_property
+    def _strongest(self) -> str:
+        """The model with the best training score: what the fixed cascades escalate to."""
+        return max(self.models, key=lambda m: mean_score(self.train, m))
+
+    def _cascade(self, first: Sequence[str], accepted: Iterable[bool], **extra: Any) -> Point:
+        """A fixed cascade over the test prompts: ``first`` answer each, and where ``accepted`` says no, the
+        strongest model is asked too and its answer stands (paid for on top of the first stage's)."""
+        strong, out, escalated = self._strongest, Outcomes(), 0
+        for r, ok in zip(self.test, accepted, strict=True):
+            answered, last = [r.records[m] for m in first], r.records[strong]
+            cost = sum(x.cost_usd or 0.0 for x in answered)
+            if ok:
+                out.record(r, answered[0].score or 0.0, cost)
+            else:
+                escalated += 1
+                out.record(r, last.score or 0.0, cost + (last.cost_usd or 0.0))
+        return out.point(models=[*first, strong], **extra, escalated=round(escalated / max(len(self.test), 1), 4))
+
     def _cascades(self) -> list[dict[str, Any]]:
         """FrugalGPT-style fixed cascades without a learned scorer: two or three cheap models answer; when
         their short answers all agree the first one's stands, else the strongest model (best training
         score) is asked too and its answer stands. One point per pair and per triple of the
         ``CASCADE_CHEAP`` cheapest models (training cost)."""
-        strong = max(self.models, key=lambda m: mean_score(self.train, m))
-        cheap = sorted((m for m in self.models if m != strong), key=lambda m: mean_cost(self.train, m))
+        cheap = sorted((m for m in self.models if m != self._strongest), key=lambda m: mean_cost(self.train, m))
         panels = [p for k in (2, 3) for p in combinations(cheap[:CASCADE_CHEAP], k)]
         points = []
         for panel in panels:
-            out, escalated = Outcomes(), 0
-            for r in self.test:
-                first, last = [r.records[m] for m in panel], r.records[strong]
-                cost = sum(x.cost_usd or 0.0 for x in first)
-                answers = {short_answer(x.response) for x in first}
-                if len(answers) == 1 and "" not in answers:
-                    out.record(r, first[0].score or 0.0, cost)
-                else:
-                    escalated += 1
-                    out.record(r, last.score or 0.0, cost + (last.cost_usd or 0.0))
-            points.append(out.point(models=[*panel, strong], escalated=round(escalated / max(len(self.test), 1), 4)))
+            shorts = ({short_answer(r.records[m].response) for m in panel} for r in self.test)
+            points.append(self._cascade(panel, (len(a) == 1 and "" not in a for a in shorts)))
         return points
 
     def _scorer_cascades(self, train: Any, test: Any) -> list[dict[str, Any]]:
@@ -332,10 +341,9 @@ class Bench:
         strongest model is asked too and its answer stands. One point per cheaper model and bar."""
         from sklearn.linear_model import LogisticRegression
 
-        strong = max(self.models, key=lambda m: mean_score(self.train, m))
-        dear = mean_cost(self.train, strong)
+        dear = mean_cost(self.train, self._strongest)
         points = []
-        for m in (m for m in self.models if m != strong and mean_cost(self.train, m) < dear):
+        for m in (m for m in self.models if m != self._strongest and mean_cost(self.train, m) < dear):
             y = np.array([(r.records[m].score or 0.0) >= 0.5 for r in self.train])
             if y.all() or not y.any():  # nothing to learn: a constant scorer is the model alone or never asked
                 continue
@@ -344,17 +352,7 @@ class Bench:
             fitted = hstack([train, answers.fit_transform(seen), seen_shape]).tocsr()
             scored = hstack([test, answers.transform(asked), asked_shape]).tocsr()
             chance = LogisticRegression(max_iter=2000).fit(fitted, y).predict_proba(scored)[:, 1]
-            for bar in SCORER_THRESHOLDS:
-                out, escalated = Outcomes(), 0
-                for r, p in zip(self.test, chance, strict=True):
-                    first, last = r.records[m], r.records[strong]
-                    if p >= bar:
-                        out.record(r, first.score or 0.0, first.cost_usd or 0.0)
-                    else:
-                        escalated += 1
-                        out.record(r, last.score or 0.0, (first.cost_usd or 0.0) + (last.cost_usd or 0.0))
-                escalation = round(escalated / max(len(self.test), 1), 4)
-                points.append(out.point(models=[m, strong], threshold=bar, escalated=escalation))
+            points += [self._cascade([m], chance >= bar, threshold=bar) for bar in SCORER_THRESHOLDS]
         return points
 
     # -------------------------------------------------------------- swarm_route
