@@ -359,23 +359,28 @@ class RouteStage:
             skills = agents[request.agent].intents()
             intent = IntentResult({t: 1 / len(skills) for t in skills}, intent.similarity, 0.0, False)
             request = RouteRequest.of(request, intent)
-        choice, note = await self._ask_llm(request.text, intent, agents) if request.agent is None else (None, None)
+        choice, note, cost = (
+            await self._ask_llm(request.text, intent, agents) if request.agent is None else (None, None, 0.0)
+        )
         if self._memory is not None:
             await self._memory.refresh()
             self.router.ability, self.router.agreement = self._memory.model, self._memory.agreement
         latency = await self._latency.get() if self._latency is not None else None
-        return await self.router.route(request, agents, latency_s=latency, llm=choice, llm_note=note)
+        decision = await self.router.route(request, agents, latency_s=latency, llm=choice, llm_note=note)
+        return decision.model_copy(update={"router_llm_cost_usd": cost}) if cost else decision
 
     async def _ask_llm(
         self, query: str, intent: IntentResult, agents: dict[str, AgentSpec]
-    ) -> tuple[LLMChoice | None, str | None]:
+    ) -> tuple[LLMChoice | None, str | None, float]:
+        """The LLM's pick, or why there is none; and what asking cost (also when its answer was unusable)."""
         if self._llm is None:
-            return None, None
+            return None, None, 0.0
         try:
-            return await self._llm.select(query, intent, agents), None
+            choice = await self._llm.select(query, intent, agents)
         except (LLMUnavailable, MalformedAnswer) as exc:
             log.warning("routing without the LLM: %s", exc)
-            return None, f"{LLM_NOT_USED} ({type(exc).__name__}: {exc}); decided from the evidence alone"
+            return None, f"{LLM_NOT_USED} ({type(exc).__name__}: {exc}); decided from the evidence alone", exc.cost_usd
+        return choice, None, choice.cost_usd
 
 
 def route_stage(

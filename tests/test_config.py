@@ -25,6 +25,8 @@ def test_bad_settings_are_refused(tmp_path):
         Settings(namespace="has space")
     with pytest.raises(ValidationError, match="trial_events"):
         Settings(aco={"trial_events": -1})
+    with pytest.raises(ValidationError, match="cost_per_1k_tokens"):  # a negative price would pay the caller
+        Settings(aggregator={"llm": {"base_url": "http://llm:8000/v1", "model": "m", "cost_per_1k_tokens": -1}})
     f = tmp_path / "list.yaml"
     f.write_text("- 1\n")
     with pytest.raises(ValueError, match="mapping"):

@@ -6,9 +6,13 @@ import threading
 import pytest
 
 from swarm_route.config import Settings
+from swarm_route.core.llm import ChatModel, LLMSettings
+from swarm_route.core.messages import IntentResult, Query, RouteRequest
 from swarm_route.core.registry import AgentSpec
-from swarm_route.wiring import IntentStage
+from swarm_route.core.route.reasoning import ReasonThenSelect
+from swarm_route.wiring import FixedAgents, IntentStage, RouteStage
 from tests.core.helpers import MATH, WEATHER, agent
+from tests.core.route.test_router import make_router
 
 
 class Registry:
@@ -111,3 +115,18 @@ def test_fit_threads_bound_torch_and_blas_inside_and_are_restored_after(threads)
         assert torch.get_num_threads() == threads
         assert all(pool["num_threads"] <= threads for pool in threadpool_info())
     assert torch.get_num_threads() == before
+
+
+async def test_the_route_stage_puts_what_the_routing_llm_cost_on_the_decision(openai_server, redis_client, keys):
+    """Used or not (an answer out of shape), the LLM's answer was paid for; an agent addressed by name asks none."""
+    pool = {"math": agent("math", "math", MATH), "weather": agent("weather", "weather", WEATHER)}
+    priced = LLMSettings(base_url=openai_server.base_url, model="scripted", cost_per_1k_tokens=2.0)
+    stage = RouteStage(make_router(redis_client, keys), FixedAgents(pool), llm=ReasonThenSelect(ChatModel(priced)))
+    request = RouteRequest.of(Query(text="will it rain?"), IntentResult({"weather": 1.0}, {"weather": 0.9}, 0.1, False))
+    openai_server.app.state.scripts[:] = ["Rain is weather.\nSELECTED: A1", "no selection line"]
+    used = await stage.route(request)
+    assert used.router_llm == "Rain is weather." and used.router_llm_cost_usd == pytest.approx(0.06)
+    unused = await stage.route(request)
+    assert unused.router_llm.startswith("LLM not used") and unused.router_llm_cost_usd == pytest.approx(0.06)
+    direct = RouteRequest.of(Query(text="will it rain?", agent="weather"), request.intent)
+    assert (await stage.route(direct)).router_llm_cost_usd == 0.0

@@ -142,7 +142,8 @@ class Service:
         return walked.response
 
     async def decide(self, body: QueryRequest, caller: str | None) -> RouteDecision:
-        """Where the query would go and why, without dispatching or charging anything (a dry run)."""
+        """Where the query would go and why, without dispatching (a dry run: only a priced routing LLM is
+        charged)."""
         return await self.pipeline.decide(self._query(body, None, caller))
 
     def _query(self, body: QueryRequest, agent: str | None, caller: str | None) -> Query:

@@ -4,7 +4,8 @@ protocol, for the chaos benchmark's agent replicas and the tests.
 It answers deterministically from the request. Model names steer failure modes: ``broken`` answers HTTP
 500, ``slow`` sleeps past any sane timeout, ``flaky`` fails every other call, ``redirect`` answers 307 to
 another host, ``scripted`` answers with the next text queued in ``app.state.scripts``, ``stream-broken``
-breaks its stream half-way, ``verbose`` reports 1,000 completion tokens (dearer than a router expects).
+breaks its stream half-way, ``verbose`` reports 1,000 completion tokens (dearer than a router expects),
+``lying`` reports a negative prompt token count.
 ``"stream": true`` gets the answer as server-sent chunks, word by word.
 Run one as a process: ``python -m swarm_route.bench.fake_llm --port 8001``.
 """
@@ -52,6 +53,7 @@ def make_app() -> FastAPI:
         if model == "verbose":  # an answer far longer than a router expects: it costs more than was held for it
             completion = 1000
             await asyncio.sleep(0.05)
+        prompt = -100 if model == "lying" else 10
         question = body["messages"][-1]["content"]
         text = f"[{model}] you asked: {question}"
         if model == "scripted":
@@ -65,7 +67,11 @@ def make_app() -> FastAPI:
                 "created": int(time.time()),
                 "model": model,
                 "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
-                "usage": {"prompt_tokens": 10, "completion_tokens": completion, "total_tokens": 10 + completion},
+                "usage": {
+                    "prompt_tokens": prompt,
+                    "completion_tokens": completion,
+                    "total_tokens": prompt + completion,
+                },
             }
         )
 

@@ -160,6 +160,7 @@ class RouteDecision(RouteEvidence):
     fallbacks: list[int] = Field(description="indices tried in order if every chosen path fails")
     declined: str | None = None
     cost_weight: float = 0.0
+    router_llm_cost_usd: float = Field(0.0, description="what asking the routing LLM cost, charged with the query")
 
 
 # ---------------------------------------------------------------------------------------------- dispatch
@@ -185,8 +186,15 @@ class AgentError(Exception):
 
 
 def estimate_tokens(text: str) -> int:
-    """About four characters a token: enough for budgeting before a call, never used for billing."""
+    """About four characters a token: enough for budgeting before a call, and for billing a call whose
+    server reported no usage, or an impossible one."""
     return max(1, len(text) // 4)
+
+
+def possible_tokens(*counts: object) -> bool:
+    """Whether token counts a server reported can be believed: whole, not negative, not absurd (a negative
+    count would credit whoever pays; one of 10^9 is no real call)."""
+    return all(isinstance(n, int) and 0 <= n < 10**9 for n in counts)
 
 
 EXPECTED_ANSWER_TOKENS = 300  # an answer's length, guessed before the call
@@ -216,7 +224,7 @@ class PathAnswer(BaseModel):
     hops: list[Hop]
     edges: list[str]
     text: str
-    cost_usd: float
+    cost_usd: float = Field(description="what the query cost its caller: the agents' answers and the operator's models")
     latency_ms: float
     score: float | None = None
     prompt_tokens: int = 0
@@ -256,6 +264,7 @@ class Aggregate(BaseModel):
     conflicts: list[str]
     declined: bool = False
     refined_by: str | None = None  # the LLM that wrote the merged text, None for a deterministic merge
+    cost_usd: float = 0.0  # what asking the LLM to merge cost (also when its merge was not used)
 
 
 # ---------------------------------------------------------------------------------------------- answer
@@ -279,6 +288,11 @@ class Trace(RouteEvidence):
     attempts: list[Attempt]
     conflicts: list[str]
     refined_by: str | None = Field(None, description="the LLM that merged several answers; None: deterministic")
+    llm_cost_usd: dict[str, float] = Field(
+        default_factory=dict,
+        description="what the operator's models cost this query (router, judge, aggregator; those asked), "
+        "included in cost_usd",
+    )
     stages_ms: dict[str, float]
 
 
@@ -288,7 +302,7 @@ class QueryResponse(BaseModel):
     declined: bool
     agents: list[str]
     models: list[str]
-    cost_usd: float
+    cost_usd: float = Field(description="what the query cost its caller: the agents' answers and the operator's models")
     latency_ms: float
     prompt_tokens: int = Field(0, description="as the agents reported them; 0 for tool agents")
     completion_tokens: int = 0

@@ -5,17 +5,19 @@ through handles, or run inside the ingress replica (``serve.adapters``); the ben
 stages with replay agents. Ray and HTTP stay outside: a stage that cannot be reached raises
 ``StageUnavailable``, a budget too low to serve the query raises ``BudgetTooLow``, and the caller decides
 what those mean to its client. With a ``Spend`` ledger the caller's key pays: its budget caps the request's,
-the chosen paths' expected cost is held before dispatch and the real cost settled after (``OverBudget`` when
-the key cannot pay; ``SpendUnavailable`` when the store is down and spend fails closed). Learning never
-delays an answer: the finished record goes to an ``EventSink`` whose ``finished`` must return at once or, in
-a benchmark, apply the update in line.
+the chosen paths' expected cost is held before dispatch and the real cost (the answers, and the operator's
+models that routed, judged or merged them) settled after merging (``OverBudget`` when the key cannot pay;
+``SpendUnavailable`` when the store is down and spend fails closed). Learning never delays an answer: the
+finished record goes to an ``EventSink`` whose ``finished`` must return at once or, in a benchmark, apply
+the update in line.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -84,6 +86,8 @@ class Spend(Protocol):
         self, key_id: str | None, request_id: str, expected_usd: float
     ) -> AbstractAsyncContextManager[Bill]: ...
 
+    def charge(self, key_id: str | None, request_id: str, cost_usd: float) -> None: ...
+
 
 class StageUnavailable(Exception):
     """A stage could not be reached even after retries (its replica died and is restarting)."""
@@ -143,9 +147,11 @@ class Pipeline:
 
     async def decide(self, request: Query) -> RouteDecision:
         """Classify and route without dispatching: where the query would go, and why (a dry run, within
-        what the caller's key has left; nothing is held or charged)."""
+        what the caller's key has left; nothing is held, and only a priced routing LLM is charged)."""
         request, _ = await self._capped(request)
-        return await self._decide(request, {})
+        decision = await self._decide(request, {})
+        self._charge_unheld(request, uuid.uuid4().hex, decision.router_llm_cost_usd)
+        return decision
 
     async def _capped(self, request: Query) -> tuple[Query, Headroom | None]:
         """The request within what its key has left, and that headroom when it is what caps the request."""
@@ -178,25 +184,35 @@ class Pipeline:
         decision = await self._decide(request, stages)
         over_budget = [c.expected_cost_usd for c in decision.candidates if c.excluded and c.over_budget]
         if decision.declined and over_budget and all(c.excluded for c in decision.candidates):
+            self._charge_unheld(request, request_id, decision.router_llm_cost_usd)
             if self.spend is not None and room is not None:  # the key's budget, not the request's, was too low
                 raise self.spend.refuse(request.caller, room, min(over_budget))
             raise BudgetTooLow(min(over_budget))  # the budget, and nothing else, left no path
 
         tiers: list[Tier] = []
-        with self._stage(stages, "dispatch"):
-            if decision.declined:
-                result = DispatchResult(answers=[], attempts=[], failed=[])
-                answers, reason = [], decision.declined
-            else:
-                result, tiers, answers = await self._paid(request, request_id, decision, on_delta)
-                reason = "every agent chosen for it failed" if not answers else ""
-        asked = result.answers  # a cascade's every stage: all of them were paid for, and each is evidence
-        with self._stage(stages, "aggregate"):
-            probs = [decision.candidates[a.candidate].probability for a in answers]
-            if len(answers) <= 1:
-                merged = self._passthrough.merge(answers, probs, reason)
-            else:
-                merged = await self.aggregator.merge(query, answers, probs, reason)
+        llm_cost = {"router": decision.router_llm_cost_usd}
+        async with self._paying(request, request_id, decision) as bill:
+            bill.cost_usd = decision.router_llm_cost_usd  # paid for even if dispatch fails
+            with self._stage(stages, "dispatch"):
+                if decision.declined:
+                    result = DispatchResult(answers=[], attempts=[], failed=[])
+                    answers, reason = [], decision.declined
+                else:
+                    result, tiers, answers, llm_cost["judge"] = await self._layered(query, decision, on_delta)
+                    reason = "every agent chosen for it failed" if not answers else ""
+            asked = result.answers  # a cascade's every stage: all of them were paid for, and each is evidence
+            answers_usd = sum(a.cost_usd for a in asked)
+            bill.cost_usd = answers_usd + sum(llm_cost.values())  # what is charged should merging fail
+            with self._stage(stages, "aggregate"):
+                probs = [decision.candidates[a.candidate].probability for a in answers]
+                if len(answers) <= 1:
+                    merged = self._passthrough.merge(answers, probs, reason)
+                else:
+                    merged = await self.aggregator.merge(query, answers, probs, reason)
+            llm_cost["aggregator"] = merged.cost_usd
+            bill.cost_usd = answers_usd + sum(llm_cost.values())
+        if decision.declined:
+            self._charge_unheld(request, request_id, bill.cost_usd)
 
         evidence = {name: getattr(decision, name) for name in RouteEvidence.model_fields}
         response = QueryResponse(
@@ -205,7 +221,7 @@ class Pipeline:
             declined=merged.declined,
             agents=[h.agent for a in asked for h in a.hops],
             models=[h.model for a in asked for h in a.hops],
-            cost_usd=sum(a.cost_usd for a in asked),
+            cost_usd=bill.cost_usd,
             latency_ms=ms_since(started),
             prompt_tokens=sum(a.prompt_tokens for a in asked),
             completion_tokens=sum(a.completion_tokens for a in asked),
@@ -216,6 +232,7 @@ class Pipeline:
                 attempts=result.attempts,
                 conflicts=merged.conflicts,
                 refined_by=merged.refined_by,
+                llm_cost_usd={model: usd for model, usd in llm_cost.items() if usd},
                 stages_ms=stages,
             ),
         )
@@ -236,30 +253,32 @@ class Pipeline:
             )
         return Walked(response, decision, answers, result.attempts, request.caller)
 
-    async def _paid(
-        self, request: Query, request_id: str, decision: RouteDecision, on_delta: Callable[[str], None] | None
-    ) -> tuple[DispatchResult, list[Tier], list[PathAnswer]]:
-        """Dispatch, with the chosen paths' expected cost (a cascade's escalation included) held on the
-        caller's key before and the real cost charged after (also when dispatch fails: what was held is
-        released)."""
-        if self.spend is None:
-            return await self._layered(request.text, decision, on_delta)
+    def _paying(self, request: Query, request_id: str, decision: RouteDecision) -> AbstractAsyncContextManager[Bill]:
+        """What the walk's block costs, charged to the caller's key as the block sets it: the chosen paths'
+        expected cost (a cascade's escalation included) held before, the real cost (answers and the operator's
+        models) charged after; what was held is released also when dispatch fails. A declined query holds
+        nothing (its routing LLM's cost, if any, is charged after)."""
+        if self.spend is None or decision.declined:
+            return nullcontext(Bill())
         expected = sum(decision.candidates[i].expected_cost_usd for i in (*decision.chosen, *decision.escalation))
-        async with self.spend.paying(request.caller, request_id, expected) as bill:
-            result, tiers, answers = await self._layered(request.text, decision, on_delta)
-            bill.cost_usd = sum(a.cost_usd for a in result.answers)
-        return result, tiers, answers
+        return self.spend.paying(request.caller, request_id, expected)
+
+    def _charge_unheld(self, request: Query, request_id: str, cost_usd: float) -> None:
+        """A cost nothing was held for: the routing LLM's answer to a query that went no further (declined,
+        refused for its budget, or a dry run)."""
+        if self.spend is not None and cost_usd:
+            self.spend.charge(request.caller, request_id, cost_usd)
 
     async def _layered(
         self, query: str, decision: RouteDecision, on_delta: Callable[[str], None] | None
-    ) -> tuple[DispatchResult, list[Tier], list[PathAnswer]]:
+    ) -> tuple[DispatchResult, list[Tier], list[PathAnswer], float]:
         """The chosen paths; for a cascade, the verifier judges their answers and the walk stops there or
-        goes on to the escalation paths. Returns everything asked, the stages taken and the answers that
-        stand. When the stronger stage fails, the first stage's best answer stands, and the trace says it
-        was not verified (failing open: an answer in hand is not thrown away)."""
+        goes on to the escalation paths. Returns everything asked, the stages taken, the answers that
+        stand and what judging cost. When the stronger stage fails, the first stage's best answer stands, and
+        the trace says it was not verified (failing open: an answer in hand is not thrown away)."""
         first = await self._dispatch(query, decision, on_delta)
         if not decision.escalation:
-            return first, [], first.answers
+            return first, [], first.answers, 0.0
         asked = [a.candidate for a in first.answers] or list(decision.chosen)
         verdict = (
             await self.verifier.judge(query, first.answers)
@@ -268,7 +287,7 @@ class Pipeline:
         )
         if verdict.accepted:
             tier = Tier(candidates=asked, verdict="accepted", score=verdict.score, reason=verdict.reason)
-            return first, [tier], [first.answers[verdict.answer]]
+            return first, [tier], [first.answers[verdict.answer]], verdict.cost_usd
         onward = decision.model_copy(
             update={
                 "chosen": decision.escalation,
@@ -294,7 +313,7 @@ class Pipeline:
             attempts=[*first.attempts, *second.attempts],
             failed=[*first.failed, *second.failed],
         )
-        return everything, tiers, stands
+        return everything, tiers, stands, verdict.cost_usd
 
     async def _dispatch(
         self, query: str, decision: RouteDecision, on_delta: Callable[[str], None] | None

@@ -273,10 +273,18 @@ class Ledger:
         try:
             yield bill
         finally:
-            self._owe(hold, bill.cost_usd)
-            task = asyncio.create_task(self.flush())
-            self._settling.add(task)
-            task.add_done_callback(self._settling.discard)
+            self._settle_later(hold, bill.cost_usd)
+
+    def charge(self, key_id: str | None, request_id: str, cost_usd: float) -> None:
+        """Charge a cost nothing was held for (the routing LLM's answer to a query that went no further), in
+        the background like a settled bill."""
+        self._settle_later(Hold(key_id or ANONYMOUS, request_id, 0.0, stored=False), cost_usd)
+
+    def _settle_later(self, hold: Hold, cost_usd: float) -> None:
+        self._owe(hold, cost_usd)
+        task = asyncio.create_task(self.flush())
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
 
     async def _charge(self, key_id: str, cost: float, day: str, month: str, release: str | None) -> None:
         async with self._r.pipeline(transaction=True) as pipe:

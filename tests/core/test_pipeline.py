@@ -179,6 +179,12 @@ async def test_a_failed_dispatch_releases_the_hold(redis_client, keys):
         await Failing(decision("calc", cost=0.5)).pipeline(ledger).walk(Query(text="2+2", caller="team"), "r1")
     report = await ledger.report("team")
     assert report.held_usd == 0 and report.spent_usd["daily"] == 0
+    routed = decision("calc", cost=0.5)
+    routed.router_llm_cost_usd = 0.002
+    with pytest.raises(StageUnavailable):
+        await Failing(routed).pipeline(ledger).walk(Query(text="2+2", caller="team"), "r2")
+    report = await ledger.report("team")
+    assert report.held_usd == 0 and report.spent_usd["daily"] == pytest.approx(0.002), "the routing LLM answered"
 
 
 class Cascade(Stages):
@@ -287,6 +293,62 @@ async def test_a_cascade_holds_its_escalation_on_the_callers_key(redis_client, k
     await stages.pipeline(ledger).walk(Query(text="A or B?", caller="team"), "c5")
     assert held == [pytest.approx(0.003)]
     assert (await ledger.report("team")).spent_usd["daily"] == pytest.approx(0.03)
+
+
+class Priced(Stages):
+    """Stages whose routing LLM and merging LLM cost money: the decision and the merge say how much."""
+
+    def __init__(self, decision: RouteDecision, merge_usd: float) -> None:
+        super().__init__(decision)
+        self.merge_usd = merge_usd
+
+    async def merge(self, query, answers, probabilities, reason):
+        merged = await super().merge(query, answers, probabilities, reason)
+        return merged.model_copy(update={"cost_usd": self.merge_usd})
+
+
+async def test_the_operators_models_are_paid_with_the_query_that_asked_them(redis_client, keys):
+    """The routing LLM and the LLM that merged the answers are in the query's cost, its trace and its key's bill."""
+    ledger = Ledger(redis_client, keys, {"team": Budget(daily_usd=1.0)})
+    panel = decision("calc", "wolfram", chosen=(0, 1))
+    panel.router_llm_cost_usd = 0.003
+    stages = Priced(panel, merge_usd=0.002)
+    r = (await stages.pipeline(ledger).walk(Query(text="2+2", caller="team"), "o1")).response
+    assert r.trace.llm_cost_usd == {"router": 0.003, "aggregator": 0.002}
+    assert r.cost_usd == pytest.approx(0.02 + 0.005), "two answers and two models"
+    assert stages.events[0].paths[0].cost_usd == pytest.approx(0.01), "a path's own cost is what the colony learns"
+    report = await ledger.report("team")
+    assert report.spent_usd["daily"] == pytest.approx(0.025) and report.held_usd == 0
+    free = (await Stages(decision("calc")).pipeline(ledger).walk(Query(text="2+2", caller="team"), "o2")).response
+    assert free.trace.llm_cost_usd == {} and free.cost_usd == pytest.approx(0.01)
+
+
+async def test_a_query_that_goes_no_further_still_pays_for_the_routing_llm(redis_client, keys):
+    """Declined, or only decided (a dry run): the routing LLM answered, and its cost is the caller's."""
+    ledger = Ledger(redis_client, keys, {"team": Budget(daily_usd=1.0)})
+    declined = decision(chosen=(), declined="no registered skill fits")
+    declined.router_llm_cost_usd = 0.004
+    stages = Stages(declined)
+    r = (await stages.pipeline(ledger).walk(Query(text="sing", caller="team"), "d1")).response
+    assert r.declined and r.cost_usd == pytest.approx(0.004) and r.trace.llm_cost_usd == {"router": 0.004}
+    assert (await ledger.report("team")).spent_usd["daily"] == pytest.approx(0.004)
+    routed = decision("calc")
+    routed.router_llm_cost_usd = 0.001
+    await Stages(routed).pipeline(ledger).decide(Query(text="2+2", caller="team"))
+    assert (await ledger.report("team")).spent_usd["daily"] == pytest.approx(0.005)
+    assert not stages.events
+
+
+async def test_a_priced_judge_is_paid_for_every_answer_it_scored(openai_server):
+    """The fake server reports 30 tokens a call: at $1 per 1,000, each answer the judge scores costs $0.03."""
+    settings = Settings(
+        cascade={"judge": {"base_url": openai_server.base_url, "model": "scripted", "cost_per_1k_tokens": 1.0}}
+    )
+    openai_server.app.state.scripts[:] = ["0.9", "0.9"]
+    stages = Cascade(cascade(), {"cheap1": "B", "cheap2": "B", "strong": "C", "spare": "D"})
+    r = (await stages.pipeline(verifier=cascade_verifier(settings)).walk(Query(text="A or B?"), "j1")).response
+    assert r.trace.tiers[0].verdict == "accepted" and r.trace.llm_cost_usd == {"judge": pytest.approx(0.06)}
+    assert r.cost_usd == pytest.approx(0.02 + 0.06)
 
 
 def test_a_finished_path_keeps_its_short_answer_and_a_long_one_is_refused():

@@ -48,7 +48,8 @@ class RefiningAggregator:
     async def refine(
         self, query: str, answers: Sequence[PathAnswer], probabilities: Sequence[float], reason: str = ""
     ) -> Aggregate:
-        """The LLM's merge of several answers; the deterministic one without an LLM or when it fails."""
+        """The LLM's merge of several answers; the deterministic one without an LLM or when it fails (with
+        what asking it cost all the same)."""
         merged = self.merge(answers, probabilities, reason)
         if self.llm is None or len(answers) < 2:
             return merged
@@ -59,11 +60,22 @@ class RefiningAggregator:
             for i in merged.sources
         )
         try:
-            text, conflicts = _parse_refined(await self.llm.complete(REFINE, user))
-        except (LLMUnavailable, ValueError) as exc:
+            reply = await self.llm.complete(REFINE, user)
+        except LLMUnavailable as exc:
             log.warning("deterministic merge instead of the LLM's: %s", exc)
-            return merged
-        return Aggregate(text=text, sources=merged.sources, conflicts=conflicts, refined_by=self.llm.settings.model)
+            return merged.model_copy(update={"cost_usd": exc.cost_usd})
+        try:
+            text, conflicts = _parse_refined(reply.text)
+        except ValueError as exc:
+            log.warning("deterministic merge instead of the LLM's: %s", exc)
+            return merged.model_copy(update={"cost_usd": reply.cost_usd})
+        return Aggregate(
+            text=text,
+            sources=merged.sources,
+            conflicts=conflicts,
+            refined_by=self.llm.settings.model,
+            cost_usd=reply.cost_usd,
+        )
 
     def merge(self, answers: Sequence[PathAnswer], probabilities: Sequence[float], reason: str = "") -> Aggregate:
         if not answers:

@@ -27,6 +27,7 @@ from swarm_route.core.messages import (
     PathAnswer,
     RouteDecision,
     estimate_tokens,
+    possible_tokens,
 )
 from swarm_route.core.reachability import Reachability, Unreachable
 from swarm_route.core.registry import URL_KINDS, AgentKind, AgentSpec
@@ -76,7 +77,7 @@ def _sane(answer: AgentAnswer, spec: AgentSpec, model: str, query: str) -> Agent
     """An agent's report of its own tokens, cost and score, believed only where it is possible: a negative
     token count or cost would make the agent look cheap to the router and the updater, a NaN would poison
     both. What is not believed is estimated (price × estimated tokens), or dropped (a score)."""
-    tokens_ok = all(isinstance(t, int) and 0 <= t < 10**9 for t in (answer.prompt_tokens, answer.completion_tokens))
+    tokens_ok = possible_tokens(answer.prompt_tokens, answer.completion_tokens)
     cost_ok = isinstance(answer.cost_usd, int | float) and math.isfinite(answer.cost_usd) and answer.cost_usd >= 0
     score_ok = answer.score is None or (math.isfinite(answer.score) and 0 <= answer.score <= 1)
     if tokens_ok and cost_ok and score_ok:

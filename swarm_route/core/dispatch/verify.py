@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from swarm_route.core.failopen import Breaker
-from swarm_route.core.llm import LLMUnavailable
+from swarm_route.core.llm import LLMUnavailable, Reply
 from swarm_route.core.messages import SHORT_ANSWER_CHARS, PathAnswer
 
 _ENDS = " .,:;!?\"'()[]`*"
@@ -55,6 +55,7 @@ class Verdict:
     score: float
     answer: int  # index into the judged answers of the one that stands when accepted
     reason: str
+    cost_usd: float = 0.0  # what judging cost (a judge's calls; agreement is free)
 
 
 class Verifier(Protocol):
@@ -64,7 +65,7 @@ class Verifier(Protocol):
 class Completer(Protocol):
     """A chat model (``core.llm.ChatModel``): raises ``LLMUnavailable`` when it gives no usable answer."""
 
-    async def complete(self, system: str, user: str) -> str: ...
+    async def complete(self, system: str, user: str) -> Reply: ...
 
 
 class AgreementVerifier:
@@ -121,25 +122,28 @@ class JudgeVerifier:
     async def judge(self, query: str, answers: Sequence[PathAnswer]) -> Verdict:
         if self.breaker.is_open:
             why = f"the judge failed a moment ago ({self.breaker.last_error})"
-            return await self._by_agreement(query, answers, why)
-        scores = await asyncio.gather(*(self._score(query, a.text) for a in answers))
-        scored = [(s, i) for i, s in enumerate(scores) if s is not None]
+            return await self._by_agreement(query, answers, why, 0.0)
+        judged = await asyncio.gather(*(self._score(query, a.text) for a in answers))
+        cost = sum(c for _, c in judged)
+        scored = [(s, i) for i, (s, _) in enumerate(judged) if s is not None]
         if not scored:
-            return await self._by_agreement(query, answers, "the judge gave no score")
+            return await self._by_agreement(query, answers, "the judge gave no score", cost)
         best, i = max(scored, key=lambda si: (si[0], -si[1]))  # the router's more probable path on a tie
         of = f"answer {i + 1} of {len(answers)}" if len(answers) > 1 else "the answer"
         if best >= self.accept:
-            return Verdict(True, best, i, f"the judge scored {of} {best:g} (accepts from {self.accept:g})")
-        return Verdict(False, best, i, f"the judge scored {of} {best:g}, below {self.accept:g}")
+            return Verdict(True, best, i, f"the judge scored {of} {best:g} (accepts from {self.accept:g})", cost)
+        return Verdict(False, best, i, f"the judge scored {of} {best:g}, below {self.accept:g}", cost)
 
-    async def _by_agreement(self, query: str, answers: Sequence[PathAnswer], why: str) -> Verdict:
+    async def _by_agreement(self, query: str, answers: Sequence[PathAnswer], why: str, cost: float) -> Verdict:
         verdict = await self.fallback.judge(query, answers)
-        return replace(verdict, reason=f"{why}; by agreement: {verdict.reason}")
+        return replace(verdict, reason=f"{why}; by agreement: {verdict.reason}", cost_usd=verdict.cost_usd + cost)
 
-    async def _score(self, query: str, text: str) -> float | None:
+    async def _score(self, query: str, text: str) -> tuple[float | None, float]:
+        """The judge's score of one answer (None: no usable score) and what asking cost."""
         user = f"Question:\n{query[:JUDGE_CHARS]}\n\nAnswer:\n{text[:JUDGE_CHARS]}"
         try:
-            return judge_score(await self.model.complete(JUDGE_SYSTEM, user))
+            reply = await self.model.complete(JUDGE_SYSTEM, user)
         except LLMUnavailable as exc:
             self.breaker.trip("a cascade's verdict", exc)
-            return None
+            return None, exc.cost_usd
+        return judge_score(reply.text), reply.cost_usd

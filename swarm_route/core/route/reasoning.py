@@ -43,10 +43,13 @@ using only ids from the list."""
 class LLMChoice(BaseModel):
     agents: list[str]  # registered agent names, in the model's order; empty means "none fits"
     reasoning: str
+    cost_usd: float = 0.0  # what asking the model cost
 
 
 class MalformedAnswer(ValueError):
-    pass
+    def __init__(self, message: str, cost_usd: float = 0.0) -> None:
+        super().__init__(message)
+        self.cost_usd = cost_usd  # what the answer cost, unusable as it is
 
 
 def shortlist(intent: IntentResult, agents: Mapping[str, AgentSpec], size: int) -> list[AgentSpec]:
@@ -95,10 +98,15 @@ class ReasonThenSelect:
         self.max_set = max_set
 
     async def select(self, query: str, intent: IntentResult, agents: Mapping[str, AgentSpec]) -> LLMChoice:
-        """Raises ``LLMUnavailable`` or ``MalformedAnswer``: the caller decides without the LLM then."""
+        """Raises ``LLMUnavailable`` or ``MalformedAnswer`` (each with what the call cost): the caller decides
+        without the LLM then."""
         candidates = shortlist(intent, agents, self.shortlist_size)
         if not candidates:
             raise LLMUnavailable("no agent to choose from")
         user, ids = render(query, candidates)
-        answer = await self.llm.complete(SYSTEM.format(max_set=self.max_set), user)
-        return parse(answer, ids, self.max_set)
+        reply = await self.llm.complete(SYSTEM.format(max_set=self.max_set), user)
+        try:
+            choice = parse(reply.text, ids, self.max_set)
+        except MalformedAnswer as exc:
+            raise MalformedAnswer(str(exc), reply.cost_usd) from None
+        return choice.model_copy(update={"cost_usd": reply.cost_usd})

@@ -1,5 +1,7 @@
 import asyncio
 
+import pytest
+
 from swarm_route.core.dispatch.aggregate import RefiningAggregator
 from swarm_route.core.dispatch.dispatcher import Dispatcher
 from swarm_route.core.llm import ChatModel, LLMSettings
@@ -131,6 +133,17 @@ async def test_an_llm_refines_several_answers_and_its_failures_fall_back(openai_
     calls = len(openai_server.app.state.requests)
     single = await aggregator.refine("capital?", [answer("exactly this", "a")], [1.0])
     assert single.text == "exactly this" and len(openai_server.app.state.requests) == calls, "one answer: no LLM"
+    assert merged.cost_usd == fallback.cost_usd == single.cost_usd == 0.0, "an unpriced model is free"
+
+
+async def test_a_priced_merging_llm_costs_what_it_used_also_when_its_merge_is_set_aside(openai_server):
+    llm = ChatModel(LLMSettings(base_url=openai_server.base_url, model="scripted", cost_per_1k_tokens=1.0))
+    two = [answer("Paris is the capital", "a", 0.4), answer("Lyon obviously", "b", 0.9)]
+    openai_server.app.state.scripts[:] = ["Paris.\nCONFLICTS: none", "no conflict line"]
+    merged = await RefiningAggregator(llm=llm).refine("capital of France?", two, [0.6, 0.4])
+    assert merged.refined_by == "scripted" and merged.cost_usd == pytest.approx(0.03)
+    fallback = await RefiningAggregator(llm=llm).refine("capital of France?", two, [0.6, 0.4])
+    assert fallback.refined_by is None and fallback.cost_usd == pytest.approx(0.03)
 
 
 async def test_impossible_usage_reports_are_estimated_not_believed():

@@ -107,3 +107,16 @@ async def test_a_judge_that_failed_rests_while_agreement_decides_alone(openai_se
     openai_server.app.state.scripts[:] = ["fine", "0.9"]
     await wordless.judge("q", [answer("A")])
     assert (await wordless.judge("q", [answer("A")])).score == 0.9
+
+
+async def test_a_priced_judge_costs_what_it_was_asked_even_when_agreement_decides(openai_server):
+    """Two answers, each scored in a call of 30 tokens (the fake server's count) at $1 per 1,000."""
+    priced = JudgeVerifier(
+        ChatModel(LLMSettings(base_url=openai_server.base_url, model="scripted", cost_per_1k_tokens=1.0)), 0.7
+    )
+    openai_server.app.state.scripts[:] = ["0.9", "0.2"]
+    assert (await priced.judge("q", [answer("A", 0), answer("B", 1)])).cost_usd == pytest.approx(0.06)
+    openai_server.app.state.scripts[:] = ["fine", "looks right"]
+    agreed = await priced.judge("q", [answer("B.", 0), answer("b", 1)])
+    assert agreed.accepted and "by agreement" in agreed.reason and agreed.cost_usd == pytest.approx(0.06)
+    assert (await AgreementVerifier().judge("q", [answer("B", 0), answer("b", 1)])).cost_usd == 0.0

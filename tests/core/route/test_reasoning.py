@@ -66,3 +66,19 @@ async def test_reason_then_select_against_a_real_openai_protocol_server(openai_s
     slow = ChatModel(LLMSettings(base_url=openai_server.base_url, model="slow", timeout_s=0.2))
     with pytest.raises(LLMUnavailable):
         await ReasonThenSelect(slow).select("will it rain?", intent, AGENTS)
+
+
+async def test_a_priced_routing_llm_says_what_each_answer_cost_a_malformed_one_too(openai_server):
+    """The fake server reports 10 prompt and 20 completion tokens a call."""
+    llm = ChatModel(LLMSettings(base_url=openai_server.base_url, model="scripted", cost_per_1k_tokens=2.0))
+    intent = IntentResult({"weather": 1.0}, {"weather": 0.9, "math": 0.1}, 0.1, False)
+    openai_server.app.state.scripts[:] = ["Rain is weather.\nSELECTED: A1"]
+    assert (await ReasonThenSelect(llm).select("will it rain?", intent, AGENTS)).cost_usd == pytest.approx(0.06)
+    openai_server.app.state.scripts[:] = ["I think weather"]
+    with pytest.raises(MalformedAnswer) as malformed:
+        await ReasonThenSelect(llm).select("will it rain?", intent, AGENTS)
+    assert malformed.value.cost_usd == pytest.approx(0.06), "its tokens were spent all the same"
+    slow = ChatModel(LLMSettings(base_url=openai_server.base_url, model="slow", timeout_s=0.2, cost_per_1k_tokens=2.0))
+    with pytest.raises(LLMUnavailable) as unanswered:
+        await ReasonThenSelect(slow).select("will it rain?", intent, AGENTS)
+    assert unanswered.value.cost_usd == 0.0, "no answer, no usage to charge"
