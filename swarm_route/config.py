@@ -317,7 +317,14 @@ class ServeSettings(Section):
     port: int = Field(8000, ge=1, le=65535)
     app_name: str = "swarm_route"
     num_cpus: int | None = Field(None, description="CPUs for a local Ray; None lets Ray count them")
-    max_ongoing_requests: int = Field(256, ge=1, description="per replica, for every deployment")
+    # Past this a replica takes no more, and Serve's router (in the proxy, and in each handle) retries the queued
+    # requests with a backoff growing to 0.5 s, two routing tasks per replica: with 1,000 clients on one
+    # ingress capped at 256 it let 4 requests a second through for minutes (direct calls 17.6 rps, p99 160 s);
+    # capped at 2,048 the requests wait inside the replica instead (172 rps, p99 8.9 s; docs/operations.md).
+    # Autoscaling's target_ongoing_requests, not this cap, is what should add replicas.
+    max_ongoing_requests: int = Field(
+        2048, ge=1, description="per replica, for every deployment: what a replica takes before Serve queues"
+    )
     ingress_replicas: int = Field(
         1, ge=1, description="ingress replicas (HTTP, and classify and route in the fast topology); state they "
         "share (rate limits, spend, trails, the registry) lives in Redis"
