@@ -321,8 +321,8 @@ class ServeSettings(Section):
     # requests with a backoff growing to 0.5 s, two routing tasks per replica: with 1,000 clients on one
     # ingress capped at 256 it let 4 requests a second through for minutes (direct calls 17.6 rps, p99 160 s);
     # capped at 2,048 the requests wait inside the replica instead (172 rps, p99 8.9 s; docs/operations.md).
-    # Autoscaling's target_ongoing_requests, not this cap, is what should add replicas. The price, cause not
-    # found: a routed call at one client ~1.6 ms slower than at 256 (docs/operations.md).
+    # Autoscaling's target_ongoing_requests, not this cap, is what should add replicas. A routed call at one
+    # client may be a millisecond or two slower than at 256; the runs disagree (docs/operations.md).
     max_ongoing_requests: int = Field(
         2048, ge=1, description="per replica, for every deployment: what a replica takes before Serve queues"
     )
