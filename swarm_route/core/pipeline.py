@@ -190,27 +190,27 @@ class Pipeline:
             raise BudgetTooLow(min(over_budget))  # the budget, and nothing else, left no path
 
         tiers: list[Tier] = []
-        llm_cost = {"router": decision.router_llm_cost_usd}
+        judge_usd = 0.0
+        # each step adds what it cost as it ends, so a step that fails leaves the bill at what was spent before it
         async with self._paying(request, request_id, decision) as bill:
-            bill.cost_usd = decision.router_llm_cost_usd  # paid for even if dispatch fails
+            bill.cost_usd = decision.router_llm_cost_usd
             with self._stage(stages, "dispatch"):
                 if decision.declined:
                     result = DispatchResult(answers=[], attempts=[], failed=[])
                     answers, reason = [], decision.declined
                 else:
-                    result, tiers, answers, llm_cost["judge"] = await self._layered(query, decision, on_delta)
+                    result, tiers, answers, judge_usd = await self._layered(query, decision, on_delta)
                     reason = "every agent chosen for it failed" if not answers else ""
             asked = result.answers  # a cascade's every stage: all of them were paid for, and each is evidence
-            answers_usd = sum(a.cost_usd for a in asked)
-            bill.cost_usd = answers_usd + sum(llm_cost.values())  # what is charged should merging fail
+            bill.cost_usd += sum(a.cost_usd for a in asked) + judge_usd
             with self._stage(stages, "aggregate"):
                 probs = [decision.candidates[a.candidate].probability for a in answers]
                 if len(answers) <= 1:
                     merged = self._passthrough.merge(answers, probs, reason)
                 else:
                     merged = await self.aggregator.merge(query, answers, probs, reason)
-            llm_cost["aggregator"] = merged.cost_usd
-            bill.cost_usd = answers_usd + sum(llm_cost.values())
+            bill.cost_usd += merged.cost_usd
+        llm_cost = {"router": decision.router_llm_cost_usd, "judge": judge_usd, "aggregator": merged.cost_usd}
         if decision.declined:
             self._charge_unheld(request, request_id, bill.cost_usd)
 
